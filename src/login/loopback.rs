@@ -1,0 +1,97 @@
+//! The loopback redirect listener (RFC 8252 §7.3): `http://127.0.0.1:<ephemeral>/callback`.
+//!
+//! It serves exactly one authorization response: the first request to `/callback` is
+//! checked ([`super::callback::check`]), the browser gets a page saying what happened, and
+//! the listener closes. Any other path is a 404 and changes nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::Router;
+use oauth2::AuthorizationCode;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use super::callback::{check, CallbackError, Expected};
+
+/// Why waiting for the browser ended without a code.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    #[error(transparent)]
+    Callback(#[from] CallbackError),
+    #[error("the sign-in was not completed within {0} s; run the command again to retry")]
+    Timeout(u64),
+    #[error("the loopback listener failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A bound callback listener, ready before the browser opens.
+pub struct Loopback {
+    listener: TcpListener,
+    port: u16,
+}
+
+type Slot = Arc<Mutex<Option<(Expected, oneshot::Sender<Result<AuthorizationCode, CallbackError>>)>>>;
+
+impl Loopback {
+    /// Bind `127.0.0.1` on a port the OS picks.
+    pub async fn bind() -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let port = listener.local_addr()?.port();
+        Ok(Self { listener, port })
+    }
+
+    pub fn redirect_uri(&self) -> String {
+        format!("http://127.0.0.1:{}/callback", self.port)
+    }
+
+    /// Serve until one callback arrives or `timeout` passes.
+    pub async fn wait(self, expected: Expected, timeout: Duration) -> Result<AuthorizationCode, WaitError> {
+        let (tx, rx) = oneshot::channel();
+        let slot: Slot = Arc::new(Mutex::new(Some((expected, tx))));
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let app = Router::new().route("/callback", get(callback)).with_state(slot);
+        let server = tokio::spawn(async move {
+            axum::serve(self.listener, app).with_graceful_shutdown(async { stop_rx.await.ok(); }).await
+        });
+        let outcome = tokio::time::timeout(timeout, rx).await;
+        let _ = stop_tx.send(());
+        // Let the page that reports the outcome reach the browser before returning.
+        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+        match outcome {
+            Ok(Ok(result)) => Ok(result?),
+            Ok(Err(_)) => Err(WaitError::Io(std::io::Error::other("callback channel closed"))),
+            Err(_) => Err(WaitError::Timeout(timeout.as_secs())),
+        }
+    }
+}
+
+async fn callback(State(slot): State<Slot>, Query(params): Query<HashMap<String, String>>) -> impl IntoResponse {
+    let Some((expected, tx)) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return page(StatusCode::GONE, "This sign-in is already finished", "You can close this tab.");
+    };
+    let result = check(&params, &expected);
+    let response = match &result {
+        Ok(_) => page(StatusCode::OK, "Signed in", "mcp-broker received the sign-in. You can close this tab."),
+        Err(e) => page(StatusCode::BAD_REQUEST, "Sign-in failed", &e.to_string()),
+    };
+    let _ = tx.send(result);
+    response
+}
+
+fn page(status: StatusCode, title: &str, text: &str) -> (StatusCode, Html<String>) {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let body = format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>mcp-broker: {t}</title>\
+         <style>body{{font:16px system-ui,sans-serif;margin:4em auto;max-width:32em;color:#222}}</style></head>\
+         <body><h1>{t}</h1><p>{x}</p></body></html>",
+        t = esc(title),
+        x = esc(text)
+    );
+    (status, Html(body))
+}

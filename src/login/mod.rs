@@ -1,0 +1,138 @@
+//! Signing in: authorization code + PKCE S256 through the user's browser (OAuth 2.1 §4.1,
+//! RFC 8252 loopback redirect, RFC 8707 `resource`, RFC 9207 `iss`).
+//!
+//! 1. Record `state`, the PKCE verifier and the expected issuer.
+//! 2. Open the authorization URL (with `resource` and the selected scopes).
+//! 3. Wait for the loopback callback and check it ([`callback`]).
+//! 4. Redeem the code at the token endpoint with the verifier and `resource`.
+
+pub mod browser;
+pub mod callback;
+pub mod loopback;
+pub mod scopes;
+
+use std::time::Duration;
+
+use oauth2::basic::BasicErrorResponseType;
+use oauth2::{CsrfToken, PkceCodeChallenge, RequestTokenError, Scope};
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::discovery::Discovery;
+use crate::net::HttpClient;
+use crate::registration::{Credentials, RegistrationError};
+use crate::tokens::{Issued, WrongTokenType};
+pub use loopback::Loopback;
+
+/// How long a user has to finish signing in.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error(transparent)]
+    Wait(#[from] loopback::WaitError),
+    #[error(transparent)]
+    Browser(#[from] browser::BrowserError),
+    #[error(transparent)]
+    Registration(#[from] RegistrationError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// A failed token request (code exchange or refresh), classified for what comes next.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The grant is dead (`invalid_grant`): the user must sign in again.
+    #[error("the authorization server rejected the grant ({0}); sign in again")]
+    InvalidGrant(String),
+    /// The AS does not know this client (`invalid_client`).
+    #[error("the authorization server does not know this client ({0})")]
+    InvalidClient(String),
+    #[error("the token endpoint refused the request: {0}")]
+    Refused(String),
+    /// Network trouble or a 5xx: worth retrying, nothing is lost.
+    #[error("the token endpoint is unavailable: {0}")]
+    Transient(String),
+    #[error(transparent)]
+    WrongType(#[from] WrongTokenType),
+}
+
+type OAuthError = RequestTokenError<crate::net::FetchError, oauth2::basic::BasicErrorResponse>;
+
+impl From<OAuthError> for TokenError {
+    fn from(e: OAuthError) -> Self {
+        match e {
+            RequestTokenError::ServerResponse(r) => {
+                let text = match r.error_description() {
+                    Some(d) => format!("{}: {}", r.error(), d.chars().filter(|c| !c.is_control()).take(200).collect::<String>()),
+                    None => r.error().to_string(),
+                };
+                match r.error() {
+                    BasicErrorResponseType::InvalidGrant => Self::InvalidGrant(text),
+                    BasicErrorResponseType::InvalidClient => Self::InvalidClient(text),
+                    _ => Self::Refused(text),
+                }
+            }
+            RequestTokenError::Request(f) => Self::Transient(f.to_string()),
+            RequestTokenError::Parse(e, body) if looks_like_server_error(&body) => Self::Transient(format!("unexpected answer ({e})")),
+            RequestTokenError::Parse(e, _) => Self::Refused(format!("unreadable token response ({e})")),
+            RequestTokenError::Other(s) => Self::Transient(s),
+        }
+    }
+}
+
+/// An HTML error page or empty body from a proxy in front of the AS, not an OAuth answer.
+fn looks_like_server_error(body: &[u8]) -> bool {
+    body.is_empty() || body.first() == Some(&b'<')
+}
+
+/// What the caller sees while the login runs.
+pub trait Progress {
+    /// The authorization URL is about to be opened; always shown to the user.
+    fn open_url(&self, url: &Url);
+    /// The browser could not be opened; the URL was shown, so the user can still go on.
+    fn browser_failed(&self, error: &browser::BrowserError);
+}
+
+/// Run steps 1–4 for `discovery` with `credentials`, requesting `scopes`.
+pub async fn authorize(
+    http: &HttpClient,
+    discovery: &Discovery,
+    credentials: &Credentials,
+    scopes: &[String],
+    loopback: Loopback,
+    timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<Issued, LoginError> {
+    let client = Credentials::with_redirect(credentials.oauth_client(&discovery.auth_server), &loopback.redirect_uri())?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let resource = discovery.resource.as_canonical();
+    let (url, state) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scopes(scopes.iter().cloned().map(Scope::new))
+        .set_pkce_challenge(challenge)
+        .add_extra_param("resource", resource.clone())
+        .url();
+    let expected = callback::Expected {
+        state: state.secret().clone(),
+        issuer: discovery.issuer().to_owned(),
+        iss_required: discovery.auth_server.authorization_response_iss_parameter_supported,
+    };
+    progress.open_url(&url);
+    if let Err(e) = browser::open(&url) {
+        if matches!(e, browser::BrowserError::Scheme(_)) {
+            return Err(e.into());
+        }
+        progress.browser_failed(&e);
+    }
+    let code = loopback.wait(expected, timeout).await?;
+    let http_fn = |req| http.oauth(req);
+    let response = client
+        .exchange_code(code)
+        .set_pkce_verifier(verifier)
+        .add_extra_param("resource", resource)
+        .request_async(&http_fn)
+        .await
+        .map_err(TokenError::from)?;
+    Ok(Issued::from_response(&response, None, OffsetDateTime::now_utc()).map_err(TokenError::from)?)
+}
