@@ -6,13 +6,14 @@
 
 use std::time::Duration;
 
-use oauth2::{AccessToken, RefreshToken, RequestTokenError, StandardRevocableToken};
+use oauth2::{AccessToken, RefreshToken};
 use time::OffsetDateTime;
 
 use crate::discovery::{self, DiscoveryError, Discovery};
 use crate::login::{self, scopes, LoginError, Loopback, Progress, TokenError};
 use crate::net::{FetchError, HttpClient};
 use crate::registration::{self, ClientChoice, Credentials};
+use crate::revocation;
 use crate::tokens::{self, Issued, TokenSet};
 use crate::vault::{self, RegistrationKind, ServerRecord, ServerState, Vault, VaultError};
 
@@ -315,26 +316,12 @@ impl Broker {
     }
 
     async fn revoke(&self, record: &ServerRecord, tokens: &TokenSet) -> Result<(), String> {
+        let Some(endpoint) = &record.auth_server.revocation_endpoint else { return Ok(()) };
         let credentials = self.credentials_for(record).map_err(|e| e.to_string())?;
-        let client = credentials.oauth_client(&record.auth_server);
-        let http_fn = |req| self.http.oauth(req);
-        let mut targets = vec![StandardRevocableToken::AccessToken(tokens.access_token.clone())];
         if let Some(rt) = &tokens.refresh_token {
-            targets.insert(0, StandardRevocableToken::RefreshToken(rt.clone()));
+            revocation::revoke(&self.http, endpoint, &credentials, rt.secret(), "refresh_token").await?;
         }
-        for token in targets {
-            let request = client.revoke_token(token).map_err(|e| e.to_string())?;
-            match request.request_async(&http_fn).await {
-                Ok(()) => {}
-                // RFC 7009 §2.2.1: an AS may refuse to revoke access tokens; the refresh
-                // token's revocation is what ends the grant.
-                Err(RequestTokenError::ServerResponse(r)) if r.error().to_string() == "unsupported_token_type" => {}
-                Err(RequestTokenError::ServerResponse(r)) => return Err(r.error().to_string()),
-                Err(RequestTokenError::Request(f)) => return Err(f.to_string()),
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Ok(())
+        revocation::revoke(&self.http, endpoint, &credentials, tokens.access_token.secret(), "access_token").await
     }
 }
 

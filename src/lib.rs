@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod login;
 pub mod net;
 pub mod registration;
+pub mod revocation;
 pub mod tokens;
 pub mod vault;
 
