@@ -4,13 +4,15 @@
 //! record to the config dir, so a crash in between never leaves metadata pointing at
 //! tokens that were not stored.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use oauth2::{AccessToken, RefreshToken};
 use time::OffsetDateTime;
 
 use crate::discovery::{self, DiscoveryError, Discovery};
-use crate::login::{self, scopes, LoginError, Loopback, Progress, TokenError};
+use crate::login::{self, scopes, DynProgress, LoginError, Loopback, TokenError};
 use crate::net::{FetchError, HttpClient};
 use crate::registration::{self, ClientChoice, Credentials};
 use crate::revocation;
@@ -62,11 +64,28 @@ pub struct LogoutReport {
 pub struct Broker {
     vault: Vault,
     http: HttpClient,
+    flights: Flights,
+}
+
+/// One async lock per server: a refresh, a login or a step-up for a server happens once,
+/// and everyone else asking meanwhile waits for its result.
+#[derive(Default)]
+struct Flights(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Flights {
+    async fn lock(&self, name: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_owned()).or_default().clone();
+        m.lock_owned().await
+    }
 }
 
 impl Broker {
     pub fn open(home: vault::Home) -> Result<Self, Error> {
-        Ok(Self { vault: Vault::open(home)?, http: HttpClient::new()? })
+        Ok(Self { vault: Vault::open(home)?, http: HttpClient::new()?, flights: Flights::default() })
+    }
+
+    pub fn http(&self) -> &HttpClient {
+        &self.http
     }
 
     pub fn vault(&self) -> &Vault {
@@ -75,20 +94,61 @@ impl Broker {
 
     /// All known servers, by name.
     pub fn servers(&self) -> Result<Vec<ServerRecord>, Error> {
-        Ok(self.vault.store.load()?.servers.into_values().collect())
+        Ok(self.vault.store.with(|r| r.servers.values().cloned().collect())?)
     }
 
-    fn server(&self, name: &str) -> Result<ServerRecord, Error> {
-        self.vault.store.load()?.servers.remove(name).ok_or_else(|| Error::UnknownServer(name.to_owned()))
+    /// One server's record.
+    pub fn server(&self, name: &str) -> Result<ServerRecord, Error> {
+        self.vault.store.with(|r| r.servers.get(name).cloned())?.ok_or_else(|| Error::UnknownServer(name.to_owned()))
     }
 
     /// Discover, register, sign in through the browser, store. Nothing is stored unless
     /// every step succeeds.
-    pub async fn login(&self, req: &LoginRequest, progress: &dyn Progress) -> Result<ServerRecord, Error> {
+    pub async fn login(&self, req: &LoginRequest, progress: &DynProgress) -> Result<ServerRecord, Error> {
         self.vault.keychain.check_writable().map_err(VaultError::from)?;
         let discovery = discovery::discover(&self.http, &req.url).await?;
         let name = self.choose_name(req, &discovery)?;
-        let previous = self.vault.store.load()?.servers.get(&name).map(|s| s.scopes.clone()).unwrap_or_default();
+        let _flight = self.flights.lock(&name).await;
+        self.login_as(&name, &discovery, req, progress).await
+    }
+
+    /// Make sure `name` is signed in, signing in through the browser if not. Concurrent
+    /// callers share one login. Returns the server's record.
+    pub async fn ensure_signed_in(&self, name: &str, req: &LoginRequest, progress: &DynProgress) -> Result<ServerRecord, Error> {
+        let _flight = self.flights.lock(name).await;
+        if let Some(record) = self.usable(name)? {
+            return Ok(record);
+        }
+        self.vault.keychain.check_writable().map_err(VaultError::from)?;
+        let discovery = discovery::discover(&self.http, &req.url).await?;
+        self.login_as(name, &discovery, req, progress).await
+    }
+
+    /// Step-up (MCP "Step-Up Authorization Flow"): sign in again asking for `needed` on top
+    /// of what was granted, unless a concurrent step-up already got them.
+    pub async fn step_up(&self, name: &str, needed: &[String], progress: &DynProgress) -> Result<ServerRecord, Error> {
+        let _flight = self.flights.lock(name).await;
+        let record = self.server(name)?;
+        if record.state == ServerState::SignedIn && needed.iter().all(|s| record.scopes.contains(s)) {
+            return Ok(record);
+        }
+        let req = LoginRequest { url: record.url.clone(), name: Some(name.to_owned()), extra_scopes: needed.to_vec(), ..Default::default() };
+        let discovery = discovery::discover(&self.http, &req.url).await?;
+        self.login_as(name, &discovery, &req, progress).await
+    }
+
+    /// The record, if the server is signed in with tokens in the keychain.
+    fn usable(&self, name: &str) -> Result<Option<ServerRecord>, Error> {
+        let record = self.vault.store.with(|r| r.servers.get(name).cloned())?;
+        match record {
+            Some(r) if r.state == ServerState::SignedIn && self.tokens(name)?.is_some() => Ok(Some(r)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn login_as(&self, name: &str, discovery: &Discovery, req: &LoginRequest, progress: &DynProgress) -> Result<ServerRecord, Error> {
+        let name = name.to_owned();
+        let previous = self.vault.store.with(|r| r.servers.get(&name).map(|s| s.scopes.clone()))?.unwrap_or_default();
         let selected = scopes::select(discovery.challenge.as_ref(), &discovery.resource_metadata, &discovery.auth_server);
         let wanted = scopes::union(&scopes::union(&selected, &req.extra_scopes), &previous);
         let (credentials, issued) = self.authorize_with_retry(req, &discovery, &wanted, progress).await?;
@@ -102,7 +162,7 @@ impl Broker {
         req: &LoginRequest,
         discovery: &Discovery,
         scopes: &[String],
-        progress: &dyn Progress,
+        progress: &DynProgress,
     ) -> Result<(Credentials, Issued), Error> {
         let timeout = req.timeout.unwrap_or(login::DEFAULT_TIMEOUT);
         let mut existing = self.stored_client(discovery.issuer())?;
@@ -200,23 +260,54 @@ impl Broker {
             .ok_or_else(|| Error::NotSignedIn(record.name.clone()))
     }
 
-    /// A valid access token for `name`, refreshed first when it is due.
+    /// A valid access token for `name`, refreshed first when it is due. Concurrent callers
+    /// with a due token cause one refresh. The hot path reads only memory.
     pub async fn access_token(&self, name: &str) -> Result<AccessToken, Error> {
+        if let Some(t) = self.fresh_token(name)? {
+            return Ok(t);
+        }
+        let _flight = self.flights.lock(name).await;
+        if let Some(t) = self.fresh_token(name)? {
+            return Ok(t);
+        }
+        Ok(self.refresh_locked(name).await?.tokens.access_token)
+    }
+
+    /// The upstream rejected `rejected` (401): refresh, unless someone already did.
+    pub async fn refresh_after_rejection(&self, name: &str, rejected: &AccessToken) -> Result<AccessToken, Error> {
+        let _flight = self.flights.lock(name).await;
+        match self.tokens(name)? {
+            Some(t) if t.access_token.secret() != rejected.secret() => Ok(t.access_token),
+            _ => Ok(self.refresh_locked(name).await?.tokens.access_token),
+        }
+    }
+
+    /// The stored access token when signed in and not due for refresh; an error when the
+    /// server is unknown or not signed in.
+    fn fresh_token(&self, name: &str) -> Result<Option<AccessToken>, Error> {
         let record = self.server(name)?;
         let tokens = match (record.state, self.tokens(name)?) {
             (ServerState::SignedIn, Some(t)) => t,
             _ => return Err(Error::NotSignedIn(name.to_owned())),
         };
-        if !tokens::refresh_due(record.issued_at, record.expires_at, OffsetDateTime::now_utc()) {
-            return Ok(tokens.access_token);
-        }
-        Ok(self.refresh(name).await?.tokens.access_token)
+        let due = tokens::refresh_due(record.issued_at, record.expires_at, OffsetDateTime::now_utc());
+        Ok((!due).then_some(tokens.access_token))
+    }
+
+    /// Mark a server as needing a new sign-in (its grant was refused upstream).
+    pub fn mark_needs_login(&self, name: &str, why: &str) -> Result<(), Error> {
+        self.mark(name, ServerState::NeedsLogin, Some(why.to_owned()))
     }
 
     /// Refresh now. A rotated refresh token is stored before the new access token is used;
     /// a dead grant marks the server `needs_login`; transient failures are retried with
     /// backoff and never delete anything.
     pub async fn refresh(&self, name: &str) -> Result<Issued, Error> {
+        let _flight = self.flights.lock(name).await;
+        self.refresh_locked(name).await
+    }
+
+    async fn refresh_locked(&self, name: &str) -> Result<Issued, Error> {
         let record = self.server(name)?;
         let tokens = self.tokens(name)?.filter(|_| record.state != ServerState::SignedOut).ok_or_else(|| Error::NotSignedIn(name.to_owned()))?;
         let Some(refresh_token) = tokens.refresh_token.clone() else {
@@ -293,6 +384,7 @@ impl Broker {
     /// Revoke at the AS (RFC 7009) when it has a revocation endpoint, then forget the
     /// tokens. With `local_only`, a failed revocation does not stop the forgetting.
     pub async fn logout(&self, name: &str, local_only: bool) -> Result<LogoutReport, Error> {
+        let _flight = self.flights.lock(name).await;
         let record = self.server(name)?;
         let mut revoked = false;
         if let (Some(tokens), Some(_)) = (self.tokens(name)?, &record.auth_server.revocation_endpoint) {

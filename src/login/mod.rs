@@ -94,6 +94,9 @@ pub trait Progress {
     fn browser_failed(&self, error: &browser::BrowserError);
 }
 
+/// A progress sink that can be shared across tasks.
+pub type DynProgress = dyn Progress + Send + Sync;
+
 /// Run steps 1–4 for `discovery` with `credentials`, requesting `scopes`.
 pub async fn authorize(
     http: &HttpClient,
@@ -102,7 +105,7 @@ pub async fn authorize(
     scopes: &[String],
     loopback: Loopback,
     timeout: Duration,
-    progress: &dyn Progress,
+    progress: &DynProgress,
 ) -> Result<Issued, LoginError> {
     let client = Credentials::with_redirect(credentials.oauth_client(&discovery.auth_server), &loopback.redirect_uri())?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -96,18 +98,46 @@ pub struct Registry {
     pub clients: BTreeMap<String, ClientRecord>,
 }
 
-/// The metadata file of one home.
-#[derive(Debug, Clone)]
+/// The metadata file of one home, cached in memory while the file is unchanged (the
+/// proxy reads it on every request; a `stat` is cheaper than a parse).
+#[derive(Debug)]
 pub struct Store {
     path: PathBuf,
+    cache: Mutex<Option<(FileStamp, Registry)>>,
+    writer: Mutex<()>,
 }
+
+type FileStamp = Option<(SystemTime, u64)>;
 
 impl Store {
     pub fn new(config_dir: &Path) -> Self {
-        Self { path: config_dir.join("servers.json") }
+        Self { path: config_dir.join("servers.json"), cache: Mutex::new(None), writer: Mutex::new(()) }
+    }
+
+    fn stamp(&self) -> FileStamp {
+        std::fs::metadata(&self.path).ok().and_then(|m| Some((m.modified().ok()?, m.len())))
+    }
+
+    /// Run `f` on the current registry without copying it.
+    pub fn with<T>(&self, f: impl FnOnce(&Registry) -> T) -> Result<T, VaultError> {
+        let stamp = self.stamp();
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        match &*cache {
+            Some((s, r)) if *s == stamp && stamp.is_some() => Ok(f(r)),
+            _ => {
+                let r = self.read()?;
+                let out = f(&r);
+                *cache = Some((stamp, r));
+                Ok(out)
+            }
+        }
     }
 
     pub fn load(&self) -> Result<Registry, VaultError> {
+        self.with(Registry::clone)
+    }
+
+    fn read(&self) -> Result<Registry, VaultError> {
         match std::fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| VaultError::Corrupt(self.path.clone(), e.to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry::default()),
@@ -126,12 +156,15 @@ impl Store {
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(&tmp).map_err(io)?;
         f.write_all(&json).and_then(|()| f.sync_all()).map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((self.stamp(), registry.clone()));
+        Ok(())
     }
 
-    /// Load, change, save.
+    /// Load, change, save; one writer at a time within this process.
     pub fn update<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> Result<T, VaultError> {
-        let mut r = self.load()?;
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = self.read()?;
         let out = f(&mut r);
         self.save(&r)?;
         Ok(out)
