@@ -350,13 +350,12 @@ impl Broker {
 
     async fn refresh_with_backoff(&self, record: &ServerRecord, credentials: &Credentials, token: &RefreshToken) -> Result<Issued, TokenError> {
         let client = credentials.oauth_client(&record.auth_server);
-        let http_fn = |req| self.http.oauth(req);
         let mut delay = Duration::from_millis(250);
         for attempt in 0.. {
             let result = client
                 .exchange_refresh_token(token)
                 .add_extra_param("resource", record.resource.clone())
-                .request_async(&http_fn)
+                .request_async(&self.http)
                 .await
                 .map_err(TokenError::from)
                 .and_then(|r| Ok(Issued::from_response(&r, Some(token.clone()), OffsetDateTime::now_utc())?));
@@ -418,11 +417,7 @@ impl Broker {
 }
 
 fn validate_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        && !name.starts_with(['.', '-']);
-    if ok { Ok(()) } else { Err(Error::BadName(name.to_owned())) }
+    if vault::valid_name(name) { Ok(()) } else { Err(Error::BadName(name.to_owned())) }
 }
 
 /// The account a JWT access token names (`sub`), for display only: never trusted, never

@@ -4,12 +4,17 @@
 //! [`discovery`] → [`registration`] → [`login`] → [`tokens`] → [`vault`], with [`broker`]
 //! as the front door the CLI calls and [`net`] as the bounded HTTP client under all of them.
 
+pub mod audit;
+pub mod bridge;
 pub mod broker;
+pub mod consent;
 pub mod discovery;
 pub mod login;
 pub mod net;
+pub mod proxy;
 pub mod registration;
 pub mod revocation;
+pub mod service;
 pub mod tokens;
 pub mod vault;
 

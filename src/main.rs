@@ -1,14 +1,16 @@
-//! The `mcp-broker` command line: a thin layer over the engine library.
+//! The `mcp-broker` command line: a thin client of the broker service's control API
+//! (started on demand), plus `daemon` (the service itself) and `connect` (the stdio bridge).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use mcp_broker::login::{browser::BrowserError, Progress};
-use mcp_broker::registration::ClientChoice;
-use mcp_broker::vault::{Home, Secret, ServerRecord};
-use mcp_broker::{Broker, LoginRequest};
+use http::Method;
+use http_body_util::BodyExt;
+use mcp_broker::service::client::{json_request, Control};
+use mcp_broker::service::control::LoginBody;
+use mcp_broker::vault::Home;
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 use url::Url;
 
@@ -38,15 +40,32 @@ enum Command {
         #[arg(long)]
         local: bool,
     },
+    /// The stdio bridge a host launches: MCP over stdin/stdout to the server NAME (or URL).
+    Connect(ConnectArgs),
+    /// Keys for hosts that speak Streamable HTTP to the loopback endpoint.
+    Hosts {
+        #[command(subcommand)]
+        command: HostsCommand,
+    },
+    /// The latest calls hosts made through the broker.
+    Audit {
+        #[arg(long)]
+        json: bool,
+        /// Only calls to this server.
+        #[arg(long)]
+        server: Option<String>,
+        /// How many calls.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Run the broker service in the foreground (clients start it on demand otherwise).
+    Daemon,
+    /// Stop the running broker service.
+    Stop,
 }
 
 #[derive(clap::Args)]
-struct LoginArgs {
-    /// The MCP server's URL, or the name of a server signed in before.
-    server: String,
-    /// A short name for the server (default: its host name).
-    #[arg(long)]
-    name: Option<String>,
+struct ClientArgs {
     /// Use a client registered in advance at the authorization server.
     #[arg(long)]
     client_id: Option<String>,
@@ -56,6 +75,17 @@ struct LoginArgs {
     /// An https URL of a Client ID Metadata Document to use as the client id, where the AS supports it.
     #[arg(long, value_name = "URL", conflicts_with = "client_id")]
     client_metadata_url: Option<Url>,
+}
+
+#[derive(clap::Args)]
+struct LoginArgs {
+    /// The MCP server's URL, or the name of a server signed in before.
+    server: String,
+    /// A short name for the server (default: its host name).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
     /// Extra scopes to request, space-separated.
     #[arg(long)]
     scope: Option<String>,
@@ -64,9 +94,37 @@ struct LoginArgs {
     timeout: u64,
 }
 
+#[derive(clap::Args)]
+struct ConnectArgs {
+    /// A server name, or a URL (added on first use).
+    server: String,
+    /// The name to record for the host (default: the parent process's executable).
+    #[arg(long)]
+    host: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Subcommand)]
+enum HostsCommand {
+    /// Create a key for an HTTP host; it is shown once.
+    Add {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the hosts and which servers they used.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a host's key.
+    Remove { name: String },
+}
+
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Daemon));
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("cannot start: {e}")),
@@ -78,87 +136,118 @@ fn main() -> ExitCode {
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
-    let text = e.to_string().replace(['\n', '\r'], " ");
-    eprintln!("error: {text}");
+    eprintln!("error: {}", e.to_string().replace(['\n', '\r'], " "));
     ExitCode::FAILURE
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MCP_BROKER_LOG").unwrap_or_else(|_| "warn".into());
+/// Logs go to stderr (the service's stderr is its log file); `MCP_BROKER_LOG` sets the level.
+fn init_logging(daemon: bool) {
+    let default = if daemon { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCP_BROKER_LOG").unwrap_or_else(|_| default.into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let broker = Broker::open(Home::from_env()?)?;
+    let home = Home::from_env()?;
+    if let Command::Daemon = cli.command {
+        return mcp_broker::service::run(home).await;
+    }
+    if let Command::Stop = cli.command {
+        return stop(&home).await;
+    }
+    let control = Control::connect_or_start(&home).await?;
     match cli.command {
-        Command::Login(args) => login(&broker, args).await,
-        Command::Status { json } => status(&broker, json),
+        Command::Login(args) => login(&control, args).await,
+        Command::Status { json } => status(&control, json).await,
         Command::Refresh { name } => {
-            let issued = broker.refresh(&name).await?;
-            println!("Refreshed {name}; the access token expires {}.", expiry_text(issued.expires_at));
+            let v = control.call(Method::POST, &format!("/v1/servers/{name}/refresh"), None).await?;
+            println!("Refreshed {name}; the access token expires {}.", expiry_text(v["server"]["expires_at"].as_str()));
             Ok(())
         }
         Command::Logout { name, local } => {
-            let report = broker.logout(&name, local).await?;
-            let how = if report.revoked { "revoked at the authorization server and forgotten" } else { "forgotten (not revoked)" };
+            let v = control.call(Method::POST, &format!("/v1/servers/{name}/logout"), Some(json!({ "local": local }))).await?;
+            let how = if v["revoked"] == true { "revoked at the authorization server and forgotten" } else { "forgotten (not revoked)" };
             println!("Signed out of {name}: tokens {how}.");
             Ok(())
         }
+        Command::Connect(args) => connect(control, args).await,
+        Command::Hosts { command } => hosts(&control, command).await,
+        Command::Audit { json, server, limit } => audit(&control, json, server, limit).await,
+        Command::Daemon | Command::Stop => unreachable!("handled above"),
     }
 }
 
-struct Terminal;
-
-impl Progress for Terminal {
-    fn open_url(&self, url: &Url) {
-        eprintln!("Opening your browser to sign in. If it does not open, visit:\n\n  {url}\n");
-    }
-    fn browser_failed(&self, error: &BrowserError) {
-        eprintln!("{error}");
-    }
-}
-
-async fn login(broker: &Broker, args: LoginArgs) -> Result<()> {
-    let (url, name) = match Url::parse(&args.server) {
-        Ok(_) => (args.server.clone(), args.name.clone()),
-        Err(_) => {
-            let known = broker.servers()?.into_iter().find(|s| s.name == args.server);
-            let known = known.with_context(|| format!("{:?} is neither a URL nor a known server name", args.server))?;
-            (known.url, Some(known.name))
-        }
-    };
-    let client = match (&args.client_id, &args.client_metadata_url) {
-        (Some(id), _) => ClientChoice::PreRegistered { client_id: id.clone(), secret: secret_from_env(args.client_secret_env.as_deref())? },
-        (None, Some(doc)) => ClientChoice::MetadataDocument(doc.clone()),
-        (None, None) => ClientChoice::Automatic,
-    };
-    let request = LoginRequest {
-        url,
-        name,
-        client,
-        extra_scopes: args.scope.as_deref().map(mcp_broker::discovery::www_authenticate::split_scopes).unwrap_or_default(),
-        timeout: Some(Duration::from_secs(args.timeout)),
-    };
-    let record = broker.login(&request, &Terminal).await?;
-    println!("Signed in to {} ({}) with scopes: {}.", record.name, record.url, scopes_text(&record));
+async fn stop(home: &Home) -> Result<()> {
+    let control = Control::connect_or_start(home).await?;
+    control.call(Method::POST, "/v1/shutdown", None).await?;
+    println!("Stopped the mcp-broker service.");
     Ok(())
 }
 
-fn secret_from_env(var: Option<&str>) -> Result<Option<Secret>> {
-    let Some(var) = var else { return Ok(None) };
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Ok(Some(Secret::new(v))),
-        _ => bail!("--client-secret-env names {var}, but that environment variable is not set"),
-    }
+fn login_body(url: String, name: Option<String>, client: &ClientArgs) -> Result<LoginBody> {
+    let client_secret = match &client.client_secret_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(v),
+            _ => bail!("--client-secret-env names {var}, but that environment variable is not set"),
+        },
+    };
+    Ok(LoginBody {
+        url,
+        name,
+        client_id: client.client_id.clone(),
+        client_secret,
+        client_metadata_url: client.client_metadata_url.clone(),
+        ..Default::default()
+    })
 }
 
-fn status(broker: &Broker, json: bool) -> Result<()> {
-    let servers = broker.servers()?;
-    if json {
-        let list: Vec<_> = servers.iter().map(status_json).collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "servers": list }))?);
+async fn login(control: &Control, args: LoginArgs) -> Result<()> {
+    let (url, name) = match Url::parse(&args.server) {
+        Ok(_) => (args.server.clone(), args.name.clone()),
+        Err(_) => {
+            let v = control.call(Method::GET, "/v1/status", None).await?;
+            let known = v["servers"].as_array().into_iter().flatten().find(|s| s["name"] == args.server.as_str());
+            let known = known.with_context(|| format!("{:?} is neither a URL nor a known server name", args.server))?;
+            (known["url"].as_str().unwrap_or_default().to_owned(), Some(args.server.clone()))
+        }
+    };
+    let mut body = login_body(url, name, &args.client)?;
+    body.scopes = args.scope.as_deref().map(mcp_broker::discovery::www_authenticate::split_scopes).unwrap_or_default();
+    body.timeout_secs = Some(args.timeout);
+    let resp = control.send(json_request(Method::POST, "/v1/login", Some(serde_json::to_value(&body)?))).await?;
+    let mut events = resp.into_body();
+    let mut buf = Vec::new();
+    while let Some(frame) = events.frame().await {
+        if let Some(chunk) = frame?.data_ref() {
+            buf.extend_from_slice(chunk);
+        }
+        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            let event: Value = serde_json::from_slice(&line)?;
+            match event["event"].as_str() {
+                Some("open_url") => eprintln!("Opening your browser to sign in. If it does not open, visit:\n\n  {}\n", event["url"].as_str().unwrap_or_default()),
+                Some("browser_failed") => eprintln!("{}", event["message"].as_str().unwrap_or_default()),
+                Some("done") => {
+                    let s = &event["server"];
+                    println!("Signed in to {} ({}) with scopes: {}.", s["name"].as_str().unwrap_or_default(), s["url"].as_str().unwrap_or_default(), scopes_text(s));
+                    return Ok(());
+                }
+                Some("error") => bail!("{}", event["message"].as_str().unwrap_or("sign-in failed")),
+                _ => {}
+            }
+        }
+    }
+    bail!("the mcp-broker service stopped during the sign-in")
+}
+
+async fn status(control: &Control, json_out: bool) -> Result<()> {
+    let v = control.call(Method::GET, "/v1/status", None).await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
+    let servers = v["servers"].as_array().cloned().unwrap_or_default();
     if servers.is_empty() {
         println!("No servers yet. Sign in to one with: mcp-broker login <URL>");
         return Ok(());
@@ -166,31 +255,103 @@ fn status(broker: &Broker, json: bool) -> Result<()> {
     let rows: Vec<[String; 5]> = servers
         .iter()
         .map(|s| {
-            let account = s.account.clone().unwrap_or_else(|| "-".into());
-            [s.name.clone(), account, scopes_text(s), expiry_text(s.expires_at), s.state.as_str().replace('_', " ")]
+            let state = s["state"].as_str().unwrap_or_default().replace('_', " ");
+            [text(&s["name"]), text(&s["account"]), scopes_text(s), expiry_text(s["expires_at"].as_str()), state]
         })
         .collect();
     print_table(["SERVER", "ACCOUNT", "SCOPES", "EXPIRES", "STATE"], &rows);
+    println!("\nHTTP endpoint: {}/servers/NAME/mcp", v["endpoint"].as_str().unwrap_or_default());
     Ok(())
 }
 
-fn status_json(s: &ServerRecord) -> serde_json::Value {
-    let rfc3339 = |t: Option<OffsetDateTime>| t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
-    serde_json::json!({
-        "name": s.name, "url": s.url, "resource": s.resource, "state": s.state.as_str(), "issuer": s.issuer,
-        "client_id": s.client_id, "account": s.account, "scopes": s.scopes,
-        "expires_at": rfc3339(s.expires_at), "has_refresh_token": s.has_refresh_token, "last_error": s.last_error,
-    })
+async fn connect(control: Control, args: ConnectArgs) -> Result<()> {
+    let name = if Url::parse(&args.server).is_ok() || args.client.client_id.is_some() || args.client.client_metadata_url.is_some() {
+        let url = if Url::parse(&args.server).is_ok() { args.server.clone() } else { String::new() };
+        let body = login_body(url, None, &args.client)?;
+        let v = control.call(Method::POST, "/v1/resolve", Some(serde_json::to_value(&body)?)).await?;
+        v["name"].as_str().context("the service named no server")?.to_owned()
+    } else {
+        args.server.clone()
+    };
+    let host = args.host.unwrap_or_else(mcp_broker::bridge::parent_name);
+    mcp_broker::bridge::run(control, &name, &host).await
 }
 
-fn scopes_text(s: &ServerRecord) -> String {
-    if s.scopes.is_empty() { "-".into() } else { s.scopes.join(" ") }
+async fn hosts(control: &Control, command: HostsCommand) -> Result<()> {
+    match command {
+        HostsCommand::Add { name, json: json_out } => {
+            let v = control.call(Method::POST, "/v1/hosts", Some(json!({ "name": name }))).await?;
+            if json_out {
+                println!("{}", json!({ "host": v["host"], "key": v["key"], "endpoint": v["endpoint"] }));
+            } else {
+                println!("Host {name} created. Its key (shown only now):\n\n  {}\n", text(&v["key"]));
+                println!("Send it as `Authorization: Bearer <key>` to {}/servers/NAME/mcp", text(&v["endpoint"]));
+            }
+        }
+        HostsCommand::List { json: json_out } => {
+            let v = control.call(Method::GET, "/v1/hosts", None).await?;
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            let usage = v["usage"].as_array().cloned().unwrap_or_default();
+            let mut rows: Vec<[String; 4]> = v["hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|h| !usage.iter().any(|u| u["host"] == h["name"]))
+                .map(|h| [text(&h["name"]), "http key".into(), "-".into(), "-".into()])
+                .collect();
+            rows.extend(usage.iter().map(|u| [text(&u["host"]), text(&u["server"]), text(&u["last_used"]), text(&u["calls"])]));
+            print_table(["HOST", "SERVER", "LAST USED", "CALLS"], &rows);
+        }
+        HostsCommand::Remove { name } => {
+            control.call(Method::DELETE, &format!("/v1/hosts/{name}"), None).await?;
+            println!("Removed host {name}; its key no longer works.");
+        }
+    }
+    Ok(())
 }
 
-fn expiry_text(at: Option<OffsetDateTime>) -> String {
-    let Some(at) = at else { return "-".into() };
-    let secs = (at - OffsetDateTime::now_utc()).whole_seconds();
-    match secs {
+async fn audit(control: &Control, json_out: bool, server: Option<String>, limit: usize) -> Result<()> {
+    let mut path = format!("/v1/audit?limit={limit}");
+    if let Some(s) = &server {
+        path.push_str(&format!("&server={}", url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()));
+    }
+    let v = control.call(Method::GET, &path, None).await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> = v["calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let result = c["error"].as_str().map(str::to_owned).unwrap_or_else(|| text(&c["status"]));
+            [text(&c["time"]), text(&c["host"]), text(&c["server"]), text(&c["method"]), text(&c["tool"]), result]
+        })
+        .collect();
+    print_table(["TIME", "HOST", "SERVER", "METHOD", "TOOL", "RESULT"], &rows);
+    Ok(())
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn scopes_text(s: &Value) -> String {
+    let scopes: Vec<&str> = s["scopes"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if scopes.is_empty() { "-".into() } else { scopes.join(" ") }
+}
+
+fn expiry_text(at: Option<&str>) -> String {
+    let Some(at) = at.and_then(|a| OffsetDateTime::parse(a, &time::format_description::well_known::Rfc3339).ok()) else { return "-".into() };
+    match (at - OffsetDateTime::now_utc()).whole_seconds() {
         s if s <= 0 => "expired".into(),
         s if s < 120 => format!("in {s} s"),
         s if s < 7200 => format!("in {} min", s / 60),

@@ -26,7 +26,7 @@ pub enum FetchError {
     Insecure(String),
     #[error("{url} answered with a body larger than {limit} bytes")]
     TooLarge { url: String, limit: usize },
-    #[error("{url} redirected too often or in a loop")]
+    #[error("{url} redirected too often, in a loop, to an insecure URL, or (for token requests) at all")]
     Redirects { url: String },
     #[error("{url} did not answer within {secs} s")]
     Timeout { url: String, secs: u64 },
@@ -110,6 +110,11 @@ impl HttpClient {
         let fetched = self
             .send_direct(&url, |c| c.request(parts.method, url.clone()).headers(parts.headers).body(body))
             .await?;
+        if fetched.status.is_redirection() {
+            // A token or revocation endpoint that redirects would take the code, verifier
+            // or secret elsewhere: refused, never followed.
+            return Err(FetchError::Redirects { url: url.to_string() });
+        }
         let mut response = http::Response::builder().status(fetched.status);
         if let Some(h) = response.headers_mut() {
             *h = fetched.headers;
@@ -129,6 +134,17 @@ impl HttpClient {
         }
         let body = read_bounded(url, resp).await?;
         Ok(Fetched { status, headers, url: final_url, body })
+    }
+}
+
+/// The `oauth2` crate's requests run on [`HttpClient`] (a named impl, not a closure, so
+/// the futures stay `Send` for every lifetime).
+impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
+    type Error = FetchError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, FetchError>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(self.oauth(request))
     }
 }
 

@@ -47,7 +47,7 @@ impl ProtectedResourceMetadata {
         let prm: Self = serde_json::from_slice(body).map_err(|e| format!("is not valid metadata JSON ({e})"))?;
         let resource = ResourceUri::parse(&prm.resource).map_err(|e| format!("has an invalid resource: {e}"))?;
         if !resource.covers(server) {
-            return Err(format!("is for resource {} , not for {}", prm.resource, server));
+            return Err(format!("is for resource {}, not for {}", prm.resource, server));
         }
         if prm.authorization_servers.is_empty() {
             return Err("names no authorization_servers".into());

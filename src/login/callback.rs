@@ -21,7 +21,8 @@ pub struct Expected {
 pub enum CallbackError {
     #[error("the sign-in response has a wrong or missing state parameter (possible forgery); sign in again")]
     State,
-    #[error("the sign-in response came from issuer {found:?}, not {expected:?} (possible mix-up attack); sign in again")]
+    /// The impostor's `iss` is kept for logs but never shown: it is attacker-chosen text.
+    #[error("the sign-in response came from another issuer than {expected} (possible mix-up attack); sign in again")]
     IssMismatch { found: String, expected: String },
     #[error("the sign-in response lacks the iss parameter its authorization server promised (RFC 9207); sign in again")]
     IssMissing,

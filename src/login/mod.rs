@@ -129,12 +129,11 @@ pub async fn authorize(
         progress.browser_failed(&e);
     }
     let code = loopback.wait(expected, timeout).await?;
-    let http_fn = |req| http.oauth(req);
     let response = client
         .exchange_code(code)
         .set_pkce_verifier(verifier)
         .add_extra_param("resource", resource)
-        .request_async(&http_fn)
+        .request_async(http)
         .await
         .map_err(TokenError::from)?;
     Ok(Issued::from_response(&response, None, OffsetDateTime::now_utc()).map_err(TokenError::from)?)

@@ -34,6 +34,29 @@ pub fn client_account(issuer: &str) -> String {
     format!("client:{issuer}")
 }
 
+/// Names of servers and hosts: letters, digits, `.`, `-`, `_`, at most 64, not starting
+/// with `.` or `-` (they appear in keychain accounts, URLs and command lines).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        && !name.starts_with(['.', '-'])
+}
+
+/// Write a file readable by the user only, replacing the old one atomically.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 /// A home's two halves together.
 #[derive(Debug)]
 pub struct Vault {

@@ -3,7 +3,6 @@
 //! atomically. No token, verifier or client secret is ever written here.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -147,16 +146,8 @@ impl Store {
 
     /// Write to a private temporary file, then rename over the old one.
     pub fn save(&self, registry: &Registry) -> Result<(), VaultError> {
-        let io = |e| VaultError::Io(self.path.clone(), e);
         let json = serde_json::to_vec_pretty(registry).map_err(|e| VaultError::Corrupt(self.path.clone(), e.to_string()))?;
-        let tmp = self.path.with_extension(format!("json.{}.tmp", std::process::id()));
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp).map_err(io)?;
-        f.write_all(&json).and_then(|()| f.sync_all()).map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        super::write_private(&self.path, &json).map_err(|e| VaultError::Io(self.path.clone(), e))?;
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((self.stamp(), registry.clone()));
         Ok(())
     }

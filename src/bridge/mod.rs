@@ -1,0 +1,284 @@
+//! The stdio bridge: `mcp-broker connect NAME`, what a host launches instead of a local
+//! MCP server.
+//!
+//! It reads newline-delimited JSON-RPC messages from stdin and POSTs each to the service's
+//! MCP endpoint over the control socket; JSON answers and SSE events go to stdout, one
+//! message a line; logs go to stderr only. It holds no secrets: the service attaches the
+//! token. It keeps the 2025-11-25 session (`Mcp-Session-Id`, the GET stream, DELETE at the
+//! end) and adds the 2026-07-28 request metadata headers ([`headers`]). Requests run
+//! concurrently; `initialize` and `notifications/initialized` are sent in order. If the
+//! service restarts, the next message starts it again and goes on.
+
+pub mod headers;
+pub mod sse;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, RwLock};
+use tokio::task::JoinSet;
+
+use crate::service::client::{ClientError, Control};
+use crate::service::control::HOST_HEADER;
+
+/// How long the bridge waits for answers still in flight once stdin closes.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running bridge for one server and one host.
+pub struct Bridge {
+    control: Control,
+    path: String,
+    host: String,
+    session: Mutex<Option<String>>,
+    version: Mutex<Option<String>>,
+    listening: AtomicBool,
+    closed: AtomicBool,
+    /// Requests share the gate; `initialize` and `notifications/initialized` hold it alone.
+    order: RwLock<()>,
+    out: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+/// Run a bridge until stdin closes.
+pub async fn run(control: Control, server: &str, host: &str) -> anyhow::Result<()> {
+    let (out, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(mut line) = out_rx.recv().await {
+            line.push(b'\n');
+            if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let bridge = Arc::new(Bridge {
+        control,
+        path: format!("/servers/{server}/mcp"),
+        host: host.to_owned(),
+        session: Mutex::new(None),
+        version: Mutex::new(None),
+        listening: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+        order: RwLock::new(()),
+        out,
+    });
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut tasks = JoinSet::new();
+    while let Some(line) = lines.next_line().await? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let b = bridge.clone();
+        tasks.spawn(async move { b.handle(line).await });
+        while tasks.try_join_next().is_some() {}
+    }
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async { while tasks.join_next().await.is_some() {} }).await;
+    bridge.close().await;
+    drop(bridge);
+    let _ = writer.await;
+    Ok(())
+}
+
+impl Bridge {
+    fn emit(&self, msg: Vec<u8>) {
+        let _ = self.out.send(msg);
+    }
+
+    fn emit_error(&self, id: Option<&Value>, message: &str) {
+        if let Some(id) = id {
+            let v = json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32000, "message": message } });
+            self.emit(v.to_string().into_bytes());
+        } else {
+            tracing::warn!("{message}");
+        }
+    }
+
+    async fn handle(self: Arc<Self>, line: String) {
+        let msg: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                let v = json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32700, "message": format!("parse error: {e}") } });
+                return self.emit(v.to_string().into_bytes());
+            }
+        };
+        let id = msg.get("id").filter(|_| msg.get("method").is_some()).cloned();
+        let method = msg.get("method").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let exclusive = method == "initialize" || method == "notifications/initialized";
+        let resp = {
+            let _order = if exclusive { Ok(self.order.write().await) } else { Err(self.order.read().await) };
+            self.send(Method::POST, self.request_headers(&msg), Bytes::from(line)).await
+        };
+        match resp {
+            Ok(resp) => self.answer(resp, id.as_ref(), method == "initialize").await,
+            Err(e) => self.emit_error(id.as_ref(), &e.to_string()),
+        }
+    }
+
+    fn request_headers(&self, msg: &Value) -> Vec<(&'static str, String)> {
+        let mut h = vec![("content-type", "application/json".to_owned()), ("accept", "application/json, text/event-stream".to_owned())];
+        let version = headers::meta_protocol_version(msg).map(str::to_owned).or_else(|| self.version.lock().ok()?.clone());
+        if let Some(v) = version {
+            h.push(("mcp-protocol-version", v));
+        }
+        if let Some(s) = self.session.lock().ok().and_then(|s| s.clone()) {
+            h.push(("mcp-session-id", s));
+        }
+        if let Some(m) = msg.get("method").and_then(Value::as_str) {
+            h.push(("mcp-method", headers::encode_value(m)));
+        }
+        if let Some(n) = headers::mcp_name(msg) {
+            h.push(("mcp-name", headers::encode_value(n)));
+        }
+        h
+    }
+
+    /// Send to the service; if it went away, start it again and retry once.
+    async fn send(&self, method: Method, headers: Vec<(&'static str, String)>, body: Bytes) -> Result<hyper::Response<Incoming>, ClientError> {
+        let build = || {
+            let mut req = Request::builder().method(method.clone()).uri(&self.path).header("host", "mcp-broker").header(HOST_HEADER, &self.host);
+            for (k, v) in &headers {
+                req = req.header(*k, v);
+            }
+            req.body(Full::new(body.clone())).map_err(|e| ClientError::Api(e.to_string()))
+        };
+        match self.control.send(build()?).await {
+            Err(ClientError::Connection(_)) => {
+                self.control.ensure_running().await?;
+                self.control.send(build()?).await
+            }
+            other => other,
+        }
+    }
+
+    async fn answer(self: &Arc<Self>, resp: hyper::Response<Incoming>, id: Option<&Value>, initialize: bool) {
+        let status = resp.status();
+        if initialize && status.is_success() {
+            if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+                *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.to_owned());
+            }
+        }
+        let is_sse = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"));
+        match status {
+            StatusCode::ACCEPTED => {}
+            s if s.is_success() && is_sse => {
+                self.relay_sse(resp.into_body(), initialize).await;
+            }
+            s if s.is_success() => match resp.into_body().collect().await {
+                Ok(body) => self.relay_message(&body.to_bytes(), initialize),
+                Err(e) => self.emit_error(id, &format!("the answer was cut off: {e}")),
+            },
+            StatusCode::NOT_FOUND if self.session.lock().map(|s| s.is_some()).unwrap_or(false) => {
+                *self.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                self.emit_error(id, "the server ended the MCP session (HTTP 404): re-initialize the connection");
+            }
+            s => {
+                let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let text: String = String::from_utf8_lossy(&body).chars().filter(|c| !c.is_control()).take(300).collect();
+                self.emit_error(id, &format!("the server answered HTTP {}: {text}", s.as_u16()));
+            }
+        }
+    }
+
+    /// Write one JSON-RPC message (or batch) as one line.
+    fn relay_message(self: &Arc<Self>, data: &[u8], initialize: bool) {
+        let Ok(v) = serde_json::from_slice::<Value>(data) else {
+            tracing::warn!("dropped a message that is not JSON ({} bytes)", data.len());
+            return;
+        };
+        if initialize {
+            self.on_initialized(&v);
+        }
+        let line = if data.contains(&b'\n') { v.to_string().into_bytes() } else { data.to_vec() };
+        self.emit(line);
+    }
+
+    async fn relay_sse(self: &Arc<Self>, mut body: Incoming, initialize: bool) -> Option<String> {
+        let mut parser = sse::Parser::default();
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { break };
+            if let Some(chunk) = frame.data_ref() {
+                for event in parser.feed(chunk) {
+                    self.relay_message(event.data.as_bytes(), initialize);
+                }
+            }
+        }
+        parser.last_id
+    }
+
+    /// After `initialize`: remember the negotiated version; with a session, open the
+    /// 2025-11-25 GET stream for server-initiated messages.
+    fn on_initialized(self: &Arc<Self>, v: &Value) {
+        if let Some(version) = v.get("result").and_then(|r| r.get("protocolVersion")).and_then(Value::as_str) {
+            *self.version.lock().unwrap_or_else(|p| p.into_inner()) = Some(version.to_owned());
+        }
+        let has_session = self.session.lock().map(|s| s.is_some()).unwrap_or(false);
+        if has_session && !self.listening.swap(true, Ordering::SeqCst) {
+            let b = self.clone();
+            tokio::spawn(async move { b.listen().await });
+        }
+    }
+
+    /// The standalone GET stream; resumed with `Last-Event-ID` when it drops, until the
+    /// server says it has none (405) or the bridge closes.
+    async fn listen(self: Arc<Self>) {
+        let mut last_id: Option<String> = None;
+        let mut failures = 0;
+        while !self.closed.load(Ordering::SeqCst) && failures < 5 {
+            let mut h = vec![("accept", "text/event-stream".to_owned())];
+            h.extend(self.session_headers());
+            if let Some(id) = &last_id {
+                h.push(("last-event-id", id.clone()));
+            }
+            match self.send(Method::GET, h, Bytes::new()).await {
+                Ok(resp) if resp.status() == StatusCode::OK => {
+                    failures = 0;
+                    if let Some(id) = self.relay_sse(resp.into_body(), false).await {
+                        last_id = Some(id);
+                    }
+                }
+                Ok(resp) if matches!(resp.status().as_u16(), 404 | 405) => return,
+                _ => failures += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn session_headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = Vec::new();
+        if let Some(s) = self.session.lock().ok().and_then(|s| s.clone()) {
+            h.push(("mcp-session-id", s));
+        }
+        if let Some(v) = self.version.lock().ok().and_then(|v| v.clone()) {
+            h.push(("mcp-protocol-version", v));
+        }
+        h
+    }
+
+    /// End the session politely (2025-11-25 DELETE).
+    async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if self.session.lock().map(|s| s.is_some()).unwrap_or(false) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.send(Method::DELETE, self.session_headers(), Bytes::new())).await;
+        }
+    }
+}
+
+/// The host's name: the executable of the process that launched the bridge.
+pub fn parent_name() -> String {
+    #[cfg(target_os = "linux")]
+    {
+        let ppid = std::os::unix::process::parent_id();
+        let exe = std::fs::read_link(format!("/proc/{ppid}/exe")).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        let comm = || std::fs::read_to_string(format!("/proc/{ppid}/comm")).ok().map(|s| s.trim().to_owned());
+        if let Some(name) = exe.or_else(comm).filter(|n| !n.is_empty()) {
+            return name;
+        }
+    }
+    "unknown".to_owned()
+}

@@ -1,0 +1,139 @@
+//! Hosts: the local programs that use the broker, and the keys HTTP hosts present.
+//!
+//! A host that speaks Streamable HTTP gets a named key (`mcp-broker hosts add vscode`),
+//! shown once and kept in the keychain (`host:<name>`); the service holds the keys in
+//! memory and compares a presented key with every one of them in constant time. Bridge
+//! hosts are named by their parent process instead and need no key: the control socket is
+//! private to the user.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use crate::vault::{self, Keychain, KeychainError, Secret};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("a host named {0:?} exists already; remove it first to make a new key")]
+    Exists(String),
+    #[error("no host named {0:?}; see `mcp-broker hosts list`")]
+    Unknown(String),
+    #[error("{0:?} is not a valid host name (use letters, digits, '.', '-' or '_', at most 64)")]
+    BadName(String),
+    #[error(transparent)]
+    Keychain(#[from] KeychainError),
+    #[error("cannot use {0}: {1}")]
+    Io(PathBuf, String),
+}
+
+/// A host with an HTTP key (the key itself is never part of this).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostInfo {
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct HostsFile {
+    #[serde(default)]
+    hosts: BTreeMap<String, HostInfo>,
+}
+
+/// The HTTP hosts of one home.
+pub struct Hosts {
+    path: PathBuf,
+    keychain: Keychain,
+    keys: RwLock<Vec<(String, Secret)>>,
+}
+
+impl Hosts {
+    /// Load the host list and their keys from the keychain.
+    pub fn open(config_dir: &Path, keychain_service: &str) -> Result<Self, HostError> {
+        let hosts = Self { path: config_dir.join("hosts.json"), keychain: Keychain::new(keychain_service), keys: RwLock::new(Vec::new()) };
+        let mut keys = Vec::new();
+        for name in hosts.read()?.hosts.into_keys() {
+            if let Some(key) = hosts.keychain.get(&account(&name))? {
+                keys.push((name, key));
+            }
+        }
+        *hosts.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok(hosts)
+    }
+
+    pub fn list(&self) -> Result<Vec<HostInfo>, HostError> {
+        Ok(self.read()?.hosts.into_values().collect())
+    }
+
+    /// Create a host and its key; the key is returned once and never shown again.
+    pub fn add(&self, name: &str) -> Result<Secret, HostError> {
+        if !vault::valid_name(name) {
+            return Err(HostError::BadName(name.to_owned()));
+        }
+        let mut file = self.read()?;
+        if file.hosts.contains_key(name) {
+            return Err(HostError::Exists(name.to_owned()));
+        }
+        let key = new_key();
+        self.keychain.set(&account(name), &key)?;
+        file.hosts.insert(name.to_owned(), HostInfo { name: name.to_owned(), created_at: OffsetDateTime::now_utc() });
+        self.write(&file)?;
+        self.keys.write().unwrap_or_else(|p| p.into_inner()).push((name.to_owned(), key.clone()));
+        Ok(key)
+    }
+
+    pub fn remove(&self, name: &str) -> Result<(), HostError> {
+        let mut file = self.read()?;
+        if file.hosts.remove(name).is_none() {
+            return Err(HostError::Unknown(name.to_owned()));
+        }
+        self.keys.write().unwrap_or_else(|p| p.into_inner()).retain(|(n, _)| n != name);
+        self.write(&file)?;
+        self.keychain.delete(&account(name))?;
+        Ok(())
+    }
+
+    /// The host a key belongs to. Every key is compared, in constant time, so timing says
+    /// nothing about which key or how much of it matched.
+    pub fn authenticate(&self, presented: &str) -> Option<String> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let mut found = None;
+        for (name, key) in keys.iter() {
+            let same = key.expose().len() == presented.len() && bool::from(key.expose().as_bytes().ct_eq(presented.as_bytes()));
+            if same {
+                found = Some(name.clone());
+            }
+        }
+        found
+    }
+
+    fn read(&self) -> Result<HostsFile, HostError> {
+        match std::fs::read(&self.path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| HostError::Io(self.path.clone(), e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HostsFile::default()),
+            Err(e) => Err(HostError::Io(self.path.clone(), e.to_string())),
+        }
+    }
+
+    fn write(&self, file: &HostsFile) -> Result<(), HostError> {
+        let json = serde_json::to_vec_pretty(file).map_err(|e| HostError::Io(self.path.clone(), e.to_string()))?;
+        vault::write_private(&self.path, &json).map_err(|e| HostError::Io(self.path.clone(), e.to_string()))
+    }
+}
+
+fn account(name: &str) -> String {
+    format!("host:{name}")
+}
+
+/// 256 random bits, base64url, with a recognisable prefix (so secret scanners find leaks).
+fn new_key() -> Secret {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    Secret::new(format!("mcpb_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+}

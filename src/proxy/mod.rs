@@ -1,0 +1,238 @@
+//! The one proxy path: a host's Streamable HTTP request, forwarded to the remote MCP
+//! server with the right token.
+//!
+//! Both shims (the stdio bridge over the control socket and the loopback TCP endpoint)
+//! end here, so token attachment, refresh, 401/403 handling and audit happen once:
+//!
+//! 1. Resolve the server; with no tokens yet, sign in (one login for every waiting host).
+//! 2. Attach its access token (refreshed ahead of expiry, single-flight).
+//! 3. Upstream 401: refresh once and retry; still 401: `needs_login` and a clear error.
+//! 4. Upstream 403 `insufficient_scope`: step up to the union of scopes, retry, at most
+//!    [`MAX_STEP_UPS`] times.
+//! 5. Stream the answer back as it arrives (JSON or SSE), and record the call.
+
+pub mod headers;
+pub mod jsonrpc;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use oauth2::AccessToken;
+use time::OffsetDateTime;
+
+use crate::audit::{Audit, Call};
+use crate::broker::{Broker, Error as BrokerError, LoginRequest};
+use crate::discovery::www_authenticate::bearer_challenge;
+use crate::login::{scopes, DynProgress};
+use jsonrpc::{code, MessageInfo};
+
+/// How many step-up sign-ins one request may cause before it fails for good.
+pub const MAX_STEP_UPS: usize = 2;
+
+/// One request from a host, with its body read (MCP messages are small; responses stream).
+#[derive(Debug)]
+pub struct Inbound {
+    pub host: String,
+    pub server: String,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+pub struct Proxy {
+    broker: Arc<Broker>,
+    audit: Arc<Audit>,
+    upstream: reqwest::Client,
+    progress: Arc<DynProgress>,
+    /// Servers named by `connect URL` that have no record yet: how to sign in to them.
+    pending: Mutex<HashMap<String, LoginRequest>>,
+}
+
+/// Why the broker answered instead of the upstream.
+struct Refusal {
+    status: StatusCode,
+    code: i64,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: i64, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+}
+
+impl Proxy {
+    pub fn new(broker: Arc<Broker>, audit: Arc<Audit>, progress: Arc<DynProgress>) -> Result<Self, reqwest::Error> {
+        let upstream = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("mcp-broker/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { broker, audit, upstream, progress, pending: Mutex::new(HashMap::new()) })
+    }
+
+    /// Remember how to sign in to a server known only by URL so far.
+    pub fn add_pending(&self, name: &str, req: LoginRequest) {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), req);
+    }
+
+    fn pending(&self, name: &str) -> Option<LoginRequest> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// Forward one request and answer the host.
+    pub async fn handle(&self, req: Inbound) -> Response {
+        let started = Instant::now();
+        let info = if req.method == Method::POST {
+            match MessageInfo::parse(&req.body) {
+                Ok(info) => info,
+                Err(e) => {
+                    let r = Refusal::new(StatusCode::BAD_REQUEST, code::PARSE_ERROR, format!("parse error: {e}"));
+                    return self.refuse(&req, &MessageInfo::default(), r, started);
+                }
+            }
+        } else {
+            MessageInfo::default()
+        };
+        match self.forward(&req).await {
+            Ok(resp) => {
+                self.record(&req, &info, resp.status().as_u16(), None, started);
+                resp
+            }
+            Err(refusal) => self.refuse(&req, &info, refusal, started),
+        }
+    }
+
+    async fn forward(&self, req: &Inbound) -> Result<Response, Refusal> {
+        let mut token = self.token(&req.server).await?;
+        let mut step_ups = 0;
+        let mut refreshed = false;
+        loop {
+            let url = self.broker.server(&req.server).map_err(refusal)?.url;
+            let resp = self.send(req, &url, &token).await?;
+            match resp.status() {
+                StatusCode::UNAUTHORIZED if !refreshed => {
+                    refreshed = true;
+                    token = self.broker.refresh_after_rejection(&req.server, &token).await.map_err(refusal)?;
+                }
+                StatusCode::UNAUTHORIZED => {
+                    let why = "the server rejected a freshly refreshed token";
+                    let _ = self.broker.mark_needs_login(&req.server, why);
+                    return Err(not_signed_in(&req.server, why));
+                }
+                StatusCode::FORBIDDEN => match insufficient_scope(resp.headers()) {
+                    Some(needed) if step_ups < MAX_STEP_UPS => {
+                        step_ups += 1;
+                        let granted = self.broker.server(&req.server).map_err(refusal)?.scopes;
+                        let wanted = scopes::union(&granted, &needed);
+                        self.broker.step_up(&req.server, &wanted, self.progress.as_ref()).await.map_err(refusal)?;
+                        token = self.token(&req.server).await?;
+                    }
+                    Some(needed) => {
+                        let msg = format!("{} still refuses after signing in again with scopes {}; ask its administrator for access", req.server, needed.join(" "));
+                        return Err(Refusal::new(StatusCode::FORBIDDEN, code::FORBIDDEN, msg));
+                    }
+                    None => return Ok(stream_back(resp)),
+                },
+                _ => return Ok(stream_back(resp)),
+            }
+        }
+    }
+
+    /// The server's access token, signing in first when there is none.
+    async fn token(&self, name: &str) -> Result<AccessToken, Refusal> {
+        match self.broker.access_token(name).await {
+            Ok(t) => return Ok(t),
+            Err(BrokerError::NotSignedIn(_) | BrokerError::UnknownServer(_)) => {}
+            Err(e) => return Err(refusal(e)),
+        }
+        let login = match (self.pending(name), self.broker.server(name)) {
+            (Some(req), _) => req,
+            (None, Ok(record)) => LoginRequest { url: record.url, name: Some(name.to_owned()), ..Default::default() },
+            (None, Err(e)) => return Err(refusal(e)),
+        };
+        self.broker.ensure_signed_in(name, &login, self.progress.as_ref()).await.map_err(refusal)?;
+        self.broker.access_token(name).await.map_err(refusal)
+    }
+
+    async fn send(&self, req: &Inbound, url: &str, token: &AccessToken) -> Result<reqwest::Response, Refusal> {
+        let mut h = headers::to_upstream(&req.headers);
+        if req.method == Method::POST {
+            headers::ensure_post_defaults(&mut h);
+        }
+        self.upstream
+            .request(req.method.clone(), url)
+            .headers(h)
+            .bearer_auth(token.secret())
+            .body(req.body.clone())
+            .send()
+            .await
+            .map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, format!("{} is unreachable: {}", req.server, root_cause(&e))))
+    }
+
+    fn refuse(&self, req: &Inbound, info: &MessageInfo, r: Refusal, started: Instant) -> Response {
+        tracing::info!(server = %req.server, host = %req.host, "refused: {}", r.message);
+        self.record(req, info, 0, Some(r.message.clone()), started);
+        // A request gets a JSON-RPC error it can show; a notification gets the HTTP status.
+        let status = if info.id.is_some() { StatusCode::OK } else { r.status };
+        (status, axum::Json(jsonrpc::error(info.id.as_ref(), r.code, &r.message))).into_response()
+    }
+
+    fn record(&self, req: &Inbound, info: &MessageInfo, status: u16, error: Option<String>, started: Instant) {
+        self.audit.record(Call {
+            time: OffsetDateTime::now_utc(),
+            host: req.host.clone(),
+            server: req.server.clone(),
+            method: info.method.clone().or_else(|| Some(req.method.to_string())),
+            tool: info.tool().map(str::to_owned),
+            status,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            error,
+        });
+    }
+}
+
+/// The scopes a 403 challenge asks for, when it is an `insufficient_scope` challenge.
+fn insufficient_scope(h: &HeaderMap) -> Option<Vec<String>> {
+    let c = bearer_challenge(h.get_all(http::header::WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()))?;
+    (c.error.as_deref() == Some("insufficient_scope")).then(|| c.scopes())
+}
+
+/// Pass the upstream answer through, body streamed as it arrives.
+fn stream_back(resp: reqwest::Response) -> Response {
+    let status = resp.status();
+    let headers = headers::to_host(resp.headers());
+    let mut out = Response::new(Body::from_stream(resp.bytes_stream()));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+fn not_signed_in(name: &str, why: &str) -> Refusal {
+    Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, format!("{name} needs a new sign-in ({why}): run `mcp-broker login {name}`"))
+}
+
+fn refusal(e: BrokerError) -> Refusal {
+    match &e {
+        BrokerError::UnknownServer(_) => Refusal::new(StatusCode::NOT_FOUND, code::UNKNOWN_SERVER, e.to_string()),
+        BrokerError::NotSignedIn(name) => not_signed_in(name, "not signed in"),
+        BrokerError::Refresh { name, source: crate::login::TokenError::InvalidGrant(_) | crate::login::TokenError::InvalidClient(_) } => {
+            not_signed_in(name, "its authorization server ended the grant")
+        }
+        _ => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, code::UPSTREAM_UNAVAILABLE, e.to_string()),
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,130 @@
+//! The client side of the control socket: HTTP/1.1 over the Unix socket (hyper), and
+//! starting the service when none runs, the way gpg-agent is started on demand.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+
+use super::instance::Paths;
+use crate::vault::Home;
+
+/// How long a client waits for a service it started.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the mcp-broker service is not running and could not be started: {0}")]
+    Start(String),
+    #[error("the mcp-broker service went away: {0}")]
+    Connection(String),
+    #[error("{0}")]
+    Api(String),
+}
+
+/// A handle on the service's control socket.
+#[derive(Debug, Clone)]
+pub struct Control {
+    socket: PathBuf,
+    paths: Paths,
+    home: Home,
+}
+
+impl Control {
+    /// Connect to the running service, starting `mcp-broker daemon` first if there is none.
+    pub async fn connect_or_start(home: &Home) -> Result<Self, ClientError> {
+        let paths = Paths::of(home);
+        let control = Self { socket: paths.socket.clone(), paths, home: home.clone() };
+        control.ensure_running().await?;
+        Ok(control)
+    }
+
+    /// Whether a service answers on the socket now.
+    pub async fn is_running(&self) -> bool {
+        UnixStream::connect(&self.socket).await.is_ok()
+    }
+
+    /// Start the service if it does not answer, and wait until it does.
+    pub async fn ensure_running(&self) -> Result<(), ClientError> {
+        if self.is_running().await {
+            return Ok(());
+        }
+        self.spawn_daemon()?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.is_running().await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(ClientError::Start(format!("no answer within {} s; see {}", START_TIMEOUT.as_secs(), self.paths.log.display())))
+    }
+
+    /// `mcp-broker daemon`, detached from this process and its terminal, logging to the
+    /// runtime dir. Two clients racing here start two daemons; the instance lock lets one live.
+    fn spawn_daemon(&self) -> Result<(), ClientError> {
+        self.home.ensure().map_err(|e| ClientError::Start(e.to_string()))?;
+        let exe = std::env::current_exe().map_err(|e| ClientError::Start(e.to_string()))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.paths.log)
+            .map_err(|e| ClientError::Start(format!("{}: {e}", self.paths.log.display())))?;
+        let log2 = log.try_clone().map_err(|e| ClientError::Start(e.to_string()))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("daemon").stdin(Stdio::null()).stdout(log).stderr(log2);
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().map_err(|e| ClientError::Start(e.to_string()))?;
+        std::thread::spawn(move || child.wait());
+        Ok(())
+    }
+
+    /// Send one request and return the response with its body still streaming.
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<hyper::Response<Incoming>, ClientError> {
+        let stream = UnixStream::connect(&self.socket).await.map_err(|e| ClientError::Connection(e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Connection(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        sender.send_request(req).await.map_err(|e| ClientError::Connection(e.to_string()))
+    }
+
+    /// A JSON call: the answer's JSON, or its `error` as [`ClientError::Api`].
+    pub async fn call(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<serde_json::Value, ClientError> {
+        let resp = self.send(json_request(method, path, body)).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.map_err(|e| ClientError::Connection(e.to_string()))?.to_bytes();
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        if status.is_success() {
+            return Ok(value);
+        }
+        let message = value["error"].as_str().map(str::to_owned).unwrap_or_else(|| format!("HTTP {status}"));
+        Err(ClientError::Api(message))
+    }
+}
+
+/// A request to the control socket with a JSON body.
+pub fn json_request(method: Method, path: &str, body: Option<serde_json::Value>) -> Request<Full<Bytes>> {
+    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap_or_default()).unwrap_or_default();
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "mcp-broker")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(bytes)))
+        .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+}
+
+/// Whether a status means "retry after starting the service".
+pub fn is_success(status: StatusCode) -> bool {
+    status.is_success()
+}

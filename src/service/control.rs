@@ -1,0 +1,257 @@
+//! The control API, served on the private Unix socket: JSON in, JSON out.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /v1/status` | servers, their state, and the HTTP endpoint |
+//! | `POST /v1/login` | sign in; streams NDJSON events (`open_url`, then `done` or `error`) |
+//! | `POST /v1/resolve` | name a server given by URL (for `connect URL`) without signing in |
+//! | `POST /v1/servers/{name}/refresh` · `/logout` | refresh now · revoke and forget |
+//! | `GET/POST /v1/hosts`, `DELETE /v1/hosts/{name}` | HTTP host keys |
+//! | `GET /v1/audit` | the latest calls (`?server=&host=&limit=`) |
+//! | `POST /v1/shutdown` | stop the service |
+//! | `/servers/{name}/mcp` | the MCP endpoint for the stdio bridge (host named by `x-mcp-broker-host`) |
+//!
+//! The socket's file mode is the authentication: only this user can connect.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, delete, get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use url::Url;
+
+use super::Service;
+use crate::broker::{Error as BrokerError, LoginRequest};
+use crate::login::{browser::BrowserError, Progress};
+use crate::proxy::Inbound;
+use crate::registration::ClientChoice;
+use crate::vault::{Secret, ServerRecord};
+
+/// The header naming the host behind a bridge.
+pub const HOST_HEADER: &str = "x-mcp-broker-host";
+
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/v1/ping", get(ping))
+        .route("/v1/status", get(status))
+        .route("/v1/login", post(login))
+        .route("/v1/resolve", post(resolve))
+        .route("/v1/servers/{name}/refresh", post(refresh))
+        .route("/v1/servers/{name}/logout", post(logout))
+        .route("/v1/hosts", get(hosts_list).post(hosts_add))
+        .route("/v1/hosts/{name}", delete(hosts_remove))
+        .route("/v1/audit", get(audit))
+        .route("/v1/shutdown", post(shutdown))
+        .route("/servers/{name}/mcp", any(mcp))
+        .with_state(service)
+}
+
+type S = State<Arc<Service>>;
+
+/// An API error: a status and one line for the user.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        let e: anyhow::Error = e.into();
+        let status = match e.downcast_ref::<BrokerError>() {
+            Some(BrokerError::UnknownServer(_)) => StatusCode::NOT_FOUND,
+            Some(BrokerError::BadName(_) | BrokerError::NameTaken { .. } | BrokerError::NotSignedIn(_)) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self(status, e.to_string())
+    }
+}
+
+async fn ping(State(s): S) -> Json<Value> {
+    Json(json!({ "version": env!("CARGO_PKG_VERSION"), "pid": std::process::id(), "endpoint": s.endpoint() }))
+}
+
+async fn status(State(s): S) -> Result<Json<Value>, ApiError> {
+    let usage = s.audit.usage().unwrap_or_default();
+    let servers: Vec<Value> = s
+        .broker
+        .servers()?
+        .iter()
+        .map(|r| {
+            let last_used = usage.iter().filter(|u| u.server == r.name).map(|u| u.last_used).max();
+            server_json(r, last_used)
+        })
+        .collect();
+    Ok(Json(json!({ "servers": servers, "endpoint": s.endpoint() })))
+}
+
+/// A server as every client shows it. Never a secret.
+pub fn server_json(s: &ServerRecord, last_used: Option<OffsetDateTime>) -> Value {
+    let rfc3339 = |t: Option<OffsetDateTime>| t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+    json!({
+        "name": s.name, "url": s.url, "resource": s.resource, "state": s.state.as_str(), "issuer": s.issuer,
+        "client_id": s.client_id, "account": s.account, "scopes": s.scopes,
+        "expires_at": rfc3339(s.expires_at), "has_refresh_token": s.has_refresh_token,
+        "last_used_at": rfc3339(last_used), "last_error": s.last_error,
+    })
+}
+
+/// How a client asks to sign in; the client secret travels only over this private socket.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct LoginBody {
+    pub url: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub client_metadata_url: Option<Url>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+impl LoginBody {
+    fn into_request(self) -> LoginRequest {
+        let client = match (self.client_id, self.client_metadata_url) {
+            (Some(client_id), _) => ClientChoice::PreRegistered { client_id, secret: self.client_secret.map(Secret::new) },
+            (None, Some(url)) => ClientChoice::MetadataDocument(url),
+            (None, None) => ClientChoice::Automatic,
+        };
+        LoginRequest {
+            url: self.url,
+            name: self.name,
+            client,
+            extra_scopes: self.scopes,
+            timeout: self.timeout_secs.map(std::time::Duration::from_secs),
+        }
+    }
+}
+
+/// Progress events of a login, sent to the waiting client as NDJSON lines.
+struct Events(mpsc::UnboundedSender<Value>);
+
+impl Progress for Events {
+    fn open_url(&self, url: &Url) {
+        let _ = self.0.send(json!({ "event": "open_url", "url": url.as_str() }));
+    }
+    fn browser_failed(&self, error: &BrowserError) {
+        let _ = self.0.send(json!({ "event": "browser_failed", "message": error.to_string() }));
+    }
+}
+
+async fn login(State(s): S, Json(body): Json<LoginBody>) -> Response {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let events = Events(tx.clone());
+        let req = body.into_request();
+        let outcome = match s.broker.login(&req, &events).await {
+            Ok(record) => json!({ "event": "done", "server": server_json(&record, None) }),
+            Err(e) => json!({ "event": "error", "message": e.to_string() }),
+        };
+        let _ = tx.send(outcome);
+    });
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from_stream(ndjson(rx)))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The events as a body of JSON lines, ending when the login task is done.
+fn ndjson(rx: mpsc::UnboundedReceiver<Value>) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        let mut line = serde_json::to_vec(&rx.recv().await?).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok(Bytes::from(line)), rx))
+    })
+}
+
+async fn resolve(State(s): S, Json(body): Json<LoginBody>) -> Result<Json<Value>, ApiError> {
+    let known = s.broker.servers()?.into_iter().find(|r| r.url == body.url || Some(&r.name) == body.name.as_ref());
+    let name = match (&known, &body.name) {
+        (Some(r), _) => r.name.clone(),
+        (None, Some(n)) => n.clone(),
+        (None, None) => crate::discovery::ResourceUri::parse(&body.url).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?.default_name(),
+    };
+    let has_client = body.client_id.is_some() || body.client_metadata_url.is_some();
+    if known.is_none() || has_client {
+        let mut req = body.into_request();
+        req.name = Some(name.clone());
+        if let Some(r) = &known {
+            req.url = r.url.clone();
+        }
+        s.proxy.add_pending(&name, req);
+    }
+    Ok(Json(json!({ "name": name })))
+}
+
+async fn refresh(State(s): S, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    s.broker.refresh(&name).await?;
+    Ok(Json(json!({ "server": server_json(&s.broker.server(&name)?, None) })))
+}
+
+#[derive(Deserialize, Default)]
+struct LogoutBody {
+    #[serde(default)]
+    local: bool,
+}
+
+async fn logout(State(s): S, Path(name): Path<String>, body: Option<Json<LogoutBody>>) -> Result<Json<Value>, ApiError> {
+    let local = body.map(|b| b.0.local).unwrap_or(false);
+    let report = s.broker.logout(&name, local).await?;
+    Ok(Json(json!({ "revoked": report.revoked })))
+}
+
+async fn hosts_list(State(s): S) -> Result<Json<Value>, ApiError> {
+    let usage = s.audit.usage().unwrap_or_default();
+    Ok(Json(json!({ "hosts": s.hosts.list()?, "usage": usage })))
+}
+
+#[derive(Deserialize)]
+struct HostBody {
+    name: String,
+}
+
+async fn hosts_add(State(s): S, Json(body): Json<HostBody>) -> Result<Json<Value>, ApiError> {
+    let key = s.hosts.add(&body.name).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(Json(json!({ "host": body.name, "key": key.expose(), "endpoint": s.endpoint() })))
+}
+
+async fn hosts_remove(State(s): S, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    s.hosts.remove(&name).map_err(|e| ApiError(StatusCode::NOT_FOUND, e.to_string()))?;
+    Ok(Json(json!({ "removed": name })))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    server: Option<String>,
+    host: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn audit(State(s): S, Query(q): Query<AuditQuery>) -> Result<Json<Value>, ApiError> {
+    let calls = s.audit.latest(q.server.as_deref(), q.host.as_deref(), q.limit.unwrap_or(50).min(10_000))?;
+    Ok(Json(json!({ "calls": calls })))
+}
+
+async fn shutdown(State(s): S) -> Json<Value> {
+    s.shutdown.notify_one();
+    Json(json!({ "stopping": true }))
+}
+
+async fn mcp(State(s): S, Path(name): Path<String>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+    let host = headers.get(HOST_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("unknown").chars().take(64).collect();
+    s.proxy.handle(Inbound { host, server: name, method, headers, body }).await
+}

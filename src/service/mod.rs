@@ -1,0 +1,130 @@
+//! The broker service: one per user, owning the engine, serving two listeners.
+//!
+//! - the **control socket** (HTTP over a 0600 Unix socket): the API every client uses —
+//!   the CLI, the stdio bridge, the tray app ([`control`]);
+//! - the **MCP endpoint** on loopback TCP for hosts that speak Streamable HTTP, guarded by
+//!   per-host keys, `Origin` and `Host` checks ([`shim`]).
+//!
+//! Both hand MCP traffic to the one [`crate::proxy::Proxy`].
+
+pub mod client;
+pub mod control;
+pub mod instance;
+pub mod shim;
+
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Notify;
+use url::Url;
+
+use crate::audit::Audit;
+use crate::broker::Broker;
+use crate::consent::Hosts;
+use crate::login::{browser::BrowserError, Progress};
+use crate::proxy::Proxy;
+use crate::vault::Home;
+use instance::{InstanceError, Paths, Settings};
+
+/// What the service shares with its request handlers.
+pub struct Service {
+    pub broker: Arc<Broker>,
+    pub proxy: Proxy,
+    pub hosts: Hosts,
+    pub audit: Arc<Audit>,
+    pub port: u16,
+    pub shutdown: Notify,
+}
+
+impl Service {
+    /// The loopback URL of the MCP endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Logins the proxy starts on a host's behalf have no terminal: the URL goes to the log.
+struct LogProgress;
+
+impl Progress for LogProgress {
+    fn open_url(&self, url: &Url) {
+        tracing::warn!("sign-in needed: opening the browser; if it does not open, visit {url}");
+    }
+    fn browser_failed(&self, error: &BrowserError) {
+        tracing::warn!("{error}");
+    }
+}
+
+/// Run the service until a shutdown request or a signal.
+pub async fn run(home: Home) -> anyhow::Result<()> {
+    home.ensure()?;
+    let paths = Paths::of(&home);
+    let _lock = instance::lock(&paths)?;
+    let broker = Arc::new(Broker::open(home.clone())?);
+    let audit = Arc::new(Audit::open(&home.data_dir)?);
+    let hosts = Hosts::open(&home.config_dir, &home.keychain_service)?;
+    let tcp = bind_tcp(&paths).await?;
+    let port = tcp.local_addr()?.port();
+    let unix = bind_socket(&paths)?;
+    let proxy = Proxy::new(broker.clone(), audit.clone(), Arc::new(LogProgress))?;
+    let service = Arc::new(Service { broker, proxy, hosts, audit, port, shutdown: Notify::new() });
+    tracing::info!("mcp-broker service listening on {} and {}", paths.socket.display(), service.endpoint());
+    let stop = {
+        let s = service.clone();
+        async move { s.shutdown.notified().await }
+    };
+    let control = axum::serve(unix, control::router(service.clone())).with_graceful_shutdown(stop);
+    let shim = axum::serve(tcp, shim::router(service.clone()));
+    tokio::select! {
+        r = control => r?,
+        r = shim => r?,
+        _ = shutdown_signal() => {}
+    }
+    let _ = std::fs::remove_file(&paths.socket);
+    Ok(())
+}
+
+/// The kept port if it is free, else a new one (remembered from then on).
+async fn bind_tcp(paths: &Paths) -> anyhow::Result<TcpListener> {
+    let mut settings = Settings::load(paths);
+    if let Some(port) = settings.port {
+        match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => return Ok(l),
+            Err(e) => tracing::warn!("port {port} is taken ({e}); choosing a new one: update your HTTP hosts"),
+        }
+    }
+    let l = TcpListener::bind(("127.0.0.1", 0)).await?;
+    settings.port = Some(l.local_addr()?.port());
+    settings.save(paths)?;
+    Ok(l)
+}
+
+/// Bind the control socket, readable and writable by this user only. A socket file left
+/// by a dead service is replaced (the instance lock proves nobody serves it).
+fn bind_socket(paths: &Paths) -> Result<UnixListener, InstanceError> {
+    let io = |e| InstanceError::Io(paths.socket.clone(), e);
+    match std::fs::remove_file(&paths.socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let listener = UnixListener::bind(&paths.socket).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    Ok(listener)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}
