@@ -406,6 +406,14 @@ impl Broker {
         Ok(LogoutReport { revoked })
     }
 
+    /// Sign out (revoking where the AS can be reached) and forget the server altogether.
+    pub async fn remove(&self, name: &str) -> Result<LogoutReport, Error> {
+        let report = self.logout(name, true).await?;
+        let _flight = self.flights.lock(name).await;
+        self.vault.store.update(|r| r.servers.remove(name))?;
+        Ok(report)
+    }
+
     async fn revoke(&self, record: &ServerRecord, tokens: &TokenSet) -> Result<(), String> {
         let Some(endpoint) = &record.auth_server.revocation_endpoint else { return Ok(()) };
         let credentials = self.credentials_for(record).map_err(|e| e.to_string())?;

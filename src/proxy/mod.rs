@@ -27,9 +27,13 @@ use time::OffsetDateTime;
 
 use crate::audit::{Audit, Call};
 use crate::broker::{Broker, Error as BrokerError, LoginRequest};
+use crate::consent::{policy, Consent, Refused};
 use crate::discovery::www_authenticate::bearer_challenge;
 use crate::login::{scopes, DynProgress};
 use jsonrpc::{code, MessageInfo};
+
+/// The largest `tools/list` answer read for filtering.
+const MAX_TOOLS_LIST_BYTES: usize = 8 * 1024 * 1024;
 
 /// How many step-up sign-ins one request may cause before it fails for good.
 pub const MAX_STEP_UPS: usize = 2;
@@ -47,6 +51,7 @@ pub struct Inbound {
 pub struct Proxy {
     broker: Arc<Broker>,
     audit: Arc<Audit>,
+    consent: Arc<Consent>,
     upstream: reqwest::Client,
     progress: Arc<DynProgress>,
     /// Servers named by `connect URL` that have no record yet: how to sign in to them.
@@ -67,14 +72,14 @@ impl Refusal {
 }
 
 impl Proxy {
-    pub fn new(broker: Arc<Broker>, audit: Arc<Audit>, progress: Arc<DynProgress>) -> Result<Self, reqwest::Error> {
+    pub fn new(broker: Arc<Broker>, audit: Arc<Audit>, consent: Arc<Consent>, progress: Arc<DynProgress>) -> Result<Self, reqwest::Error> {
         let upstream = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("mcp-broker/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { broker, audit, upstream, progress, pending: Mutex::new(HashMap::new()) })
+        Ok(Self { broker, audit, consent, upstream, progress, pending: Mutex::new(HashMap::new()) })
     }
 
     /// Remember how to sign in to a server known only by URL so far.
@@ -100,13 +105,51 @@ impl Proxy {
         } else {
             MessageInfo::default()
         };
+        if let Err(refused) = self.consent_for(&req, &info).await {
+            let r = Refusal::new(StatusCode::FORBIDDEN, code::FORBIDDEN, refused.to_string());
+            return self.refuse(&req, &info, r, started);
+        }
         match self.forward(&req).await {
             Ok(resp) => {
                 self.record(&req, &info, resp.status().as_u16(), None, started);
+                if info.method.as_deref() == Some("tools/list") && resp.status().is_success() {
+                    return self.filter_tools(&req, resp).await;
+                }
                 resp
             }
             Err(refusal) => self.refuse(&req, &info, refusal, started),
         }
+    }
+
+    /// First-use approval, then the per-tool policy for `tools/call`.
+    async fn consent_for(&self, req: &Inbound, info: &MessageInfo) -> Result<(), Refused> {
+        let scopes = self.broker.server(&req.server).map(|r| r.scopes).unwrap_or_default();
+        self.consent.check(&req.host, &req.server, &scopes).await?;
+        match info.tool() {
+            Some(tool) if self.consent.tool_disabled(&req.host, &req.server, tool) => {
+                Err(Refused::ToolDisabled { host: req.host.clone(), server: req.server.clone(), tool: tool.to_owned() })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Read a `tools/list` answer whole, remember the server's tools, and drop the ones
+    /// disabled for this host.
+    async fn filter_tools(&self, req: &Inbound, resp: Response) -> Response {
+        let (mut parts, body) = resp.into_parts();
+        let sse = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"));
+        let read = tokio::time::timeout(Duration::from_secs(60), axum::body::to_bytes(body, MAX_TOOLS_LIST_BYTES)).await;
+        let Ok(Ok(bytes)) = read else {
+            let r = Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, "the server's tools/list answer was too large, too slow or cut off");
+            return self.refuse(req, &MessageInfo::default(), r, Instant::now());
+        };
+        let disabled = self.consent.disabled_tools(&req.host, &req.server);
+        let (body, tools) = policy::rewrite_body(&bytes, sse, &|name| disabled.contains(name));
+        if let Some(tools) = tools {
+            self.consent.remember_tools(&req.server, tools);
+        }
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+        Response::from_parts(parts, Body::from(body))
     }
 
     async fn forward(&self, req: &Inbound) -> Result<Response, Refusal> {

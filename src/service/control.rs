@@ -29,6 +29,7 @@ use url::Url;
 
 use super::Service;
 use crate::broker::{Error as BrokerError, LoginRequest};
+use crate::consent::Decision;
 use crate::login::{browser::BrowserError, Progress};
 use crate::proxy::Inbound;
 use crate::registration::ClientChoice;
@@ -47,6 +48,11 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/servers/{name}/logout", post(logout))
         .route("/v1/hosts", get(hosts_list).post(hosts_add))
         .route("/v1/hosts/{name}", delete(hosts_remove))
+        .route("/v1/servers/{name}", delete(remove_server))
+        .route("/v1/approvals", get(approvals))
+        .route("/v1/approvals/{id}", post(decide))
+        .route("/v1/decisions/{host}/{server}", delete(revoke_decision))
+        .route("/v1/policy/{host}/{server}", get(policy_get).put(policy_put))
         .route("/v1/audit", get(audit))
         .route("/v1/shutdown", post(shutdown))
         .route("/servers/{name}/mcp", any(mcp))
@@ -232,6 +238,53 @@ async fn hosts_add(State(s): S, Json(body): Json<HostBody>) -> Result<Json<Value
 async fn hosts_remove(State(s): S, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     s.hosts.remove(&name).map_err(|e| ApiError(StatusCode::NOT_FOUND, e.to_string()))?;
     Ok(Json(json!({ "removed": name })))
+}
+
+async fn remove_server(State(s): S, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let report = s.broker.remove(&name).await?;
+    Ok(Json(json!({ "removed": name, "revoked": report.revoked })))
+}
+
+async fn approvals(State(s): S) -> Json<Value> {
+    let (pending, decisions) = s.consent.approvals();
+    Json(json!({ "pending": pending, "decisions": decisions, "ui_attached": true }))
+}
+
+#[derive(Deserialize)]
+struct DecideBody {
+    decision: Decision,
+}
+
+async fn decide(State(s): S, Path(id): Path<u64>, Json(body): Json<DecideBody>) -> Result<Json<Value>, ApiError> {
+    if !s.consent.decide(id, body.decision) {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no pending approval {id} (answered already, or timed out)")));
+    }
+    Ok(Json(json!({ "ok": true })))
+}
+
+async fn revoke_decision(State(s): S, Path((host, server)): Path<(String, String)>) -> Json<Value> {
+    s.consent.revoke(&host, &server);
+    Json(json!({ "ok": true }))
+}
+
+async fn policy_get(State(s): S, Path((host, server)): Path<(String, String)>) -> Json<Value> {
+    let tools: Vec<Value> = s
+        .consent
+        .tools(&host, &server)
+        .into_iter()
+        .map(|(t, enabled)| json!({ "name": t.name, "description": t.description, "enabled": enabled }))
+        .collect();
+    Json(json!({ "tools": tools }))
+}
+
+#[derive(Deserialize)]
+struct PolicyBody {
+    disabled: std::collections::BTreeSet<String>,
+}
+
+async fn policy_put(State(s): S, Path((host, server)): Path<(String, String)>, Json(body): Json<PolicyBody>) -> Json<Value> {
+    s.consent.set_disabled_tools(&host, &server, body.disabled);
+    Json(json!({ "ok": true }))
 }
 
 #[derive(Deserialize)]

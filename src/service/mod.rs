@@ -20,7 +20,7 @@ use url::Url;
 
 use crate::audit::Audit;
 use crate::broker::Broker;
-use crate::consent::Hosts;
+use crate::consent::{Consent, Hosts};
 use crate::login::{browser::BrowserError, Progress};
 use crate::proxy::Proxy;
 use crate::vault::Home;
@@ -31,6 +31,7 @@ pub struct Service {
     pub broker: Arc<Broker>,
     pub proxy: Proxy,
     pub hosts: Hosts,
+    pub consent: Arc<Consent>,
     pub audit: Arc<Audit>,
     pub port: u16,
     pub shutdown: Notify,
@@ -66,8 +67,9 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
     let tcp = bind_tcp(&paths).await?;
     let port = tcp.local_addr()?.port();
     let unix = bind_socket(&paths)?;
-    let proxy = Proxy::new(broker.clone(), audit.clone(), Arc::new(LogProgress))?;
-    let service = Arc::new(Service { broker, proxy, hosts, audit, port, shutdown: Notify::new() });
+    let consent = Arc::new(Consent::open(&home.config_dir));
+    let proxy = Proxy::new(broker.clone(), audit.clone(), consent.clone(), Arc::new(LogProgress))?;
+    let service = Arc::new(Service { broker, proxy, hosts, consent, audit, port, shutdown: Notify::new() });
     tracing::info!("mcp-broker service listening on {} and {}", paths.socket.display(), service.endpoint());
     let stop = {
         let s = service.clone();

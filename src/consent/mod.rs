@@ -1,0 +1,283 @@
+//! Consent: which host may use which server, and which of its tools.
+//!
+//! - [`hosts`]: the named keys of HTTP hosts.
+//! - First-use approval: while a UI is attached (it polled the approvals within the last
+//!   [`UI_PRESENCE`]), a host's first request to a server waits for the user's decision
+//!   (Allow once / Always / Deny); with no UI, use is allowed — the user's own host
+//!   configuration is the consent. Kept decisions and tool policies live in
+//!   `consent.json` in the config dir.
+//! - [`policy`]: tools disabled per host × server.
+
+pub mod hosts;
+pub mod policy;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+pub use hosts::{HostError, HostInfo, Hosts};
+pub use policy::ToolInfo;
+
+/// How recently a UI must have polled to count as attached.
+pub const UI_PRESENCE: Duration = Duration::from_secs(5);
+/// How long a host's request waits for the user to answer.
+pub const APPROVAL_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Once,
+    Always,
+    Deny,
+}
+
+/// A decision kept for a host × server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DecisionRecord {
+    pub host: String,
+    pub server: String,
+    pub decision: Decision,
+    #[serde(with = "time::serde::rfc3339")]
+    pub decided_at: OffsetDateTime,
+}
+
+/// A request waiting for the user.
+#[derive(Debug, Clone, Serialize)]
+pub struct Approval {
+    pub id: u64,
+    pub host: String,
+    pub server: String,
+    pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refused {
+    #[error("{host} may not use {server}: denied in mcp-broker (change it in the mcp-broker window)")]
+    Denied { host: String, server: String },
+    #[error("{host} may not use {server}: nobody answered the approval prompt in mcp-broker within {secs} s")]
+    Unanswered { host: String, server: String, secs: u64 },
+    #[error("the tool {tool:?} of {server} is disabled for {host} in mcp-broker")]
+    ToolDisabled { host: String, server: String, tool: String },
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ConsentFile {
+    #[serde(default)]
+    decisions: Vec<DecisionRecord>,
+    /// `host\u{0}server` → disabled tool names.
+    #[serde(default)]
+    disabled_tools: BTreeMap<String, BTreeSet<String>>,
+}
+
+#[derive(Default)]
+struct Live {
+    file: ConsentFile,
+    once: HashSet<(String, String)>,
+    pending: Vec<(Approval, Vec<oneshot::Sender<Decision>>)>,
+    next_id: u64,
+    ui_seen: Option<Instant>,
+    /// The tools each server listed last (unfiltered), for the policy view.
+    tools: HashMap<String, Vec<ToolInfo>>,
+}
+
+/// Decisions, approvals and tool policies of one home.
+pub struct Consent {
+    path: PathBuf,
+    live: Mutex<Live>,
+}
+
+fn pair_key(host: &str, server: &str) -> String {
+    format!("{host}\u{0}{server}")
+}
+
+impl Consent {
+    pub fn open(config_dir: &Path) -> Self {
+        let path = config_dir.join("consent.json");
+        let file = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        Self { path, live: Mutex::new(Live { file, ..Default::default() }) }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self, live: &Live) {
+        let json = serde_json::to_vec_pretty(&live.file).unwrap_or_default();
+        if let Err(e) = crate::vault::write_private(&self.path, &json) {
+            tracing::warn!("cannot save {}: {e}", self.path.display());
+        }
+    }
+
+    /// May `host` use `server`? Waits for the user when a UI is attached and nothing was
+    /// decided yet; allows when no UI is attached.
+    pub async fn check(&self, host: &str, server: &str, scopes: &[String]) -> Result<(), Refused> {
+        let rx = {
+            let mut live = self.live();
+            match decided(&live, host, server) {
+                Some(Decision::Deny) => return Err(Refused::Denied { host: host.into(), server: server.into() }),
+                Some(_) => return Ok(()),
+                None if !ui_attached(&live) => return Ok(()),
+                None => enqueue(&mut live, host, server, scopes),
+            }
+        };
+        match tokio::time::timeout(APPROVAL_TIMEOUT, rx).await {
+            Ok(Ok(Decision::Deny)) => Err(Refused::Denied { host: host.into(), server: server.into() }),
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Refused::Unanswered { host: host.into(), server: server.into(), secs: APPROVAL_TIMEOUT.as_secs() }),
+        }
+    }
+
+    /// What a UI shows; calling it marks the UI as attached.
+    pub fn approvals(&self) -> (Vec<Approval>, Vec<DecisionRecord>) {
+        let mut live = self.live();
+        live.ui_seen = Some(Instant::now());
+        let pending = live.pending.iter().map(|(a, _)| a.clone()).collect();
+        let mut decisions = live.file.decisions.clone();
+        decisions.extend(live.once.iter().map(|(h, s)| DecisionRecord { host: h.clone(), server: s.clone(), decision: Decision::Once, decided_at: OffsetDateTime::now_utc() }));
+        (pending, decisions)
+    }
+
+    /// The user's answer to approval `id`.
+    pub fn decide(&self, id: u64, decision: Decision) -> bool {
+        let mut live = self.live();
+        let Some(pos) = live.pending.iter().position(|(a, _)| a.id == id) else { return false };
+        let (approval, waiters) = live.pending.remove(pos);
+        let (host, server) = (approval.host, approval.server);
+        if decision == Decision::Once {
+            live.once.insert((host, server));
+        } else {
+            live.file.decisions.retain(|d| !(d.host == host && d.server == server));
+            live.file.decisions.push(DecisionRecord { host, server, decision, decided_at: OffsetDateTime::now_utc() });
+            self.save(&live);
+        }
+        for w in waiters {
+            let _ = w.send(decision);
+        }
+        true
+    }
+
+    /// Forget the decision for `host` × `server`: the host will be asked again.
+    pub fn revoke(&self, host: &str, server: &str) {
+        let mut live = self.live();
+        live.once.remove(&(host.to_owned(), server.to_owned()));
+        live.file.decisions.retain(|d| !(d.host == host && d.server == server));
+        self.save(&live);
+    }
+
+    pub fn tool_disabled(&self, host: &str, server: &str, tool: &str) -> bool {
+        self.live().file.disabled_tools.get(&pair_key(host, server)).is_some_and(|s| s.contains(tool))
+    }
+
+    /// The disabled tools of `host` × `server`.
+    pub fn disabled_tools(&self, host: &str, server: &str) -> BTreeSet<String> {
+        self.live().file.disabled_tools.get(&pair_key(host, server)).cloned().unwrap_or_default()
+    }
+
+    pub fn set_disabled_tools(&self, host: &str, server: &str, disabled: BTreeSet<String>) {
+        let mut live = self.live();
+        if disabled.is_empty() {
+            live.file.disabled_tools.remove(&pair_key(host, server));
+        } else {
+            live.file.disabled_tools.insert(pair_key(host, server), disabled);
+        }
+        self.save(&live);
+    }
+
+    pub fn remember_tools(&self, server: &str, tools: Vec<ToolInfo>) {
+        self.live().tools.insert(server.to_owned(), tools);
+    }
+
+    /// The tools `server` listed last, with whether each is enabled for `host`.
+    pub fn tools(&self, host: &str, server: &str) -> Vec<(ToolInfo, bool)> {
+        let live = self.live();
+        let disabled = live.file.disabled_tools.get(&pair_key(host, server));
+        let known = live.tools.get(server).cloned().unwrap_or_default();
+        let mut out: Vec<(ToolInfo, bool)> = known.into_iter().map(|t| {
+            let on = !disabled.is_some_and(|d| d.contains(&t.name));
+            (t, on)
+        }).collect();
+        // Disabled tools the server has not listed since the service started still show.
+        for name in disabled.into_iter().flatten() {
+            if !out.iter().any(|(t, _)| &t.name == name) {
+                out.push((ToolInfo { name: name.clone(), description: None }, false));
+            }
+        }
+        out
+    }
+}
+
+fn decided(live: &Live, host: &str, server: &str) -> Option<Decision> {
+    if live.once.contains(&(host.to_owned(), server.to_owned())) {
+        return Some(Decision::Once);
+    }
+    live.file.decisions.iter().find(|d| d.host == host && d.server == server).map(|d| d.decision)
+}
+
+fn ui_attached(live: &Live) -> bool {
+    live.ui_seen.is_some_and(|t| t.elapsed() < UI_PRESENCE)
+}
+
+/// Add a waiter to the pending approval for this pair, creating it if needed: one prompt
+/// however many requests wait.
+fn enqueue(live: &mut Live, host: &str, server: &str, scopes: &[String]) -> oneshot::Receiver<Decision> {
+    let (tx, rx) = oneshot::channel();
+    if let Some((_, waiters)) = live.pending.iter_mut().find(|(a, _)| a.host == host && a.server == server) {
+        waiters.push(tx);
+        return rx;
+    }
+    live.next_id += 1;
+    let approval = Approval { id: live.next_id, host: host.into(), server: server.into(), scopes: scopes.to_vec(), requested_at: OffsetDateTime::now_utc() };
+    live.pending.push((approval, vec![tx]));
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consent() -> (Consent, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("mcpb-consent-{}-{:?}", std::process::id(), std::thread::current().id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        (Consent::open(&dir), dir)
+    }
+
+    #[tokio::test]
+    async fn no_ui_allows_and_ui_asks_once_for_many() {
+        let (c, dir) = consent();
+        assert!(c.check("cursor", "linear", &[]).await.is_ok());
+        c.approvals(); // a UI polls
+        let c = std::sync::Arc::new(c);
+        let waiters: Vec<_> = (0..3).map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.check("cursor", "linear", &["read".into()]).await })
+        }).collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (pending, _) = c.approvals();
+        assert_eq!(pending.len(), 1, "one prompt for three requests");
+        assert!(c.decide(pending[0].id, Decision::Deny));
+        for w in waiters {
+            assert!(matches!(w.await.unwrap(), Err(Refused::Denied { .. })));
+        }
+        assert!(c.check("cursor", "linear", &[]).await.is_err(), "deny is kept");
+        c.revoke("cursor", "linear");
+        let again = Consent::open(&dir);
+        assert!(again.check("cursor", "linear", &[]).await.is_ok(), "revoked, and no UI now");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn tool_policy_persists() {
+        let (c, dir) = consent();
+        c.set_disabled_tools("cursor", "linear", ["delete".to_owned()].into());
+        assert!(Consent::open(&dir).tool_disabled("cursor", "linear", "delete"));
+        assert!(!c.tool_disabled("vscode", "linear", "delete"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

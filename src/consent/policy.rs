@@ -1,0 +1,98 @@
+//! Per-tool policy on the client side: a tool disabled for a host × server is removed from
+//! that host's `tools/list` results (least privilege) and its `tools/call` is refused.
+//!
+//! A `tools/list` answer is small, so it is read whole, rewritten and sent on, whether it
+//! came as JSON or as an SSE stream.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A tool a server listed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ToolInfo {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+/// The tools in a `tools/list` result message, if it is one.
+pub fn tools_of(msg: &Value) -> Option<Vec<ToolInfo>> {
+    let tools = msg.get("result")?.get("tools")?.as_array()?;
+    Some(
+        tools
+            .iter()
+            .filter_map(|t| {
+                Some(ToolInfo {
+                    name: t.get("name")?.as_str()?.to_owned(),
+                    description: t.get("description").and_then(Value::as_str).map(str::to_owned),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Remove the disabled tools from a `tools/list` result message, in place.
+pub fn filter_message(msg: &mut Value, disabled: &dyn Fn(&str) -> bool) {
+    if let Some(tools) = msg.get_mut("result").and_then(|r| r.get_mut("tools")).and_then(Value::as_array_mut) {
+        tools.retain(|t| !t.get("name").and_then(Value::as_str).is_some_and(disabled));
+    }
+}
+
+/// Rewrite a whole response body (JSON or SSE). Returns the new body and the tools the
+/// server listed (before filtering), when a `tools/list` result was found.
+pub fn rewrite_body(body: &[u8], sse: bool, disabled: &dyn Fn(&str) -> bool) -> (Vec<u8>, Option<Vec<ToolInfo>>) {
+    if !sse {
+        let Ok(mut msg) = serde_json::from_slice::<Value>(body) else { return (body.to_vec(), None) };
+        let tools = tools_of(&msg);
+        filter_message(&mut msg, disabled);
+        return (serde_json::to_vec(&msg).unwrap_or_default(), tools);
+    }
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::with_capacity(text.len());
+    let mut found = None;
+    for event in text.split_inclusive("\n\n") {
+        out.push_str(&rewrite_event(event, disabled, &mut found));
+    }
+    (out.into_bytes(), found)
+}
+
+/// One SSE event: its `data:` lines joined are one message; other lines stay as they are.
+fn rewrite_event(event: &str, disabled: &dyn Fn(&str) -> bool, found: &mut Option<Vec<ToolInfo>>) -> String {
+    let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
+    let Ok(mut msg) = serde_json::from_str::<Value>(&data.join("\n")) else { return event.to_owned() };
+    let Some(tools) = tools_of(&msg) else { return event.to_owned() };
+    *found = Some(tools);
+    filter_message(&mut msg, disabled);
+    let mut out: String = event.lines().filter(|l| !l.starts_with("data:") && !l.is_empty()).map(|l| format!("{l}\n")).collect();
+    out.push_str(&format!("data: {msg}\n\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"echo","description":"e"},{"name":"delete_record"}]}}"#;
+
+    #[test]
+    fn json_and_sse_are_filtered() {
+        let off = |n: &str| n == "delete_record";
+        let (body, tools) = rewrite_body(LIST.as_bytes(), false, &off);
+        assert_eq!(tools.unwrap().len(), 2);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 1);
+        let sse = format!("event: message\nid: 1\ndata: {LIST}\n\n");
+        let (body, tools) = rewrite_body(sse.as_bytes(), true, &off);
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.starts_with("event: message\nid: 1\ndata: "), "{text}");
+        assert!(!text.contains("delete_record") && text.contains("echo") && text.ends_with("\n\n"));
+        assert_eq!(tools.unwrap()[0].description.as_deref(), Some("e"));
+    }
+
+    #[test]
+    fn other_messages_pass_untouched() {
+        let (body, tools) = rewrite_body(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#, false, &|_| true);
+        assert!(tools.is_none());
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((v["id"].as_i64(), v["result"].as_object().map(|o| o.len())), (Some(1), Some(0)));
+    }
+}
