@@ -36,7 +36,30 @@ pub struct Loopback {
     port: u16,
 }
 
-type Slot = Arc<Mutex<Option<(Expected, oneshot::Sender<Result<AuthorizationCode, CallbackError>>)>>>;
+/// What the callback handler hands over: the checked result, and where to send the final
+/// outcome (the code redeemed or not) so the browser page tells the truth.
+type Handoff = (Result<AuthorizationCode, CallbackError>, oneshot::Sender<Result<(), String>>);
+type Slot = Arc<Mutex<Option<(Expected, oneshot::Sender<Handoff>)>>>;
+
+/// A received authorization code whose browser tab is still waiting for the outcome.
+pub struct Received {
+    pub code: AuthorizationCode,
+    finish: Option<oneshot::Sender<Result<(), String>>>,
+    shutdown: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
+}
+
+impl Received {
+    /// Tell the browser how the sign-in ended, then close the listener.
+    pub async fn finish(mut self, outcome: Result<(), String>) {
+        if let Some(tx) = self.finish.take() {
+            let _ = tx.send(outcome);
+        }
+        if let Some((stop, server)) = self.shutdown.take() {
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+        }
+    }
+}
 
 impl Loopback {
     /// Bind `127.0.0.1` on a port the OS picks.
@@ -50,8 +73,9 @@ impl Loopback {
         format!("http://127.0.0.1:{}/callback", self.port)
     }
 
-    /// Serve until one callback arrives or `timeout` passes.
-    pub async fn wait(self, expected: Expected, timeout: Duration) -> Result<AuthorizationCode, WaitError> {
+    /// Serve until one callback arrives or `timeout` passes. A checked code comes back as
+    /// [`Received`], whose [`Received::finish`] completes the browser's page.
+    pub async fn wait(self, expected: Expected, timeout: Duration) -> Result<Received, WaitError> {
         let (tx, rx) = oneshot::channel();
         let slot: Slot = Arc::new(Mutex::new(Some((expected, tx))));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -60,28 +84,44 @@ impl Loopback {
             axum::serve(self.listener, app).with_graceful_shutdown(async { stop_rx.await.ok(); }).await
         });
         let outcome = tokio::time::timeout(timeout, rx).await;
-        let _ = stop_tx.send(());
-        // Let the page that reports the outcome reach the browser before returning.
-        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+        let mut received = Received { code: AuthorizationCode::new(String::new()), finish: None, shutdown: Some((stop_tx, server)) };
         match outcome {
-            Ok(Ok(result)) => Ok(result?),
-            Ok(Err(_)) => Err(WaitError::Io(std::io::Error::other("callback channel closed"))),
-            Err(_) => Err(WaitError::Timeout(timeout.as_secs())),
+            Ok(Ok((Ok(code), finish))) => {
+                received.code = code;
+                received.finish = Some(finish);
+                Ok(received)
+            }
+            Ok(Ok((Err(e), finish))) => {
+                received.finish = Some(finish);
+                received.finish(Err(e.to_string())).await;
+                Err(e.into())
+            }
+            Ok(Err(_)) => {
+                received.finish(Err("cancelled".into())).await;
+                Err(WaitError::Io(std::io::Error::other("callback channel closed")))
+            }
+            Err(_) => {
+                received.finish(Err("timed out".into())).await;
+                Err(WaitError::Timeout(timeout.as_secs()))
+            }
         }
     }
 }
+
+/// How long the browser's page waits for the code to be redeemed.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn callback(State(slot): State<Slot>, Query(params): Query<HashMap<String, String>>) -> impl IntoResponse {
     let Some((expected, tx)) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() else {
         return page(StatusCode::GONE, "This sign-in is already finished", "You can close this tab.");
     };
-    let result = check(&params, &expected);
-    let response = match &result {
-        Ok(_) => page(StatusCode::OK, "Signed in", "mcp-broker received the sign-in. You can close this tab."),
-        Err(e) => page(StatusCode::BAD_REQUEST, "Sign-in failed", &e.to_string()),
-    };
-    let _ = tx.send(result);
-    response
+    let (finish_tx, finish_rx) = oneshot::channel();
+    let _ = tx.send((check(&params, &expected), finish_tx));
+    match tokio::time::timeout(FINISH_TIMEOUT, finish_rx).await {
+        Ok(Ok(Ok(()))) => page(StatusCode::OK, "Signed in", "mcp-broker is signed in. You can close this tab."),
+        Ok(Ok(Err(e))) => page(StatusCode::BAD_REQUEST, "Sign-in failed", &e),
+        _ => page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed", "mcp-broker stopped before finishing; run the sign-in again."),
+    }
 }
 
 fn page(status: StatusCode, title: &str, text: &str) -> (StatusCode, Html<String>) {

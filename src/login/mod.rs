@@ -110,12 +110,16 @@ pub async fn authorize(
     let client = Credentials::with_redirect(credentials.oauth_client(&discovery.auth_server), &loopback.redirect_uri())?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let resource = discovery.resource.as_canonical();
-    let (url, state) = client
+    let mut request = client
         .authorize_url(CsrfToken::new_random)
         .add_scopes(scopes.iter().cloned().map(Scope::new))
         .set_pkce_challenge(challenge)
-        .add_extra_param("resource", resource.clone())
-        .url();
+        .add_extra_param("resource", resource.clone());
+    if scopes.iter().any(|s| s == "offline_access") {
+        // OpenID Connect Core §11: offline access is granted only with explicit consent.
+        request = request.add_extra_param("prompt", "consent");
+    }
+    let (url, state) = request.url();
     let expected = callback::Expected {
         state: state.secret().clone(),
         issuer: discovery.issuer().to_owned(),
@@ -128,13 +132,17 @@ pub async fn authorize(
         }
         progress.browser_failed(&e);
     }
-    let code = loopback.wait(expected, timeout).await?;
-    let response = client
-        .exchange_code(code)
-        .set_pkce_verifier(verifier)
-        .add_extra_param("resource", resource)
-        .request_async(http)
-        .await
-        .map_err(TokenError::from)?;
-    Ok(Issued::from_response(&response, None, OffsetDateTime::now_utc()).map_err(TokenError::from)?)
+    let received = loopback.wait(expected, timeout).await?;
+    let issued = async {
+        let response = client
+            .exchange_code(received.code.clone())
+            .set_pkce_verifier(verifier)
+            .add_extra_param("resource", resource)
+            .request_async(http)
+            .await?;
+        Ok::<_, TokenError>(Issued::from_response(&response, None, OffsetDateTime::now_utc())?)
+    }
+    .await;
+    received.finish(issued.as_ref().map(drop).map_err(ToString::to_string)).await;
+    Ok(issued?)
 }
