@@ -184,20 +184,24 @@ fn ndjson(rx: mpsc::UnboundedReceiver<Value>) -> impl futures_util::Stream<Item 
     })
 }
 
-async fn resolve(State(s): S, Json(body): Json<LoginBody>) -> Result<Json<Value>, ApiError> {
-    let known = s.broker.servers()?.into_iter().find(|r| r.url == body.url || Some(&r.name) == body.name.as_ref());
-    let name = match (&known, &body.name) {
-        (Some(r), _) => r.name.clone(),
-        (None, Some(n)) => n.clone(),
-        (None, None) => crate::discovery::ResourceUri::parse(&body.url).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?.default_name(),
+async fn resolve(State(s): S, Json(mut body): Json<LoginBody>) -> Result<Json<Value>, ApiError> {
+    let bad = |e: crate::discovery::canonical::CanonicalError| ApiError(StatusCode::BAD_REQUEST, e.to_string());
+    let uri = if body.url.is_empty() { None } else { Some(crate::discovery::ResourceUri::parse(&body.url).map_err(bad)?) };
+    let canonical = uri.as_ref().map(|u| u.as_canonical());
+    let known = s.broker.servers()?.into_iter().find(|r| Some(&r.url) == canonical.as_ref() || Some(&r.name) == body.name.as_ref());
+    let name = match (&known, &body.name, &uri) {
+        (Some(r), _, _) => r.name.clone(),
+        (None, Some(n), _) => n.clone(),
+        (None, None, Some(u)) => u.default_name(),
+        (None, None, None) => return Err(ApiError(StatusCode::BAD_REQUEST, "give a server URL or a known name".into())),
     };
     let has_client = body.client_id.is_some() || body.client_metadata_url.is_some();
     if known.is_none() || has_client {
+        if let Some(r) = &known {
+            body.url = r.url.clone();
+        }
         let mut req = body.into_request();
         req.name = Some(name.clone());
-        if let Some(r) = &known {
-            req.url = r.url.clone();
-        }
         s.proxy.add_pending(&name, req);
     }
     Ok(Json(json!({ "name": name })))

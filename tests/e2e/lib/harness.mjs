@@ -109,10 +109,13 @@ export async function startAs(t, opts = {}) {
   return { ...peer, issuer, origin: new URL(issuer).origin };
 }
 
-/** Start peers/mcp-server.mjs. opts: {issuer (required), path, mode: 'sessions'|'stateless', prmAt, noRmHeader} */
+/**
+ * Start peers/mcp-server.mjs. opts: {issuer (required), path, mode: 'sessions'|'stateless',
+ * prmAt, noRmHeader, port (default 0: any; pass a port to restart a server where it was)}
+ */
 export async function startMcpServer(t, opts) {
   if (!opts?.issuer) throw new Error('startMcpServer: opts.issuer is required');
-  const args = ['--port', '0', '--issuer', opts.issuer];
+  const args = ['--port', String(opts.port ?? 0), '--issuer', opts.issuer];
   if (opts.path) args.push('--path', opts.path);
   if (opts.mode === 'stateless') args.push('--stateless');
   else args.push('--sessions');
@@ -488,4 +491,301 @@ export async function referenceLogin(mcpUrl, { browser = BROWSER_CURL, scope, en
     cb.closeAllConnections?.();
     cb.close();
   }
+}
+
+// ---- the broker service and its two shims (stdio bridge, loopback HTTP endpoint) ----------
+//
+// - brokerEnv: the environment a broker process gets (MCP_BROKER_HOME, BROWSER, BROWSER_LOG,
+//   and the caller's D-Bus session, which a service started by it inherits).
+// - stopService / cleanupService: stop the service of a home (`mcp-broker stop`), then kill by
+//   pid whatever process still names that MCP_BROKER_HOME (bridges, daemons, browsers).
+// - bridgeClient: the official TypeScript SDK `Client` over `StdioClientTransport` spawning
+//   `mcp-broker connect TARGET`; httpClient: the SDK `Client` over
+//   `StreamableHTTPClientTransport` against the loopback endpoint with a host key.
+// - RawBridge: `mcp-broker connect` driven line by line (for malformed input).
+// - runInspector: the MCP Inspector CLI (`mcp-inspector --cli`), with a throwaway HOME.
+
+/** The environment of a broker process for `home`. */
+export function brokerEnv(home, { browser, browserLog, env } = {}) {
+  return {
+    ...process.env,
+    MCP_BROKER_HOME: home,
+    BROWSER: browser ?? BROWSER_CURL,
+    ...(browserLog ? { BROWSER_LOG: browserLog } : {}),
+    ...(env ?? {}),
+  };
+}
+
+/** The pids of processes whose environment has MCP_BROKER_HOME=home (this process excluded). */
+export const pidsOfHome = (home) => pidsWithEnv('MCP_BROKER_HOME', home);
+
+/** Whether a service answers on the home's control socket. */
+export async function serviceRunning(home) {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const s = net.createConnection(path.join(home, 'run', 'broker.sock'));
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** The pids of running `mcp-broker daemon` processes of a home. */
+export async function daemonPids(home) {
+  const out = [];
+  for (const pid of await pidsOfHome(home)) {
+    try {
+      const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      if (argv[1] === 'daemon') out.push(pid);
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/**
+ * Stop a home's service: `mcp-broker stop` when one answers, then wait for every daemon of
+ * the home to exit. Resolves {stopped, run} (run: the `stop` result, or null).
+ */
+export async function stopService(home, { timeoutMs = 10_000 } = {}) {
+  let run = null;
+  if (await serviceRunning(home)) run = await runBroker(['stop'], { home, timeoutMs });
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((await daemonPids(home)).length === 0) return { stopped: true, run };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { stopped: false, run };
+}
+
+/**
+ * When t ends (failures included): kill the home's bridges (a bridge whose service went away
+ * starts it again), stop the service, then kill whatever is left of the home.
+ */
+export function cleanupService(t, home) {
+  t.after(() => teardownService(home));
+}
+
+/** What cleanupService does, callable directly. */
+export async function teardownService(home) {
+  {
+    for (const pid of await pidsOfHome(home)) {
+      try {
+        const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+        if (argv[1] === 'connect') process.kill(pid, 'SIGKILL');
+      } catch { /* gone */ }
+    }
+    await stopService(home, { timeoutMs: 5000 }).catch(() => {});
+    let pids = await pidsOfHome(home);
+    for (const pid of pids) {
+      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+    }
+    const deadline = Date.now() + 3000;
+    while (pids.length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      pids = await pidsOfHome(home);
+    }
+    for (const pid of pids) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  }
+}
+
+/** Create an HTTP host key: {host, key, endpoint}. */
+export async function addHost(home, name) {
+  const r = await runBroker(['hosts', 'add', name, '--json'], { home });
+  if (r.code !== 0) throw new Error(`hosts add failed\n${describeRun(r)}`);
+  try {
+    return JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`hosts add --json did not print JSON\n${describeRun(r)}`);
+  }
+}
+
+const sdk = {
+  async client() {
+    const [{ Client }, { StdioClientTransport }, { StreamableHTTPClientTransport }] = await Promise.all([
+      import('@modelcontextprotocol/sdk/client/index.js'),
+      import('@modelcontextprotocol/sdk/client/stdio.js'),
+      import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+    ]);
+    return { Client, StdioClientTransport, StreamableHTTPClientTransport };
+  },
+};
+
+/**
+ * An SDK client over the stdio bridge `mcp-broker connect TARGET [--host HOST]`, connected
+ * (initialized). Closed when t ends. Returns {client, transport, stderr(), pid}.
+ */
+export async function bridgeClient(t, { home, target, host, browser, browserLog, env, timeoutMs = 60_000, clientName = 'e2e-host' }) {
+  const { Client, StdioClientTransport } = await sdk.client();
+  const args = ['connect', target, ...(host ? ['--host', host] : [])];
+  const transport = new StdioClientTransport({
+    command: BROKER_BIN,
+    args,
+    env: brokerEnv(home, { browser, browserLog, env }),
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  transport.stderr?.setEncoding('utf8');
+  transport.stderr?.on('data', (d) => {
+    stderr += d;
+    if (process.env.E2E_BROKER_LOGS) process.stderr.write(d.replace(/^/gm, '[bridge] '));
+  });
+  const client = new Client({ name: clientName, version: '1.0.0' });
+  const close = () => client.close().catch(() => {});
+  if (t) t.after(close);
+  try {
+    await client.connect(transport, { timeout: timeoutMs });
+  } catch (err) {
+    err.message += `\n--- bridge stderr ---\n${stderr}`;
+    throw err;
+  }
+  return { client, transport, stderr: () => stderr, pid: transport.pid, close };
+}
+
+/**
+ * An SDK client over Streamable HTTP to `${endpoint}/servers/${server}/mcp` with the host
+ * key as `Authorization: Bearer`. Connected; closed when t ends.
+ */
+export async function httpClient(t, { endpoint, server, key, headers = {}, timeoutMs = 60_000, clientName = 'e2e-http-host' }) {
+  const { Client, StreamableHTTPClientTransport } = await sdk.client();
+  const url = new URL(`/servers/${encodeURIComponent(server)}/mcp`, endpoint);
+  const transport = new StreamableHTTPClientTransport(url, {
+    requestInit: { headers: { authorization: `Bearer ${key}`, ...headers } },
+  });
+  const client = new Client({ name: clientName, version: '1.0.0' });
+  const close = () => client.close().catch(() => {});
+  if (t) t.after(close);
+  await client.connect(transport, { timeout: timeoutMs });
+  return { client, transport, url: url.href, close };
+}
+
+/**
+ * `mcp-broker connect ...` driven by hand: write raw lines, read JSON lines from stdout.
+ * Killed when t ends.
+ */
+export class RawBridge {
+  constructor(t, { home, args, browser, browserLog, env }) {
+    this.proc = spawn(BROKER_BIN, ['connect', ...args], {
+      env: brokerEnv(home, { browser, browserLog, env }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.lines = [];
+    this.waiters = [];
+    this.stderr = '';
+    this.rawStdout = '';
+    let buf = '';
+    this.proc.stdout.setEncoding('utf8');
+    this.proc.stdout.on('data', (d) => {
+      this.rawStdout += d;
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (line.trim()) this.lines.push(line);
+      }
+      this.wake();
+    });
+    this.proc.stderr.setEncoding('utf8');
+    this.proc.stderr.on('data', (d) => { this.stderr += d; });
+    this.proc.stdin.on('error', () => {});
+    this.proc.once('exit', () => this.wake());
+    if (t) t.after(() => this.kill());
+  }
+
+  wake() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  send(text) {
+    this.proc.stdin.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  request(id, method, params = {}) {
+    this.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+  }
+
+  notify(method, params = {}) {
+    this.send(JSON.stringify({ jsonrpc: '2.0', method, params }));
+  }
+
+  /** The first output line (parsed) satisfying pred, waiting up to timeoutMs. */
+  async next(pred, timeoutMs = 30_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (let i = 0; i < this.lines.length; i += 1) {
+        let v;
+        try { v = JSON.parse(this.lines[i]); } catch { continue; }
+        if (pred(v)) {
+          this.lines.splice(i, 1);
+          return v;
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || this.proc.exitCode !== null) {
+        throw new Error(`no matching message from the bridge within ${timeoutMs} ms (exit ${this.proc.exitCode})\n--- stdout ---\n${this.rawStdout}\n--- stderr ---\n${this.stderr}`);
+      }
+      await new Promise((r) => {
+        const timer = setTimeout(r, Math.min(left, 200));
+        this.waiters.push(() => { clearTimeout(timer); r(); });
+      });
+    }
+  }
+
+  response(id, timeoutMs) {
+    return this.next((m) => m.id === id && ('result' in m || 'error' in m), timeoutMs);
+  }
+
+  async kill() {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const exited = once(this.proc, 'exit');
+    this.proc.stdin.end();
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+export const INSPECTOR_BIN = path.join(E2E_DIR, 'node_modules', '@modelcontextprotocol', 'inspector', 'clients', 'launcher', 'build', 'index.js');
+
+/**
+ * Run the MCP Inspector CLI: `mcp-inspector --cli ARGS...` with a throwaway HOME (its
+ * catalog and client config live there). Resolves {code, signal, stdout, stderr, json}
+ * (json: stdout parsed, or undefined).
+ */
+export async function runInspector(args, { env = {}, timeoutMs = 60_000 } = {}) {
+  const home = await fs.mkdtemp(path.join(os.tmpdir(), 'inspector-home-'));
+  try {
+    const child = spawn(NODE, [INSPECTOR_BIN, '--cli', ...args], {
+      cwd: E2E_DIR,
+      env: {
+        ...process.env,
+        HOME: home,
+        MCP_CATALOG_PATH: path.join(home, 'mcp.json'),
+        MCP_CLIENT_CONFIG_PATH: path.join(home, 'client.json'),
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+    const [code, signal] = await once(child, 'exit');
+    clearTimeout(timer);
+    let json;
+    try { json = JSON.parse(stdout); } catch { /* not JSON */ }
+    return { code, signal, stdout, stderr, json, timedOut, args };
+  } finally {
+    await fs.rm(home, { recursive: true, force: true });
+  }
+}
+
+/** A readable dump of an Inspector run for assertion messages. */
+export function describeInspector(r) {
+  return `mcp-inspector --cli ${r.args.join(' ')} -> exit ${r.code ?? r.signal}${r.timedOut ? ' (TIMED OUT)' : ''}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 }

@@ -20,7 +20,8 @@
 //   every 100 ms, then a result; tools.read).
 // - Modes: `--sessions` (default; 2025-11-25 style, Mcp-Session-Id from randomUUID, GET stream,
 //   DELETE) or `--stateless` (sessionIdGenerator undefined, a fresh transport per request).
-// - Test-only counters at GET /_test/stats.
+// - Test-only counters at GET /_test/stats, with `recent_requests` (the last 200 authenticated
+//   requests: HTTP method, JSON-RPC methods, tool, and the mcp-* / origin / cookie headers seen).
 
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -74,7 +75,27 @@ const stats = {
   sessions_created: 0,
   prm_requests: 0,
   subjects: [],
+  // The last 200 requests to the MCP endpoint, oldest first: HTTP method, the JSON-RPC
+  // method(s) and tool name of a POST, and the request headers a proxy may or may not pass
+  // (mcp-*, last-event-id, origin, cookie, x-mcp-broker-host). Never the Authorization value.
+  recent_requests: [],
 };
+const RECENT_MAX = 200;
+const RECORDED_HEADERS = /^(mcp-.*|last-event-id|origin|cookie|x-mcp-broker-host|accept|content-type)$/;
+
+function recordRequest(req, body) {
+  const headers = {};
+  for (const [k, v] of Object.entries(req.headers)) if (RECORDED_HEADERS.test(k)) headers[k] = v;
+  const msgs = Array.isArray(body) ? body : body && typeof body === 'object' ? [body] : [];
+  stats.recent_requests.push({
+    http_method: req.method,
+    rpc_methods: msgs.map((m) => m?.method ?? null),
+    tool: msgs.find((m) => m?.method === 'tools/call')?.params?.name ?? null,
+    authorization_scheme: (req.headers.authorization ?? '').split(' ')[0] || null,
+    headers,
+  });
+  if (stats.recent_requests.length > RECENT_MAX) stats.recent_requests.shift();
+}
 
 // ---- listen first: the resource URL needs the bound port ---------------------------------
 const server = http.createServer((req, res) => {
@@ -347,8 +368,10 @@ async function handle(req, res) {
   };
 
   let body;
+  if (req.method !== 'POST') recordRequest(req, undefined);
   if (req.method === 'POST') {
     body = await readJson(req);
+    recordRequest(req, body === Symbol.for('invalid-json') ? undefined : body);
     if (body === Symbol.for('invalid-json')) return jsonRpcError(res, 400, -32700, 'Parse error');
     const need = requiredScopeFor(body);
     if (need && !auth.scopes.includes(need)) {
