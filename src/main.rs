@@ -9,6 +9,7 @@ use http::Method;
 use http_body_util::BodyExt;
 use mcp_broker::service::client::{json_request, Control};
 use mcp_broker::service::control::LoginBody;
+use mcp_broker::service::instance::InstanceError;
 use mcp_broker::vault::Home;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -59,7 +60,11 @@ enum Command {
         limit: usize,
     },
     /// Run the broker service in the foreground (clients start it on demand otherwise).
-    Daemon,
+    Daemon {
+        /// Started by a client: losing a start race to another service is not an error.
+        #[arg(long, hide = true)]
+        on_demand: bool,
+    },
     /// Stop the running broker service.
     Stop,
 }
@@ -124,7 +129,7 @@ enum HostsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Daemon));
+    init_logging(matches!(cli.command, Command::Daemon { .. }));
     // The bridge is one of many small processes a user's hosts keep running: one thread.
     let mut builder = match cli.command {
         Command::Connect(_) => tokio::runtime::Builder::new_current_thread(),
@@ -149,13 +154,17 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 fn init_logging(daemon: bool) {
     let default = if daemon { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MCP_BROKER_LOG").unwrap_or_else(|_| default.into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
 
 async fn run(cli: Cli) -> Result<()> {
     let home = Home::from_env()?;
-    if let Command::Daemon = cli.command {
-        return mcp_broker::service::run(home).await;
+    if let Command::Daemon { on_demand } = cli.command {
+        return match mcp_broker::service::run(home).await {
+            Err(e) if on_demand && matches!(e.downcast_ref(), Some(InstanceError::AlreadyRunning)) => Ok(()),
+            other => other,
+        };
     }
     if let Command::Stop = cli.command {
         return stop(&home).await;
@@ -178,12 +187,15 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Connect(args) => connect(control, args).await,
         Command::Hosts { command } => hosts(&control, command).await,
         Command::Audit { json, server, limit } => audit(&control, json, server, limit).await,
-        Command::Daemon | Command::Stop => unreachable!("handled above"),
+        Command::Daemon { .. } | Command::Stop => unreachable!("handled above"),
     }
 }
 
 async fn stop(home: &Home) -> Result<()> {
-    let control = Control::connect_or_start(home).await?;
+    let Some(control) = Control::connect(home).await else {
+        println!("No mcp-broker service is running.");
+        return Ok(());
+    };
     control.call(Method::POST, "/v1/shutdown", None).await?;
     println!("Stopped the mcp-broker service.");
     Ok(())

@@ -178,7 +178,7 @@ impl Proxy {
                         token = self.token(&req.server).await?;
                     }
                     Some(needed) => {
-                        let msg = format!("{} still refuses after signing in again with scopes {}; ask its administrator for access", req.server, needed.join(" "));
+                        let msg = format!("{} still answers insufficient_scope (needs {}) after step-up; ask its administrator for access", req.server, needed.join(" "));
                         return Err(Refusal::new(StatusCode::FORBIDDEN, code::FORBIDDEN, msg));
                     }
                     None => return Ok(stream_back(resp)),

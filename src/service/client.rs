@@ -45,6 +45,13 @@ impl Control {
         Ok(control)
     }
 
+    /// The running service, if one answers; never starts one.
+    pub async fn connect(home: &Home) -> Option<Self> {
+        let paths = Paths::of(home);
+        let control = Self { socket: paths.socket.clone(), paths, home: home.clone() };
+        control.is_running().await.then_some(control)
+    }
+
     /// Whether a service answers on the socket now.
     pub async fn is_running(&self) -> bool {
         UnixStream::connect(&self.socket).await.is_ok()
@@ -55,11 +62,19 @@ impl Control {
         if self.is_running().await {
             return Ok(());
         }
-        self.spawn_daemon()?;
+        let mut child = self.spawn_daemon()?;
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
             if self.is_running().await {
+                std::thread::spawn(move || child.wait()); // reap it whenever it exits
                 return Ok(());
+            }
+            // A daemon that lost the start race exits 0 and another one is coming up; any
+            // other exit is a failure worth reporting now, not after the timeout.
+            if let Ok(Some(status)) = child.try_wait() {
+                if !status.success() {
+                    return Err(ClientError::Start(self.last_log_line()));
+                }
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -68,7 +83,7 @@ impl Control {
 
     /// `mcp-broker daemon`, detached from this process and its terminal, logging to the
     /// runtime dir. Two clients racing here start two daemons; the instance lock lets one live.
-    fn spawn_daemon(&self) -> Result<(), ClientError> {
+    fn spawn_daemon(&self) -> Result<std::process::Child, ClientError> {
         self.home.ensure().map_err(|e| ClientError::Start(e.to_string()))?;
         let exe = std::env::current_exe().map_err(|e| ClientError::Start(e.to_string()))?;
         let log = std::fs::OpenOptions::new()
@@ -78,12 +93,17 @@ impl Control {
             .map_err(|e| ClientError::Start(format!("{}: {e}", self.paths.log.display())))?;
         let log2 = log.try_clone().map_err(|e| ClientError::Start(e.to_string()))?;
         let mut cmd = Command::new(exe);
-        cmd.arg("daemon").stdin(Stdio::null()).stdout(log).stderr(log2);
+        cmd.args(["daemon", "--on-demand"]).stdin(Stdio::null()).stdout(log).stderr(log2);
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd.spawn().map_err(|e| ClientError::Start(e.to_string()))?;
-        std::thread::spawn(move || child.wait());
-        Ok(())
+        cmd.spawn().map_err(|e| ClientError::Start(e.to_string()))
+    }
+
+    /// The service log's last line, to explain a failed start.
+    fn last_log_line(&self) -> String {
+        let log = std::fs::read_to_string(&self.paths.log).unwrap_or_default();
+        let line = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("it exited at once");
+        format!("{} (log: {})", line.trim(), self.paths.log.display())
     }
 
     /// Send one request and return the response with its body still streaming.

@@ -105,6 +105,10 @@ async fn bind_tcp(paths: &Paths) -> anyhow::Result<TcpListener> {
 /// by a dead service is replaced (the instance lock proves nobody serves it).
 fn bind_socket(paths: &Paths) -> Result<UnixListener, InstanceError> {
     let io = |e| InstanceError::Io(paths.socket.clone(), e);
+    // sun_path holds 108 bytes with its NUL on Linux (104 on macOS).
+    if paths.socket.as_os_str().len() > 103 {
+        return Err(InstanceError::Io(paths.socket.clone(), std::io::Error::other("the socket path is too long; use a shorter MCP_BROKER_HOME")));
+    }
     match std::fs::remove_file(&paths.socket) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
