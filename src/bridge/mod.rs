@@ -38,7 +38,8 @@ pub struct Bridge {
     host: String,
     session: Mutex<Option<String>>,
     version: Mutex<Option<String>>,
-    listening: AtomicBool,
+    /// The session whose GET stream is open, if any.
+    listening: Mutex<Option<String>>,
     closed: AtomicBool,
     /// Requests share the gate; `initialize` and `notifications/initialized` hold it alone.
     order: RwLock<()>,
@@ -63,7 +64,7 @@ pub async fn run(control: Control, server: &str, host: &str) -> anyhow::Result<(
         host: host.to_owned(),
         session: Mutex::new(None),
         version: Mutex::new(None),
-        listening: AtomicBool::new(false),
+        listening: Mutex::new(None),
         closed: AtomicBool::new(false),
         order: RwLock::new(()),
         out,
@@ -217,36 +218,51 @@ impl Bridge {
         if let Some(version) = v.get("result").and_then(|r| r.get("protocolVersion")).and_then(Value::as_str) {
             *self.version.lock().unwrap_or_else(|p| p.into_inner()) = Some(version.to_owned());
         }
-        let has_session = self.session.lock().map(|s| s.is_some()).unwrap_or(false);
-        if has_session && !self.listening.swap(true, Ordering::SeqCst) {
+        let Some(session) = self.current_session() else { return };
+        tracing::debug!(%session, "initialized");
+        let mut listening = self.listening.lock().unwrap_or_else(|p| p.into_inner());
+        if listening.as_ref() != Some(&session) {
+            *listening = Some(session);
             let b = self.clone();
             tokio::spawn(async move { b.listen().await });
         }
     }
 
-    /// The standalone GET stream; resumed with `Last-Event-ID` when it drops, until the
-    /// server says it has none (405) or the bridge closes.
+    /// The standalone GET stream of the current session; resumed with `Last-Event-ID`
+    /// when it drops, until the server says it has none (404/405), the session changes, or
+    /// the bridge closes. A later session gets a listener of its own.
     async fn listen(self: Arc<Self>) {
+        let session = self.current_session();
         let mut last_id: Option<String> = None;
         let mut failures = 0;
-        while !self.closed.load(Ordering::SeqCst) && failures < 5 {
+        while !self.closed.load(Ordering::SeqCst) && failures < 5 && session.is_some() && self.current_session() == session {
             let mut h = vec![("accept", "text/event-stream".to_owned())];
             h.extend(self.session_headers());
             if let Some(id) = &last_id {
                 h.push(("last-event-id", id.clone()));
             }
-            match self.send(Method::GET, h, Bytes::new()).await {
+            let answer = self.send(Method::GET, h, Bytes::new()).await;
+            tracing::debug!(?session, status = ?answer.as_ref().map(|r| r.status()), "GET stream");
+            match answer {
                 Ok(resp) if resp.status() == StatusCode::OK => {
                     failures = 0;
                     if let Some(id) = self.relay_sse(resp.into_body(), false).await {
                         last_id = Some(id);
                     }
                 }
-                Ok(resp) if matches!(resp.status().as_u16(), 404 | 405) => return,
+                Ok(resp) if matches!(resp.status().as_u16(), 404 | 405) => break,
                 _ => failures += 1,
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        let mut listening = self.listening.lock().unwrap_or_else(|p| p.into_inner());
+        if *listening == session {
+            *listening = None;
+        }
+    }
+
+    fn current_session(&self) -> Option<String> {
+        self.session.lock().ok().and_then(|s| s.clone())
     }
 
     fn session_headers(&self) -> Vec<(&'static str, String)> {

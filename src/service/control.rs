@@ -304,7 +304,7 @@ async fn audit(State(s): S, Query(q): Query<AuditQuery>) -> Result<Json<Value>, 
 }
 
 async fn shutdown(State(s): S) -> Json<Value> {
-    s.shutdown.notify_one();
+    s.shutdown.send_replace(true);
     Json(json!({ "stopping": true }))
 }
 

@@ -15,7 +15,7 @@ pub mod shim;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use url::Url;
 
 use crate::audit::Audit;
@@ -26,6 +26,9 @@ use crate::proxy::Proxy;
 use crate::vault::Home;
 use instance::{InstanceError, Paths, Settings};
 
+/// How long open streams may keep a stopping service alive.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the service shares with its request handlers.
 pub struct Service {
     pub broker: Arc<Broker>,
@@ -34,7 +37,8 @@ pub struct Service {
     pub consent: Arc<Consent>,
     pub audit: Arc<Audit>,
     pub port: u16,
-    pub shutdown: Notify,
+    /// Set to true to stop the service.
+    pub shutdown: watch::Sender<bool>,
 }
 
 impl Service {
@@ -69,17 +73,28 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
     let unix = bind_socket(&paths)?;
     let consent = Arc::new(Consent::open(&home.config_dir));
     let proxy = Proxy::new(broker.clone(), audit.clone(), consent.clone(), Arc::new(LogProgress))?;
-    let service = Arc::new(Service { broker, proxy, hosts, consent, audit, port, shutdown: Notify::new() });
+    let service = Arc::new(Service { broker, proxy, hosts, consent, audit, port, shutdown: watch::channel(false).0 });
     tracing::info!("mcp-broker service listening on {} and {}", paths.socket.display(), service.endpoint());
-    let stop = {
-        let s = service.clone();
-        async move { s.shutdown.notified().await }
+    let stopping = || {
+        let mut rx = service.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
     };
-    let control = axum::serve(unix, control::router(service.clone())).with_graceful_shutdown(stop);
-    let shim = axum::serve(tcp, shim::router(service.clone()));
+    let control = axum::serve(unix, control::router(service.clone())).with_graceful_shutdown(stopping());
+    let shim = axum::serve(tcp, shim::router(service.clone())).with_graceful_shutdown(stopping());
+    // Graceful shutdown lets requests in flight finish, but open streams (a bridge's GET
+    // stream, a long SSE answer) would hold the service forever: they get a grace period.
+    let grace = {
+        let stopped = stopping();
+        async move {
+            stopped.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
     tokio::select! {
-        r = control => r?,
-        r = shim => r?,
+        r = async { tokio::try_join!(control, shim) } => { r?; }
+        _ = grace => tracing::info!("stopping with streams still open"),
         _ = shutdown_signal() => {}
     }
     let _ = std::fs::remove_file(&paths.socket);
