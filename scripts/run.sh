@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Set up this machine (system packages, Rust check), build mcp-broker in release mode and run it:
+# Set up this machine (system packages, Rust check), build mcp-broker and its tray app in
+# release mode, and run:
 #
-#   scripts/run.sh [ARGS...]      runs target/release/mcp-broker ARGS (default: --help)
+#   scripts/run.sh                the tray app (target/release/mcp-broker-app)
+#   scripts/run.sh ARGS...        the command line: target/release/mcp-broker ARGS
 #
 # Setup and build messages go to stderr, so the program's stdout and stdin are its own
 # (usable as an MCP stdio command).
@@ -13,9 +15,10 @@ cd "$ROOT"
 "$ROOT/scripts/setup.sh" --app-only </dev/null >&2
 eval "$("$ROOT/scripts/setup.sh" --print-env)"
 
-cargo build --release --bin mcp-broker </dev/null >&2
+cargo build --release -p mcp-broker -p mcp-broker-app </dev/null >&2
 
+bin="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 if [[ $# -eq 0 ]]; then
-    set -- --help
+    exec "$bin/mcp-broker-app"
 fi
-exec "${CARGO_TARGET_DIR:-$ROOT/target}/release/mcp-broker" "$@"
+exec "$bin/mcp-broker" "$@"

@@ -21,6 +21,10 @@ APT_PACKAGES=(
     build-essential pkg-config libssl-dev libdbus-1-dev libsecret-1-dev
     dbus dbus-x11 gnome-keyring libsecret-tools libglib2.0-bin
     curl ca-certificates xvfb xauth
+    # the tray app (Tauri v2) and its tests
+    libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
+    webkit2gtk-driver xdotool imagemagick python3-dbus python3-gi python3-xlib python3-venv
+    gir1.2-dbusmenu-gtk3-0.4
 )
 OPTIONAL_APT_PACKAGES=(chromium)
 
@@ -147,6 +151,21 @@ setup_e2e_npm() {
     fi
 }
 
+# Cargo-installed tools the tests drive: tauri-driver (WebDriver for the app) and cargo-fuzz.
+setup_cargo_tools() {
+    local tool crate
+    for tool in tauri-driver:tauri-driver cargo-fuzz:cargo-fuzz; do
+        crate=${tool#*:}
+        tool=${tool%%:*}
+        if command -v "$tool" >/dev/null 2>&1; then
+            say "$tool: installed"
+        else
+            say "$tool: cargo install $crate --locked"
+            cargo install "$crate" --locked --quiet </dev/null || die "cargo install $crate failed"
+        fi
+    done
+}
+
 main() {
     local app_only=0
     case "${1:-}" in
@@ -160,6 +179,7 @@ main() {
     setup_rust
     if [[ $app_only -eq 0 ]]; then
         setup_e2e_npm
+        setup_cargo_tools
     fi
     say "done"
 }

@@ -3,6 +3,8 @@
 #   1. setup       scripts/setup.sh (system packages, Rust check, e2e npm dependencies)
 #   2. build       cargo build (debug: the library and all binaries)
 #   3. cargo test  unit + integration tests (--no-fail-fast), inside a private unlocked Secret Service
+#   5. app         the tray app: Tauri mock-runtime tests, then the real app under Xvfb (tests/app/run.sh)
+#   6. fuzz        cargo-fuzz targets: regression inputs, then FUZZ_SECONDS (default 10) each
 #   4. e2e         node:test suites tests/e2e/**/*.test.{mjs,js,cjs} with Node 22 first on PATH,
 #                  MCP_BROKER_BIN=target/debug/mcp-broker, inside a private unlocked Secret
 #                  Service (only when tests/e2e/package.json exists)
@@ -132,6 +134,16 @@ elif [[ $build_ok -ne 1 ]]; then
 else
     run_stage e2e run_e2e
 fi
+
+# ---- 5. the tray app: mock-runtime command tests, then the real app under Xvfb ----
+if [[ $build_ok -ne 1 ]]; then
+    skip_stage app "the build failed"
+else
+    run_stage app timeout --kill-after=30 "${APP_TIMEOUT:-2400}" "$ROOT/tests/app/run.sh"
+fi
+
+# ---- 6. fuzzing, short: every target's regression inputs, then FUZZ_SECONDS of fuzzing ----
+run_stage fuzz timeout --kill-after=30 "${FUZZ_TIMEOUT:-2400}" env FUZZ_SECONDS="${FUZZ_SECONDS:-10}" "$ROOT/fuzz/run.sh"
 
 summary
 exit "$failed"

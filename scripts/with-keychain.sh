@@ -30,7 +30,7 @@ if [[ "${_MCP_BROKER_KEYCHAIN_STAGE:-}" != inner ]]; then
     done
 
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/mcp-broker-keychain.XXXXXX")
-    trap 'rm -rf -- "$tmp"' EXIT
+    trap 'fusermount -u "$tmp/runtime/doc" 2>/dev/null || true; rm -rf -- "$tmp"' EXIT
     trap 'exit 129' HUP
     trap 'exit 130' INT
     trap 'exit 143' TERM

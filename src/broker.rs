@@ -315,16 +315,24 @@ impl Broker {
             return Err(Error::NotSignedIn(name.to_owned()));
         };
         let credentials = self.credentials_for(&record)?;
+        // A rotating AS spends the refresh token now: refresh only when the new one can be
+        // stored, or a later refresh would replay the spent one.
+        if let Err(e) = self.vault.keychain.check_writable() {
+            self.mark(name, record.state, Some(e.to_string()))?;
+            return Err(VaultError::from(e).into());
+        }
         match self.refresh_with_backoff(&record, &credentials, &refresh_token).await {
             Ok(issued) => {
-                self.vault.keychain.set(&vault::server_account(name), &issued.tokens.to_secret()).map_err(VaultError::from)?;
+                // Locked since the check: the keychain cache keeps the new set and saves it later.
+                let saved = self.vault.keychain.set(&vault::server_account(name), &issued.tokens.to_secret());
+                let last_error = saved.err().map(|e| format!("{e}; the new tokens are kept in memory until then"));
                 self.vault.store.update(|r| {
                     if let Some(s) = r.servers.get_mut(name) {
                         s.state = ServerState::SignedIn;
                         s.issued_at = Some(issued.issued_at);
                         s.expires_at = issued.expires_at;
                         s.has_refresh_token = issued.tokens.refresh_token.is_some();
-                        s.last_error = None;
+                        s.last_error = last_error.clone();
                         if let Some(scopes) = &issued.scopes {
                             s.scopes = scopes.clone();
                         }

@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod registration;
 pub mod revocation;
 pub mod service;
+pub mod sse;
 pub mod tokens;
 pub mod vault;
 

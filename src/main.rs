@@ -169,7 +169,7 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Stop = cli.command {
         return stop(&home).await;
     }
-    let control = Control::connect_or_start(&home).await?;
+    let control = Control::connect_or_start_without(&home, &secret_vars(&cli.command)).await?;
     match cli.command {
         Command::Login(args) => login(&control, args).await,
         Command::Status { json } => status(&control, json).await,
@@ -189,6 +189,16 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Audit { json, server, limit } => audit(&control, json, server, limit).await,
         Command::Daemon { .. } | Command::Stop => unreachable!("handled above"),
     }
+}
+
+/// The environment variable naming a client secret, which a started service must not inherit.
+fn secret_vars(command: &Command) -> Vec<String> {
+    let client = match command {
+        Command::Login(a) => &a.client,
+        Command::Connect(a) => &a.client,
+        _ => return Vec::new(),
+    };
+    client.client_secret_env.iter().cloned().collect()
 }
 
 async fn stop(home: &Home) -> Result<()> {

@@ -10,7 +10,6 @@
 //! service restarts, the next message starts it again and goes on.
 
 pub mod headers;
-pub mod sse;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +25,7 @@ use tokio::sync::{mpsc, RwLock};
 use tokio::task::JoinSet;
 
 use crate::service::client::{ClientError, Control};
+use crate::sse;
 use crate::service::control::HOST_HEADER;
 
 /// How long the bridge waits for answers still in flight once stdin closes.
@@ -149,7 +149,9 @@ impl Bridge {
             req.body(Full::new(body.clone())).map_err(|e| ClientError::Api(e.to_string()))
         };
         match self.control.send(build()?).await {
-            Err(ClientError::Connection(_)) => {
+            // Only a request that never reached the service is sent again: one cut off
+            // mid-way may have been forwarded, and a tool call must not run twice.
+            Err(ClientError::NotRunning(_)) => {
                 self.control.ensure_running().await?;
                 self.control.send(build()?).await
             }
@@ -168,7 +170,10 @@ impl Bridge {
         match status {
             StatusCode::ACCEPTED => {}
             s if s.is_success() && is_sse => {
-                self.relay_sse(resp.into_body(), initialize).await;
+                let answered = self.relay_sse(resp.into_body(), initialize, id).await.1;
+                if !answered {
+                    self.emit_error(id, "the answer stream ended before the server answered (the connection to mcp-broker was lost)");
+                }
             }
             s if s.is_success() => match resp.into_body().collect().await {
                 Ok(body) => self.relay_message(&body.to_bytes(), initialize),
@@ -199,17 +204,21 @@ impl Bridge {
         self.emit(line);
     }
 
-    async fn relay_sse(self: &Arc<Self>, mut body: Incoming, initialize: bool) -> Option<String> {
+    /// Relay an SSE answer; returns the last event id and whether the response to `id`
+    /// (if any) came through.
+    async fn relay_sse(self: &Arc<Self>, mut body: Incoming, initialize: bool, id: Option<&Value>) -> (Option<String>, bool) {
         let mut parser = sse::Parser::default();
+        let mut answered = id.is_none();
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else { break };
             if let Some(chunk) = frame.data_ref() {
                 for event in parser.feed(chunk) {
+                    answered |= id.is_some_and(|id| is_response_to(event.data.as_bytes(), id));
                     self.relay_message(event.data.as_bytes(), initialize);
                 }
             }
         }
-        parser.last_id
+        (parser.last_id, answered)
     }
 
     /// After `initialize`: remember the negotiated version; with a session, open the
@@ -246,7 +255,7 @@ impl Bridge {
             match answer {
                 Ok(resp) if resp.status() == StatusCode::OK => {
                     failures = 0;
-                    if let Some(id) = self.relay_sse(resp.into_body(), false).await {
+                    if let Some(id) = self.relay_sse(resp.into_body(), false, None).await.0 {
                         last_id = Some(id);
                     }
                 }
@@ -283,6 +292,12 @@ impl Bridge {
             let _ = tokio::time::timeout(Duration::from_secs(2), self.send(Method::DELETE, self.session_headers(), Bytes::new())).await;
         }
     }
+}
+
+/// Whether an SSE event's message is the response (result or error) to request `id`.
+fn is_response_to(data: &[u8], id: &Value) -> bool {
+    serde_json::from_slice::<Value>(data)
+        .is_ok_and(|v| v.get("id") == Some(id) && (v.get("result").is_some() || v.get("error").is_some()))
 }
 
 /// The host's name: the executable of the process that launched the bridge.

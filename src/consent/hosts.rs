@@ -50,21 +50,30 @@ struct HostsFile {
 pub struct Hosts {
     path: PathBuf,
     keychain: Keychain,
-    keys: RwLock<Vec<(String, Secret)>>,
+    /// `None` until the keys could be read (the keychain may be locked at start).
+    keys: RwLock<Option<Vec<(String, Secret)>>>,
 }
 
 impl Hosts {
-    /// Load the host list and their keys from the keychain.
+    /// Open the host list. The keys are read now if the keychain allows, else on first use,
+    /// so a locked keychain does not keep the service from starting.
     pub fn open(config_dir: &Path, keychain_service: &str) -> Result<Self, HostError> {
-        let hosts = Self { path: config_dir.join("hosts.json"), keychain: Keychain::new(keychain_service), keys: RwLock::new(Vec::new()) };
+        let hosts = Self { path: config_dir.join("hosts.json"), keychain: Keychain::new(keychain_service), keys: RwLock::new(None) };
+        if let Err(e) = hosts.load_keys() {
+            tracing::warn!("host keys not loaded yet: {e}");
+        }
+        Ok(hosts)
+    }
+
+    fn load_keys(&self) -> Result<(), HostError> {
         let mut keys = Vec::new();
-        for name in hosts.read()?.hosts.into_keys() {
-            if let Some(key) = hosts.keychain.get(&account(&name))? {
+        for name in self.read()?.hosts.into_keys() {
+            if let Some(key) = self.keychain.get(&account(&name))? {
                 keys.push((name, key));
             }
         }
-        *hosts.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
-        Ok(hosts)
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(keys);
+        Ok(())
     }
 
     pub fn list(&self) -> Result<Vec<HostInfo>, HostError> {
@@ -84,7 +93,9 @@ impl Hosts {
         self.keychain.set(&account(name), &key)?;
         file.hosts.insert(name.to_owned(), HostInfo { name: name.to_owned(), created_at: OffsetDateTime::now_utc() });
         self.write(&file)?;
-        self.keys.write().unwrap_or_else(|p| p.into_inner()).push((name.to_owned(), key.clone()));
+        if let Some(keys) = self.keys.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            keys.push((name.to_owned(), key.clone()));
+        }
         Ok(key)
     }
 
@@ -93,24 +104,23 @@ impl Hosts {
         if file.hosts.remove(name).is_none() {
             return Err(HostError::Unknown(name.to_owned()));
         }
-        self.keys.write().unwrap_or_else(|p| p.into_inner()).retain(|(n, _)| n != name);
+        if let Some(keys) = self.keys.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            keys.retain(|(n, _)| n != name);
+        }
         self.write(&file)?;
         self.keychain.delete(&account(name))?;
         Ok(())
     }
 
     /// The host a key belongs to. Every key is compared, in constant time, so timing says
-    /// nothing about which key or how much of it matched.
-    pub fn authenticate(&self, presented: &str) -> Option<String> {
-        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
-        let mut found = None;
-        for (name, key) in keys.iter() {
-            let same = key.expose().len() == presented.len() && bool::from(key.expose().as_bytes().ct_eq(presented.as_bytes()));
-            if same {
-                found = Some(name.clone());
-            }
+    /// nothing about which key or how much of it matched. Fails when the keys cannot be
+    /// read (a locked keychain).
+    pub fn authenticate(&self, presented: &str) -> Result<Option<String>, HostError> {
+        if self.keys.read().unwrap_or_else(|p| p.into_inner()).is_none() {
+            self.load_keys()?;
         }
-        found
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        Ok(match_key(keys.as_deref().unwrap_or_default(), presented))
     }
 
     fn read(&self) -> Result<HostsFile, HostError> {
@@ -127,6 +137,18 @@ impl Hosts {
     }
 }
 
+/// Compare `presented` with every key in constant time; the name of the one it equals.
+fn match_key(keys: &[(String, Secret)], presented: &str) -> Option<String> {
+    let mut found = None;
+    for (name, key) in keys {
+        let same = key.expose().len() == presented.len() && bool::from(key.expose().as_bytes().ct_eq(presented.as_bytes()));
+        if same {
+            found = Some(name.clone());
+        }
+    }
+    found
+}
+
 fn account(name: &str) -> String {
     format!("host:{name}")
 }
@@ -136,4 +158,20 @@ fn new_key() -> Secret {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     Secret::new(format!("mcpb_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_exactly() {
+        let keys = vec![("a".to_owned(), Secret::new("mcpb_aaaa")), ("b".to_owned(), Secret::new("mcpb_bbbb"))];
+        assert_eq!(match_key(&keys, "mcpb_bbbb").as_deref(), Some("b"));
+        for wrong in ["", "mcpb_bbb", "mcpb_bbbbb", "MCPB_BBBB", "mcpb_bbbb ", "mcpb_aaab"] {
+            assert_eq!(match_key(&keys, wrong), None, "{wrong:?}");
+        }
+        assert!(new_key().expose().starts_with("mcpb_") && new_key().expose().len() == 48);
+        assert_ne!(new_key(), new_key());
+    }
 }

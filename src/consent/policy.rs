@@ -7,6 +7,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::sse;
+
 /// A tool a server listed.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ToolInfo {
@@ -38,33 +40,40 @@ pub fn filter_message(msg: &mut Value, disabled: &dyn Fn(&str) -> bool) {
 }
 
 /// Rewrite a whole response body (JSON or SSE). Returns the new body and the tools the
-/// server listed (before filtering), when a `tools/list` result was found.
+/// server listed (before filtering), when a `tools/list` result was found. A batch (array)
+/// answer is filtered element by element. Anything that is not JSON passes unchanged.
 pub fn rewrite_body(body: &[u8], sse: bool, disabled: &dyn Fn(&str) -> bool) -> (Vec<u8>, Option<Vec<ToolInfo>>) {
+    let mut found = None;
     if !sse {
         let Ok(mut msg) = serde_json::from_slice::<Value>(body) else { return (body.to_vec(), None) };
-        let tools = tools_of(&msg);
-        filter_message(&mut msg, disabled);
-        return (serde_json::to_vec(&msg).unwrap_or_default(), tools);
+        rewrite_message(&mut msg, disabled, &mut found);
+        let body = if found.is_some() { serde_json::to_vec(&msg).unwrap_or_default() } else { body.to_vec() };
+        return (body, found);
     }
-    let text = String::from_utf8_lossy(body);
-    let mut out = String::with_capacity(text.len());
-    let mut found = None;
-    for event in text.split_inclusive("\n\n") {
-        out.push_str(&rewrite_event(event, disabled, &mut found));
+    let mut parser = sse::Parser::default();
+    let mut out = String::with_capacity(body.len());
+    for mut event in parser.feed(body) {
+        if let Ok(mut msg) = serde_json::from_str::<Value>(&event.data) {
+            rewrite_message(&mut msg, disabled, &mut found);
+            event.data = msg.to_string();
+        }
+        out.push_str(&event.to_wire());
     }
+    // An event the server never finished is not completed here: it is dropped, as a
+    // client would drop it.
     (out.into_bytes(), found)
 }
 
-/// One SSE event: its `data:` lines joined are one message; other lines stay as they are.
-fn rewrite_event(event: &str, disabled: &dyn Fn(&str) -> bool, found: &mut Option<Vec<ToolInfo>>) -> String {
-    let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
-    let Ok(mut msg) = serde_json::from_str::<Value>(&data.join("\n")) else { return event.to_owned() };
-    let Some(tools) = tools_of(&msg) else { return event.to_owned() };
-    *found = Some(tools);
-    filter_message(&mut msg, disabled);
-    let mut out: String = event.lines().filter(|l| !l.starts_with("data:") && !l.is_empty()).map(|l| format!("{l}\n")).collect();
-    out.push_str(&format!("data: {msg}\n\n"));
-    out
+fn rewrite_message(msg: &mut Value, disabled: &dyn Fn(&str) -> bool, found: &mut Option<Vec<ToolInfo>>) {
+    match msg {
+        Value::Array(items) => items.iter_mut().for_each(|m| rewrite_message(m, disabled, found)),
+        m => {
+            if let Some(tools) = tools_of(m) {
+                *found = Some(tools);
+                filter_message(m, disabled);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -84,6 +93,10 @@ mod tests {
         let (body, tools) = rewrite_body(sse.as_bytes(), true, &off);
         let text = String::from_utf8(body).unwrap();
         assert!(text.starts_with("event: message\nid: 1\ndata: "), "{text}");
+        let crlf = format!("event: message\r\ndata: {LIST}\r\n\r\ndata: {LIST}\r\r");
+        let (body, _) = rewrite_body(crlf.as_bytes(), true, &off);
+        let text = String::from_utf8(body).unwrap();
+        assert_eq!((text.matches("echo").count(), text.contains("delete_record")), (2, false), "{text}");
         assert!(!text.contains("delete_record") && text.contains("echo") && text.ends_with("\n\n"));
         assert_eq!(tools.unwrap()[0].description.as_deref(), Some("e"));
     }

@@ -13,9 +13,13 @@ pub struct MessageInfo {
 }
 
 impl MessageInfo {
-    /// Inspect a POST body; `Err` when it is not JSON at all.
-    pub fn parse(body: &[u8]) -> Result<Self, String> {
-        let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    /// Inspect a POST body; `Err` when it is not JSON, or not one message: MCP removed
+    /// JSON-RPC batches (2025-06-18), and a batch would slip past per-message consent.
+    pub fn parse(body: &[u8]) -> Result<Self, ParseError> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
+        if !v.is_object() {
+            return Err(ParseError::NotOneMessage);
+        }
         let params = v.get("params");
         let name = params.and_then(|p| p.get("name").or_else(|| p.get("uri"))).and_then(Value::as_str).map(str::to_owned);
         Ok(Self {
@@ -31,9 +35,27 @@ impl MessageInfo {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("parse error: {0}")]
+    Json(String),
+    #[error("invalid request: send one JSON-RPC message per request (batches are not part of MCP)")]
+    NotOneMessage,
+}
+
+impl ParseError {
+    pub fn code(&self) -> i64 {
+        match self {
+            Self::Json(_) => code::PARSE_ERROR,
+            Self::NotOneMessage => code::INVALID_REQUEST,
+        }
+    }
+}
+
 /// Error codes the broker uses (the implementation-defined server error range).
 pub mod code {
     pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
     pub const NOT_SIGNED_IN: i64 = -32001;
     pub const UNKNOWN_SERVER: i64 = -32002;
     pub const UPSTREAM_UNAVAILABLE: i64 = -32003;
@@ -57,7 +79,9 @@ mod tests {
         assert_eq!((r.name.as_deref(), r.tool()), (Some("file:///x"), None));
         let n = MessageInfo::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert!(n.id.is_none());
-        assert!(MessageInfo::parse(b"{not json").is_err());
+        assert!(matches!(MessageInfo::parse(b"{not json"), Err(ParseError::Json(_))));
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}]"#;
+        assert_eq!(MessageInfo::parse(batch).unwrap_err(), ParseError::NotOneMessage);
         assert_eq!(error(None, -1, "x")["id"], Value::Null);
     }
 }

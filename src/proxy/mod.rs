@@ -30,6 +30,7 @@ use crate::broker::{Broker, Error as BrokerError, LoginRequest};
 use crate::consent::{policy, Consent, Refused};
 use crate::discovery::www_authenticate::bearer_challenge;
 use crate::login::{scopes, DynProgress};
+use crate::vault::ServerState;
 use jsonrpc::{code, MessageInfo};
 
 /// The largest `tools/list` answer read for filtering.
@@ -98,7 +99,7 @@ impl Proxy {
             match MessageInfo::parse(&req.body) {
                 Ok(info) => info,
                 Err(e) => {
-                    let r = Refusal::new(StatusCode::BAD_REQUEST, code::PARSE_ERROR, format!("parse error: {e}"));
+                    let r = Refusal::new(StatusCode::BAD_REQUEST, e.code(), e.to_string());
                     return self.refuse(&req, &MessageInfo::default(), r, started);
                 }
             }
@@ -196,6 +197,11 @@ impl Proxy {
             Err(e) => return Err(refusal(e)),
         }
         let login = match (self.pending(name), self.broker.server(name)) {
+            // Signing out is the user's word: no host may undo it by asking.
+            (_, Ok(record)) if record.state == ServerState::SignedOut => {
+                let msg = format!("{name} is signed out; sign in again with `mcp-broker login {name}` (or from the mcp-broker window)");
+                return Err(Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, msg));
+            }
             (Some(req), _) => req,
             (None, Ok(record)) => LoginRequest { url: record.url, name: Some(name.to_owned()), ..Default::default() },
             (None, Err(e)) => return Err(refusal(e)),

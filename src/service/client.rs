@@ -22,7 +22,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 pub enum ClientError {
     #[error("the mcp-broker service is not running and could not be started: {0}")]
     Start(String),
-    #[error("the mcp-broker service went away: {0}")]
+    /// Nothing answers on the socket: no request was sent.
+    #[error("the mcp-broker service is not running: {0}")]
+    NotRunning(String),
+    /// The service went away while a request was under way: it may have been forwarded.
+    #[error("the connection to the mcp-broker service was lost: {0}")]
     Connection(String),
     #[error("{0}")]
     Api(String),
@@ -34,13 +38,21 @@ pub struct Control {
     socket: PathBuf,
     paths: Paths,
     home: Home,
+    /// Environment variables a started service must not inherit (a client secret's).
+    hidden_env: Vec<String>,
 }
 
 impl Control {
     /// Connect to the running service, starting `mcp-broker daemon` first if there is none.
     pub async fn connect_or_start(home: &Home) -> Result<Self, ClientError> {
+        Self::connect_or_start_without(home, &[]).await
+    }
+
+    /// As [`Self::connect_or_start`], keeping the variables `hidden_env` out of a service
+    /// it starts (the service, and the browser it opens, would otherwise inherit them).
+    pub async fn connect_or_start_without(home: &Home, hidden_env: &[String]) -> Result<Self, ClientError> {
         let paths = Paths::of(home);
-        let control = Self { socket: paths.socket.clone(), paths, home: home.clone() };
+        let control = Self { socket: paths.socket.clone(), paths, home: home.clone(), hidden_env: hidden_env.to_vec() };
         control.ensure_running().await?;
         Ok(control)
     }
@@ -48,7 +60,7 @@ impl Control {
     /// The running service, if one answers; never starts one.
     pub async fn connect(home: &Home) -> Option<Self> {
         let paths = Paths::of(home);
-        let control = Self { socket: paths.socket.clone(), paths, home: home.clone() };
+        let control = Self { socket: paths.socket.clone(), paths, home: home.clone(), hidden_env: Vec::new() };
         control.is_running().await.then_some(control)
     }
 
@@ -94,6 +106,9 @@ impl Control {
         let log2 = log.try_clone().map_err(|e| ClientError::Start(e.to_string()))?;
         let mut cmd = Command::new(exe);
         cmd.args(["daemon", "--on-demand"]).stdin(Stdio::null()).stdout(log).stderr(log2);
+        for var in &self.hidden_env {
+            cmd.env_remove(var);
+        }
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.spawn().map_err(|e| ClientError::Start(e.to_string()))
@@ -108,10 +123,10 @@ impl Control {
 
     /// Send one request and return the response with its body still streaming.
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<hyper::Response<Incoming>, ClientError> {
-        let stream = UnixStream::connect(&self.socket).await.map_err(|e| ClientError::Connection(e.to_string()))?;
+        let stream = UnixStream::connect(&self.socket).await.map_err(|e| ClientError::NotRunning(e.to_string()))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| ClientError::Connection(e.to_string()))?;
+            .map_err(|e| ClientError::NotRunning(e.to_string()))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });

@@ -66,8 +66,10 @@ async fn endpoint(State(s): State<Arc<Service>>, Path(name): Path<String>, metho
     if !allowed_origin(&headers, s.port) {
         return refuse(StatusCode::FORBIDDEN, "forbidden Origin: web pages may not use mcp-broker");
     }
-    let Some(host) = bearer(&headers).and_then(|k| s.hosts.authenticate(k)) else {
-        return refuse(StatusCode::UNAUTHORIZED, "missing or unknown host key: create one with `mcp-broker hosts add NAME`");
+    let host = match bearer(&headers).map(|k| s.hosts.authenticate(k)) {
+        Some(Ok(Some(host))) => host,
+        Some(Err(e)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &format!("cannot check host keys: {e}")),
+        _ => return refuse(StatusCode::UNAUTHORIZED, "missing or unknown host key: create one with `mcp-broker hosts add NAME`"),
     };
     s.proxy.handle(Inbound { host, server: name, method, headers, body }).await
 }

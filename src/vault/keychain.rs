@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::secret::Secret;
 
@@ -33,7 +34,7 @@ impl From<keyring::Error> for KeychainError {
             Self::NoSessionBus
         } else if text.contains("org.freedesktop.secrets") {
             Self::NoSecretService
-        } else if text.to_lowercase().contains("locked") {
+        } else if ["locked", "unlock", "prompt was dismissed"].iter().any(|w| text.to_lowercase().contains(w)) {
             Self::Locked
         } else {
             Self::Other(text)
@@ -42,11 +43,23 @@ impl From<keyring::Error> for KeychainError {
 }
 
 /// One home's keychain namespace. Reads are cached: a Secret Service read costs tens of ms.
+/// The cache holds the newest value: a write the keychain refused (it was locked) stays
+/// cached as unsaved, is what `get` answers, and is written again on later use, so a
+/// rotated refresh token is never lost nor its predecessor replayed.
 #[derive(Debug)]
 pub struct Keychain {
     service: String,
-    cache: Mutex<HashMap<String, Option<Secret>>>,
+    cache: Mutex<HashMap<String, Cached>>,
 }
+
+#[derive(Debug, Clone)]
+struct Cached {
+    value: Option<Secret>,
+    unsaved: Option<Instant>,
+}
+
+/// How often an unsaved secret is offered to the keychain again.
+const RETRY_UNSAVED: Duration = Duration::from_secs(5);
 
 impl Keychain {
     pub fn new(service: impl Into<String>) -> Self {
@@ -57,29 +70,42 @@ impl Keychain {
         Ok(keyring::Entry::new(&self.service, account)?)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Secret>>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Read a secret; `None` when there is no such entry.
     pub fn get(&self, account: &str) -> Result<Option<Secret>, KeychainError> {
-        if let Some(hit) = self.cache().get(account) {
-            return Ok(hit.clone());
+        let hit = self.cache().get(account).cloned();
+        match hit {
+            Some(Cached { value, unsaved: Some(at) }) => {
+                if at.elapsed() >= RETRY_UNSAVED {
+                    if let Some(v) = &value {
+                        let _ = self.set(account, v);
+                    }
+                }
+                Ok(value)
+            }
+            Some(Cached { value, unsaved: None }) => Ok(value),
+            None => {
+                let value = match self.entry(account)?.get_password() {
+                    Ok(v) => Some(Secret::new(v)),
+                    Err(keyring::Error::NoEntry) => None,
+                    Err(e) => return Err(e.into()),
+                };
+                self.cache().insert(account.to_owned(), Cached { value: value.clone(), unsaved: None });
+                Ok(value)
+            }
         }
-        let value = match self.entry(account)?.get_password() {
-            Ok(v) => Some(Secret::new(v)),
-            Err(keyring::Error::NoEntry) => None,
-            Err(e) => return Err(e.into()),
-        };
-        self.cache().insert(account.to_owned(), value.clone());
-        Ok(value)
     }
 
-    /// Write a secret; the cache follows only once the keychain accepted it.
+    /// Write a secret. On failure it stays cached as unsaved (see the type's doc) and the
+    /// error is returned.
     pub fn set(&self, account: &str, secret: &Secret) -> Result<(), KeychainError> {
-        self.entry(account)?.set_password(secret.expose())?;
-        self.cache().insert(account.to_owned(), Some(secret.clone()));
-        Ok(())
+        let result = self.entry(account).and_then(|e| Ok(e.set_password(secret.expose())?));
+        let unsaved = result.is_err().then(Instant::now);
+        self.cache().insert(account.to_owned(), Cached { value: Some(secret.clone()), unsaved });
+        result
     }
 
     /// Delete a secret; deleting what is not there is fine.
@@ -88,7 +114,7 @@ impl Keychain {
             Ok(()) | Err(keyring::Error::NoEntry) => {}
             Err(e) => return Err(e.into()),
         }
-        self.cache().insert(account.to_owned(), None);
+        self.cache().insert(account.to_owned(), Cached { value: None, unsaved: None });
         Ok(())
     }
 

@@ -1,0 +1,1 @@
+fn main() { mcp_broker_app::main() }

@@ -1,0 +1,144 @@
+//! The tray icon and its menu: each server with its state and a Sign in / Sign out action,
+//! waiting approvals, "Add server…", "Open mcp-broker", "Quit". The icon has two variants:
+//! the plain one, and one with a badge when something needs the user (an approval waiting,
+//! a server that needs sign-in).
+
+use serde_json::Value;
+use tauri::image::Image;
+use tauri::menu::{Menu, MenuBuilder, MenuItemBuilder, SubmenuBuilder};
+use tauri::tray::{TrayIcon, TrayIconBuilder};
+use tauri::{AppHandle, Runtime};
+
+pub const TRAY_ID: &str = "mcp-broker";
+
+const ICON: &[u8] = include_bytes!("../../icons/tray.png");
+const ICON_ATTENTION: &[u8] = include_bytes!("../../icons/tray-attention.png");
+
+/// What the menu shows; the menu is rebuilt only when this changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Model {
+    /// (name, state) of each server, as the control API names the state.
+    pub servers: Vec<(String, String)>,
+    /// How many first-use approvals wait for the user.
+    pub pending: usize,
+    /// Why the service cannot be reached, if it cannot.
+    pub service_error: Option<String>,
+}
+
+impl Model {
+    pub fn from_status(status: &Value, pending: usize) -> Self {
+        let servers = status["servers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| (s["name"].as_str().unwrap_or_default().to_owned(), s["state"].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        Self { servers, pending, service_error: None }
+    }
+
+    /// Whether the icon should ask for attention.
+    pub fn needs_user(&self) -> bool {
+        self.pending > 0 || self.service_error.is_some() || self.servers.iter().any(|(_, s)| s == "needs_login")
+    }
+}
+
+/// The words for a server state, as the window shows them too.
+pub fn state_text(state: &str) -> &'static str {
+    match state {
+        "signed_in" => "signed in",
+        "needs_login" => "needs sign-in",
+        "signed_out" => "signed out",
+        _ => "unknown",
+    }
+}
+
+/// Menu ids: `signin:NAME`, `signout:NAME`, `server:NAME`, and the fixed ones below.
+pub mod ids {
+    pub const APPROVALS: &str = "approvals";
+    pub const ADD: &str = "add";
+    pub const OPEN: &str = "open";
+    pub const QUIT: &str = "quit";
+}
+
+pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &Model) -> tauri::Result<Menu<R>> {
+    let mut menu = MenuBuilder::new(app);
+    if let Some(e) = &model.service_error {
+        let item = MenuItemBuilder::with_id("service-error", format!("Service unavailable: {}", shorten(e, 60))).enabled(false).build(app)?;
+        menu = menu.item(&item).separator();
+    }
+    if model.pending > 0 {
+        let text = if model.pending == 1 { "1 approval waiting…".to_owned() } else { format!("{} approvals waiting…", model.pending) };
+        menu = menu.text(ids::APPROVALS, text).separator();
+    }
+    if model.servers.is_empty() {
+        let item = MenuItemBuilder::with_id("no-servers", "No servers yet").enabled(false).build(app)?;
+        menu = menu.item(&item);
+    }
+    for (name, state) in &model.servers {
+        let (id, action) = if state == "signed_in" { (format!("signout:{name}"), "Sign out") } else { (format!("signin:{name}"), "Sign in…") };
+        let sub = SubmenuBuilder::new(app, format!("{name} — {}", state_text(state)))
+            .text(id, action)
+            .text(format!("server:{name}"), "Show details")
+            .build()?;
+        menu = menu.item(&sub);
+    }
+    menu.separator().text(ids::ADD, "Add server…").text(ids::OPEN, "Open mcp-broker").separator().text(ids::QUIT, "Quit").build()
+}
+
+fn shorten(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(n).collect();
+    out.push('…');
+    out
+}
+
+pub fn icon(attention: bool) -> Image<'static> {
+    Image::from_bytes(if attention { ICON_ATTENTION } else { ICON }).expect("the tray icons are valid PNGs")
+}
+
+/// Create the tray icon; menu clicks go to `on_menu`.
+pub fn create<R: Runtime>(app: &AppHandle<R>, model: &Model, on_menu: impl Fn(&AppHandle<R>, &str) + Send + Sync + 'static) -> tauri::Result<TrayIcon<R>> {
+    let menu = build_menu(app, model)?;
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(icon(model.needs_user()))
+        .tooltip("mcp-broker")
+        .menu(&menu)
+        .show_menu_on_left_click(true)
+        .on_menu_event(move |app, event| on_menu(app, event.id().as_ref()))
+        .build(app)
+}
+
+/// Bring the tray up to date with `model`.
+pub fn update<R: Runtime>(app: &AppHandle<R>, old: &Model, model: &Model) -> tauri::Result<()> {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else { return Ok(()) };
+    if old.needs_user() != model.needs_user() {
+        tray.set_icon(Some(icon(model.needs_user())))?;
+    }
+    tray.set_menu(Some(build_menu(app, model)?))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn attention_when_an_approval_waits_or_a_server_needs_sign_in() {
+        let status = json!({ "servers": [{ "name": "linear", "state": "signed_in" }, { "name": "github", "state": "signed_out" }] });
+        let m = Model::from_status(&status, 0);
+        assert_eq!(m.servers, vec![("linear".into(), "signed_in".into()), ("github".into(), "signed_out".into())]);
+        assert!(!m.needs_user(), "signed out is the user's own choice");
+        assert!(Model::from_status(&status, 1).needs_user());
+        let needs = json!({ "servers": [{ "name": "linear", "state": "needs_login" }] });
+        assert!(Model::from_status(&needs, 0).needs_user());
+        assert!(Model { service_error: Some("gone".into()), ..Model::default() }.needs_user());
+    }
+
+    #[test]
+    fn both_icons_decode() {
+        assert_ne!(icon(false).rgba(), icon(true).rgba());
+    }
+}

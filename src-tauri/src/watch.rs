@@ -1,0 +1,178 @@
+//! The app's heartbeat: every second it asks the service for pending approvals (which is
+//! what tells the service a UI is there to ask the user), and every other second for the
+//! servers' states. Changes go to the window as events and to the tray; a new approval
+//! also brings up the window and a desktop notification with Allow once / Always / Deny.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::Method;
+use mcp_broker::service::client::ClientError;
+use serde_json::{json, Value};
+use tauri::{AppHandle, Emitter, Runtime};
+use tauri_plugin_notification::{Action, ActionType, NotificationExt};
+
+use crate::commands::{decide_on, Api};
+use crate::tray::{self, Model};
+
+const ACTION_TYPE: &str = "approval";
+
+/// Notifications shown for approvals: notification id → approval id.
+#[derive(Default, Clone)]
+pub struct Notes(Arc<Mutex<HashMap<i32, String>>>);
+
+impl Notes {
+    fn insert(&self, note: i32, approval: String) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(note, approval);
+    }
+    fn get(&self, note: i32) -> Option<String> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&note).cloned()
+    }
+    /// Forget the notifications whose approval is no longer pending; returns their ids.
+    fn settle(&self, pending: &HashSet<String>) -> Vec<i32> {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let done: Vec<i32> = map.iter().filter(|(_, a)| !pending.contains(*a)).map(|(n, _)| *n).collect();
+        for n in &done {
+            map.remove(n);
+        }
+        done
+    }
+}
+
+/// Register the notification buttons and what they do.
+pub fn setup_notifications<R: Runtime>(app: &AppHandle<R>, api: Api, notes: Notes) {
+    let n = app.notification();
+    let _ = n.register_action_types(vec![ActionType::builder(ACTION_TYPE)
+        .actions(vec![
+            Action::builder("once", "Allow once").build(),
+            Action::builder("always", "Always allow").build(),
+            Action::builder("deny", "Deny").build(),
+        ])
+        .build()]);
+    let handle = app.clone();
+    let _ = n.on_action(move |performed| {
+        let note = performed.notification().map(|n| n.id());
+        let approval = note.and_then(|id| notes.get(id));
+        match (performed.action_id(), approval) {
+            (decision @ ("once" | "always" | "deny"), Some(id)) => {
+                let (api, handle, decision) = (api.clone(), handle.clone(), decision.to_owned());
+                tauri::async_runtime::spawn(async move {
+                    if let Err(e) = decide_on(&api, &id, &decision).await {
+                        tracing::warn!("answering approval {id}: {e}");
+                    }
+                    let _ = handle.emit("changed", "approvals");
+                });
+            }
+            _ => crate::show_window(&handle, Some("approvals")),
+        }
+    });
+}
+
+/// Run the heartbeat for the life of the app.
+pub fn spawn<R: Runtime>(app: AppHandle<R>, api: Api, notes: Notes, mut model: Model) {
+    tauri::async_runtime::spawn(async move {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut last_approvals = Value::Null;
+        let mut last_status = Value::Null;
+        let mut approvals_missing = false;
+        let mut next_note: i32 = 1;
+        let mut tick: u64 = 0;
+        let mut interval = tokio::time::interval(Duration::from_secs(1));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            tick += 1;
+            let mut next = model.clone();
+            next.service_error = None;
+
+            // Approvals, every second.
+            match api.control().call(Method::GET, "/v1/approvals", None).await {
+                Ok(v) => {
+                    let pending: Vec<Value> = v["pending"].as_array().cloned().unwrap_or_default();
+                    next.pending = pending.len();
+                    let mut fresh = Vec::new();
+                    let mut ids = HashSet::new();
+                    for p in &pending {
+                        let id = p["id"].as_str().map(str::to_owned).unwrap_or_else(|| p["id"].to_string());
+                        ids.insert(id.clone());
+                        if seen.insert(id.clone()) {
+                            fresh.push((id, p.clone()));
+                        }
+                    }
+                    // Answered (here, in the window, or timed out): its notification goes.
+                    let done = notes.settle(&ids);
+                    if !done.is_empty() {
+                        let _ = app.notification().remove_active(done);
+                    }
+                    if v != last_approvals {
+                        let _ = app.emit("approvals", &v);
+                        last_approvals = v;
+                    }
+                    if !fresh.is_empty() {
+                        crate::show_window(&app, Some("approvals"));
+                    }
+                    for (id, p) in fresh {
+                        let note = next_note;
+                        next_note = next_note.wrapping_add(1);
+                        notes.insert(note, id);
+                        notify_approval(&app, note, &p);
+                    }
+                }
+                Err(ClientError::Connection(e)) => {
+                    next.service_error = Some(e.clone());
+                    let supervisor = api.supervisor().clone();
+                    if let Ok(Err(e)) = tauri::async_runtime::spawn_blocking(move || supervisor.revive()).await {
+                        next.service_error = Some(format!("{e:#}"));
+                    }
+                }
+                Err(e) => {
+                    next.pending = 0;
+                    if !approvals_missing {
+                        tracing::warn!("the service does not answer approvals ({e}); first-use approvals are off");
+                        approvals_missing = true;
+                    }
+                }
+            }
+
+            // Servers, every other second (and at once on the first tick).
+            if tick % 2 == 1 || next.service_error.is_some() {
+                match api.control().call(Method::GET, "/v1/status", None).await {
+                    Ok(v) => {
+                        let fresh = Model::from_status(&v, next.pending);
+                        next.servers = fresh.servers;
+                        if v != last_status {
+                            let _ = app.emit("status", &v);
+                            last_status = v;
+                        }
+                    }
+                    Err(e) => next.service_error = Some(e.to_string()),
+                }
+            }
+            if let Some(e) = &next.service_error {
+                let _ = app.emit("service", json!({ "error": e }));
+            } else if model.service_error.is_some() {
+                let _ = app.emit("service", json!({ "error": null }));
+            }
+            if next != model {
+                if let Err(e) = tray::update(&app, &model, &next) {
+                    tracing::warn!("updating the tray: {e}");
+                }
+                model = next;
+            }
+        }
+    });
+}
+
+/// "Cursor wants to use linear (scopes: read write)" with Allow once / Always / Deny.
+fn notify_approval<R: Runtime>(app: &AppHandle<R>, note: i32, p: &Value) {
+    let host = p["host"].as_str().unwrap_or("A host");
+    let server = p["server"].as_str().unwrap_or("a server");
+    let scopes: Vec<&str> = p["scopes"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let scopes = if scopes.is_empty() { "none".to_owned() } else { scopes.join(" ") };
+    let body = format!("{host} wants to use {server} (scopes: {scopes})");
+    let shown = app.notification().builder().id(note).title("mcp-broker: allow a new host?").body(&body).action_type_id(ACTION_TYPE).show();
+    if let Err(e) = shown {
+        tracing::warn!("cannot show a notification ({e}): {body}");
+    }
+}

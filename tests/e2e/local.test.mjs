@@ -1,0 +1,278 @@
+// The local attack surface of the broker service (issue 6, docs/SECURITY.md): what another
+// user on the machine, and a host process of this user, can and cannot reach.
+//
+//   scripts/with-keychain.sh node --test --test-concurrency=1 tests/e2e/local.test.mjs
+//
+// Needs root (to run a client as `nobody` with runuser), the binary (MCP_BROKER_BIN), a Secret
+// Service on the session bus, /usr/bin/python3 and curl. Nothing is skipped: a missing
+// prerequisite fails with a message saying so.
+//
+// - the control socket is 0600 in a 0700 runtime dir; config/data dirs 0700; metadata 0600;
+// - `nobody` cannot connect to the control socket (EACCES), even when the directories above
+//   it are opened up (the socket's own mode holds), cannot start or use a service in the
+//   home, and cannot reach this user's Secret Service;
+// - the loopback HTTP endpoint listens on 127.0.0.1 only; `nobody` can connect to it (TCP on
+//   loopback carries no user identity) and is refused without a host key;
+// - a tool disabled for a host stays disabled however the host frames its JSON-RPC.
+
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import {
+  startAs, startMcpServer, makeHome, makeBrowserLog, runBroker, describeRun, requireKeychain,
+  keychainService, keychainLookup, addHost, teardownService, mcpStats, RawBridge, BROKER_BIN,
+} from './lib/harness.mjs';
+
+let keychainReady;
+before(async () => {
+  keychainReady = requireKeychain().then(() => null, (err) => err);
+});
+
+async function needKeychain() {
+  const err = await keychainReady;
+  if (err) throw err;
+}
+
+function run(cmd, args, { env, input, timeoutMs = 20_000 } = {}) {
+  return new Promise((resolve) => {
+    const c = execFile(cmd, args, { env: env ?? process.env, timeout: timeoutMs }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr, error });
+    });
+    if (input !== undefined) c.stdin.end(input);
+  });
+}
+
+function clearKeychain(home) {
+  return run('secret-tool', ['clear', 'service', keychainService(home)]);
+}
+
+/** Run a command as the user `nobody` (root only), with a minimal environment plus `env`. */
+function asNobody(args, env = {}) {
+  const base = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/nonexistent' };
+  return run('runuser', ['-u', 'nobody', '--', 'env', '-i', ...Object.entries({ ...base, ...env }).map(([k, v]) => `${k}=${v}`), ...args]);
+}
+
+async function needRoot() {
+  assert.equal(process.getuid(), 0, 'these tests run a client as another user (runuser -u nobody) and need root');
+  const r = await asNobody(['id', '-u']);
+  assert.equal(r.code, 0, `runuser -u nobody failed: ${r.stderr}`);
+  assert.notEqual(r.stdout.trim(), '0');
+}
+
+const PY_CONNECT = `
+import errno, socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+    s.sendall(b"GET /v1/status HTTP/1.1\\r\\nHost: mcp-broker\\r\\nConnection: close\\r\\n\\r\\n")
+    print("CONNECTED", s.recv(200).split(b"\\r\\n")[0].decode())
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+`;
+
+const mode = async (p) => ((await fs.stat(p)).mode & 0o777).toString(8).padStart(3, '0');
+
+async function setup(t, { mcp: mcpOpts = {} } = {}) {
+  await needKeychain();
+  const as = await startAs(t);
+  const mcp = await startMcpServer(t, { issuer: as.issuer, ...mcpOpts });
+  const home = await makeHome(null);
+  const browserLog = await makeBrowserLog(t);
+  t.after(async () => {
+    await teardownService(home);
+    await clearKeychain(home);
+    await fs.rm(home, { recursive: true, force: true });
+  });
+  return { as, mcp, home, browserLog };
+}
+
+async function login(ctx, name) {
+  const r = await runBroker(['login', ctx.mcp.url, '--name', name], { home: ctx.home, browserLog: ctx.browserLog });
+  assert.equal(r.code, 0, `login should succeed\n${describeRun(r)}`);
+}
+
+/** A control API call over the home's Unix socket. */
+function control(home, method, p, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: path.join(home, 'run', 'broker.sock'), method, path: p, headers: { host: 'mcp-broker', 'content-type': 'application/json' } }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body: data }));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+function rawHttp(port, { method = 'POST', path: p, headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: p, headers }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
+    });
+    req.on('error', reject);
+    req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
+    req.end(body);
+  });
+}
+
+/** The JSON-RPC messages of a response body (JSON, or SSE `data:` lines). */
+function messagesOf(body) {
+  const t = body.trim();
+  if (t.startsWith('{') || t.startsWith('[')) {
+    const v = JSON.parse(t);
+    return Array.isArray(v) ? v : [v];
+  }
+  return t.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => JSON.parse(l.slice(5)));
+}
+
+// ------------------------------------------------------------------------------------------
+
+test('the control socket is 0600 in a 0700 runtime dir; config and data dirs are 0700; metadata files 0600', async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  await addHost(ctx.home, 'vscode-local');
+  const sock = path.join(ctx.home, 'run', 'broker.sock');
+  const st = await fs.lstat(sock);
+  assert.ok(st.isSocket(), `${sock} is a socket`);
+  assert.equal(st.uid, process.getuid(), 'the socket belongs to the user');
+  const modes = {
+    'run/broker.sock': await mode(sock),
+    run: await mode(path.join(ctx.home, 'run')),
+    config: await mode(path.join(ctx.home, 'config')),
+    data: await mode(path.join(ctx.home, 'data')),
+  };
+  for (const f of ['servers.json', 'hosts.json', 'service.json']) modes[`config/${f}`] = await mode(path.join(ctx.home, 'config', f));
+  t.diagnostic(JSON.stringify(modes));
+  assert.deepEqual(modes, {
+    'run/broker.sock': '600',
+    run: '700',
+    config: '700',
+    data: '700',
+    'config/servers.json': '600',
+    'config/hosts.json': '600',
+    'config/service.json': '600',
+  });
+  // Every other file (audit database, service log, lock) lies under one of those 0700 dirs.
+  const others = [];
+  for (const d of ['run', 'config', 'data']) {
+    for (const f of await fs.readdir(path.join(ctx.home, d))) others.push(`${d}/${f} ${await mode(path.join(ctx.home, d, f))}`);
+  }
+  t.diagnostic(`all files: ${others.join(', ')}`);
+});
+
+test('another user (nobody) cannot connect to the control socket (EACCES), even with the directories opened up, nor start a service or read the keychain', async (t) => {
+  await needRoot();
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  const sock = path.join(ctx.home, 'run', 'broker.sock');
+
+  // Positive control: the user itself connects and is answered.
+  const mine = await run('/usr/bin/python3', ['-c', PY_CONNECT, sock]);
+  assert.match(mine.stdout, /^CONNECTED HTTP\/1\.1 200/, `the user connects: ${mine.stdout} ${mine.stderr}`);
+
+  // As created: the home and its run dir stop nobody before the socket.
+  const shut = await asNobody(['/usr/bin/python3', '-c', PY_CONNECT, sock]);
+  assert.equal(shut.stdout.trim(), 'EACCES', `nobody connecting to ${sock}: ${shut.stdout} ${shut.stderr}`);
+
+  // Open the directories to everyone (a user's mistake, or a shared XDG_RUNTIME_DIR): the
+  // socket's own mode 0600 still refuses the connection.
+  const dirs = [ctx.home, path.join(ctx.home, 'run')];
+  const saved = await Promise.all(dirs.map(async (d) => (await fs.stat(d)).mode & 0o777));
+  t.after(() => Promise.all(dirs.map((d, i) => fs.chmod(d, saved[i]).catch(() => {}))));
+  for (const d of dirs) await fs.chmod(d, 0o755);
+  const open = await asNobody(['/usr/bin/python3', '-c', PY_CONNECT, sock]);
+  assert.equal(open.stdout.trim(), 'EACCES', `nobody connecting to the 0600 socket in open directories: ${open.stdout} ${open.stderr}`);
+
+  // The real CLI as nobody, aimed at this home: a clear error, no second service, nothing created.
+  const before = await fs.readdir(path.join(ctx.home, 'run'));
+  const cli = await asNobody([BROKER_BIN, 'status', '--json'], { MCP_BROKER_HOME: ctx.home });
+  assert.notEqual(cli.code, 0, `nobody's mcp-broker status must fail: ${cli.stdout} ${cli.stderr}`);
+  assert.match(cli.stderr.trim(), /^error: .*(denied|cannot|not running)/i, `one clear error line: ${cli.stderr}`);
+  assert.equal(cli.stdout, '', 'nothing printed on stdout (no status of this user\'s servers)');
+  assert.deepEqual(await fs.readdir(path.join(ctx.home, 'run')), before, 'nobody created nothing in the run dir');
+  t.diagnostic(`nobody's CLI: ${cli.stderr.trim()}`);
+
+  // This user's Secret Service is on this user's session bus: nobody is not let in.
+  assert.ok(await keychainLookup(ctx.home, 'alpha'), 'the tokens are in the keychain');
+  const kc = await asNobody(['secret-tool', 'lookup', 'service', keychainService(ctx.home), 'username', 'server:alpha'],
+    { DBUS_SESSION_BUS_ADDRESS: process.env.DBUS_SESSION_BUS_ADDRESS });
+  assert.notEqual(kc.code, 0, 'nobody\'s secret-tool lookup fails');
+  assert.equal(kc.stdout, '', `nobody read nothing from the keychain: ${kc.stdout}`);
+  t.diagnostic(`nobody's secret-tool: ${kc.stderr.trim().split('\n')[0]}`);
+});
+
+test('the loopback HTTP endpoint listens on 127.0.0.1 only; another user reaching it is refused without a host key (401)', async (t) => {
+  await needRoot();
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  const h = await addHost(ctx.home, 'vscode-local');
+  const port = Number(new URL(h.endpoint).port);
+
+  const listeners = async (file) => {
+    const text = await fs.readFile(file, 'utf8').catch(() => '');
+    return text.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((f) => f.length > 3 && f[3] === '0A')
+      .map((f) => f[1]).filter((addr) => Number.parseInt(addr.split(':')[1], 16) === port);
+  };
+  assert.deepEqual(await listeners('/proc/net/tcp'), [`0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`], 'one IPv4 listener, on 127.0.0.1');
+  assert.deepEqual(await listeners('/proc/net/tcp6'), [], 'no IPv6 listener on the port');
+
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'nobody', version: '0' } } });
+  const curl = (headers) => asNobody(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
+    '-H', 'content-type: application/json', '-H', 'accept: application/json, text/event-stream',
+    ...headers.flatMap((x) => ['-H', x]), '--data', body, `http://127.0.0.1:${port}/servers/alpha/mcp`]);
+  const upstreamBefore = (await mcpStats(ctx.mcp)).requests;
+  const none = await curl([]);
+  assert.equal(none.stdout, '401', `nobody without a key: ${none.stdout} ${none.stderr}`);
+  const wrong = await curl([`authorization: Bearer mcpb_${'A'.repeat(43)}`]);
+  assert.equal(wrong.stdout, '401', `nobody with a guessed key: ${wrong.stdout}`);
+  const prefix = await curl([`authorization: Bearer ${h.key.slice(0, -1)}`]);
+  assert.equal(prefix.stdout, '401', `nobody with all but the last character of the key: ${prefix.stdout}`);
+  assert.equal((await mcpStats(ctx.mcp)).requests, upstreamBefore, 'nothing reached the MCP server');
+
+  // The documented limit: the key is a bearer credential. Whoever holds it is served,
+  // whatever their user id (loopback TCP carries none).
+  const stolen = await curl([`authorization: Bearer ${h.key}`]);
+  assert.equal(stolen.stdout, '200', `nobody holding the key is served (documented in SECURITY.md): ${stolen.stdout}`);
+});
+
+test('a tool disabled for a host stays disabled when the host wraps tools/call in a JSON-RPC batch (HTTP endpoint and bridge)', async (t) => {
+  const ctx = await setup(t, { mcp: { mode: 'stateless' } });
+  await login(ctx, 'alpha');
+  const h = await addHost(ctx.home, 'vscode-local');
+  const port = Number(new URL(h.endpoint).port);
+  for (const host of ['vscode-local', 'raw-bridge']) {
+    const r = await control(ctx.home, 'PUT', `/v1/policy/${host}/alpha`, { disabled: ['echo'] });
+    assert.equal(r.status, 200, `disable echo for ${host}: ${r.status} ${r.body}`);
+  }
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${h.key}`, 'mcp-protocol-version': '2025-11-25' };
+  const call = (id, text) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { text } } });
+  const echoes = async () => (await mcpStats(ctx.mcp)).tool_calls.echo ?? 0;
+
+  // Control: a plain tools/call of the disabled tool is refused before it reaches the server.
+  const single = await rawHttp(port, { path: '/servers/alpha/mcp', headers, body: JSON.stringify(call(1, 'single')) });
+  const m1 = messagesOf(single.body);
+  assert.match(m1[0]?.error?.message ?? '', /disabled/, `a plain call of a disabled tool is refused: ${single.status} ${single.body}`);
+  assert.equal(await echoes(), 0);
+
+  // The same call in a one-element batch (JSON-RPC 2.0 §6; the SDK server executes batches).
+  const batch = await rawHttp(port, { path: '/servers/alpha/mcp', headers, body: JSON.stringify([call(2, 'batched over HTTP')]) });
+  const ranHttp = await echoes();
+  t.diagnostic(`HTTP batch: ${batch.status} ${batch.body.replace(/\s+/g, ' ').slice(0, 200)}`);
+
+  // Through the stdio bridge: one line holding an array.
+  const raw = new RawBridge(t, { home: ctx.home, args: ['alpha', '--host', 'raw-bridge'], browserLog: ctx.browserLog });
+  raw.send(JSON.stringify([call(3, 'batched over the bridge')]));
+  const answer = await raw.next(() => true, 30_000).catch((e) => e);
+  const ranBridge = (await echoes()) - ranHttp;
+  t.diagnostic(`bridge batch: ${answer instanceof Error ? answer.message.split('\n')[0] : JSON.stringify(answer).slice(0, 200)}`);
+
+  assert.deepEqual({ http: ranHttp, bridge: ranBridge }, { http: 0, bridge: 0 },
+    'times the disabled tool ran upstream when called inside a batch, per shim');
+});
