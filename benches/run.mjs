@@ -109,8 +109,11 @@ async function runBin(bin, args, { home, env = {}, timeoutMs = 120_000 } = {}) {
   return { code, stdout, stderr, ms };
 }
 
+/** Extra environment of a variant's broker processes (its service inherits it), by home. */
+const HOME_ENV = new Map();
+
 function brokerEnv(home) {
-  return { ...process.env, MCP_BROKER_HOME: home, BROWSER: H.BROWSER_CURL };
+  return { ...process.env, MCP_BROKER_HOME: home, BROWSER: H.BROWSER_CURL, ...(HOME_ENV.get(home) ?? {}) };
 }
 
 /** Stop a home's service and wait until its daemon is gone. */
@@ -851,8 +854,11 @@ async function main() {
     await run('login', () => benchLogin(ctx));
     if (opt.variants) {
       const variants = [];
+      // LABEL=PATH[@VAR=value...]: a binary, and environment for its processes.
       for (const spec of opt.variants.split(',')) {
-        const [label, bin] = spec.split('=');
+        const [head, ...envs] = spec.split('@');
+        const [label, bin] = head.split('=');
+        HOME_ENV.set(path.join(work, `home-${label}`), Object.fromEntries(envs.map((e) => e.split('='))));
         const v = await setupBroker(label, path.resolve(bin), work, mcpUrl, 1);
         brokers.push(v);
         variants.push(v);
