@@ -70,15 +70,21 @@ skip_stage() { # name reason
 
 summary() {
     header "Summary"
-    local i
+    local i passed=0 failures=0 skipped=0
     for i in "${!stage_names[@]}"; do
         printf '  %-12s %s\n' "${stage_names[$i]}" "${stage_results[$i]}"
+        case "${stage_results[$i]}" in
+            PASS*) passed=$((passed + 1)) ;;
+            FAIL*) failures=$((failures + 1)) ;;
+            *) skipped=$((skipped + 1)) ;;
+        esac
     done
     if [[ $failed -eq 0 ]]; then
         printf '\nALL STAGES PASSED\n'
     else
         printf '\nSOME STAGES FAILED\n'
     fi
+    printf 'stages: %d passed, %d failed, %d skipped\n' "$passed" "$failures" "$skipped"
 }
 
 # The e2e stage: node:test with Node 22 first on PATH, inside a private Secret Service.
