@@ -148,11 +148,21 @@ fn parse_time(s: &str) -> OffsetDateTime {
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// How long the writer gathers calls into one transaction: a busy proxy then costs one
+/// disk write per batch, not per call.
+const LINGER: Duration = Duration::from_millis(50);
+
 /// Drain the channel in batches, one transaction each.
 fn writer(mut conn: Connection, rx: mpsc::Receiver<Call>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
-        batch.extend(rx.try_iter().take(999));
+        let deadline = std::time::Instant::now() + LINGER;
+        while batch.len() < 1000 {
+            match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                Ok(call) => batch.push(call),
+                Err(_) => break,
+            }
+        }
         if let Err(e) = write_batch(&mut conn, &batch) {
             tracing::warn!("audit write failed: {e}");
         }

@@ -55,14 +55,10 @@ pub struct Hosts {
 }
 
 impl Hosts {
-    /// Open the host list. The keys are read now if the keychain allows, else on first use,
-    /// so a locked keychain does not keep the service from starting.
+    /// Open the host list. The keys are read from the keychain on first use: a locked
+    /// keychain does not keep the service from starting, and starting costs no D-Bus calls.
     pub fn open(config_dir: &Path, keychain_service: &str) -> Result<Self, HostError> {
-        let hosts = Self { path: config_dir.join("hosts.json"), keychain: Keychain::new(keychain_service), keys: RwLock::new(None) };
-        if let Err(e) = hosts.load_keys() {
-            tracing::warn!("host keys not loaded yet: {e}");
-        }
-        Ok(hosts)
+        Ok(Self { path: config_dir.join("hosts.json"), keychain: Keychain::new(keychain_service), keys: RwLock::new(None) })
     }
 
     fn load_keys(&self) -> Result<(), HostError> {

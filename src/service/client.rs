@@ -9,11 +9,16 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use std::sync::{Arc, Mutex};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
 use super::instance::Paths;
 use crate::vault::Home;
+
+/// How many connections to the service a client keeps open.
+const MAX_IDLE: usize = 16;
 
 /// How long a client waits for a service it started.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -36,6 +41,8 @@ pub enum ClientError {
 #[derive(Debug, Clone)]
 pub struct Control {
     socket: PathBuf,
+    /// Open connections to the service, kept for the next request (HTTP/1.1 keep-alive).
+    idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
     paths: Paths,
     home: Home,
     /// Environment variables a started service must not inherit (a client secret's).
@@ -52,7 +59,7 @@ impl Control {
     /// it starts (the service, and the browser it opens, would otherwise inherit them).
     pub async fn connect_or_start_without(home: &Home, hidden_env: &[String]) -> Result<Self, ClientError> {
         let paths = Paths::of(home);
-        let control = Self { socket: paths.socket.clone(), paths, home: home.clone(), hidden_env: hidden_env.to_vec() };
+        let control = Self { socket: paths.socket.clone(), idle: Arc::default(), paths, home: home.clone(), hidden_env: hidden_env.to_vec() };
         control.ensure_running().await?;
         Ok(control)
     }
@@ -60,7 +67,7 @@ impl Control {
     /// The running service, if one answers; never starts one.
     pub async fn connect(home: &Home) -> Option<Self> {
         let paths = Paths::of(home);
-        let control = Self { socket: paths.socket.clone(), paths, home: home.clone(), hidden_env: Vec::new() };
+        let control = Self { socket: paths.socket.clone(), idle: Arc::default(), paths, home: home.clone(), hidden_env: Vec::new() };
         control.is_running().await.then_some(control)
     }
 
@@ -88,7 +95,7 @@ impl Control {
                     return Err(ClientError::Start(self.last_log_line()));
                 }
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
         Err(ClientError::Start(format!("no answer within {} s; see {}", START_TIMEOUT.as_secs(), self.paths.log.display())))
     }
@@ -121,16 +128,52 @@ impl Control {
         format!("{} (log: {})", line.trim(), self.paths.log.display())
     }
 
-    /// Send one request and return the response with its body still streaming.
-    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<hyper::Response<Incoming>, ClientError> {
+    /// Send one request and return the response with its body still streaming. An idle
+    /// connection is reused when one is free; a request it could not even start sending is
+    /// sent on another, so nothing is ever sent twice.
+    pub async fn send(&self, mut req: Request<Full<Bytes>>) -> Result<hyper::Response<Incoming>, ClientError> {
+        while let Some(mut sender) = self.take_idle() {
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    self.keep(sender);
+                    return Ok(resp);
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(ClientError::Connection(e.into_error().to_string())),
+                },
+            }
+        }
+        let mut sender = self.open_connection().await?;
+        let resp = sender.send_request(req).await.map_err(|e| ClientError::Connection(e.to_string()))?;
+        self.keep(sender);
+        Ok(resp)
+    }
+
+    async fn open_connection(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
         let stream = UnixStream::connect(&self.socket).await.map_err(|e| ClientError::NotRunning(e.to_string()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::NotRunning(e.to_string()))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        sender.send_request(req).await.map_err(|e| ClientError::Connection(e.to_string()))
+        Ok(sender)
+    }
+
+    /// A connection ready for a request (its last answer was read to the end).
+    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.retain(|s| !s.is_closed());
+        let ready = idle.iter().position(SendRequest::is_ready)?;
+        Some(idle.swap_remove(ready))
+    }
+
+    fn keep(&self, sender: SendRequest<Full<Bytes>>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
     }
 
     /// A JSON call: the answer's JSON, or its `error` as [`ClientError::Api`].

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -97,14 +97,25 @@ pub struct Registry {
     pub clients: BTreeMap<String, ClientRecord>,
 }
 
-/// The metadata file of one home, cached in memory while the file is unchanged (the
-/// proxy reads it on every request; a `stat` is cheaper than a parse).
+/// The metadata file of one home, cached in memory. Writes through this store update the
+/// cache; a change made by another process is noticed within [`RECHECK`] (the proxy reads
+/// the registry several times a request, so the file is not `stat`ed each time).
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
-    cache: Mutex<Option<(FileStamp, Registry)>>,
+    cache: Mutex<Option<Cached>>,
     writer: Mutex<()>,
 }
+
+#[derive(Debug)]
+struct Cached {
+    stamp: FileStamp,
+    checked: Instant,
+    registry: Registry,
+}
+
+/// How long the cached registry is trusted before the file is checked again.
+const RECHECK: Duration = Duration::from_millis(500);
 
 type FileStamp = Option<(SystemTime, u64)>;
 
@@ -119,17 +130,22 @@ impl Store {
 
     /// Run `f` on the current registry without copying it.
     pub fn with<T>(&self, f: impl FnOnce(&Registry) -> T) -> Result<T, VaultError> {
-        let stamp = self.stamp();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        match &*cache {
-            Some((s, r)) if *s == stamp && stamp.is_some() => Ok(f(r)),
-            _ => {
-                let r = self.read()?;
-                let out = f(&r);
-                *cache = Some((stamp, r));
-                Ok(out)
+        if let Some(c) = cache.as_mut() {
+            if c.checked.elapsed() < RECHECK {
+                return Ok(f(&c.registry));
+            }
+            let stamp = self.stamp();
+            if stamp.is_some() && stamp == c.stamp {
+                c.checked = Instant::now();
+                return Ok(f(&c.registry));
             }
         }
+        let stamp = self.stamp();
+        let registry = self.read()?;
+        let out = f(&registry);
+        *cache = Some(Cached { stamp, checked: Instant::now(), registry });
+        Ok(out)
     }
 
     pub fn load(&self) -> Result<Registry, VaultError> {
@@ -148,7 +164,8 @@ impl Store {
     pub fn save(&self, registry: &Registry) -> Result<(), VaultError> {
         let json = serde_json::to_vec_pretty(registry).map_err(|e| VaultError::Corrupt(self.path.clone(), e.to_string()))?;
         super::write_private(&self.path, &json).map_err(|e| VaultError::Io(self.path.clone(), e))?;
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((self.stamp(), registry.clone()));
+        let cached = Cached { stamp: self.stamp(), checked: Instant::now(), registry: registry.clone() };
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(cached);
         Ok(())
     }
 
