@@ -5,6 +5,7 @@
 #   3. cargo test  unit + integration tests (--no-fail-fast), inside a private unlocked Secret Service
 #   5. app         the tray app: Tauri mock-runtime tests, then the real app under Xvfb (tests/app/run.sh)
 #   6. fuzz        cargo-fuzz targets: regression inputs, then FUZZ_SECONDS (default 10) each
+#   7. bench       benches/bench.sh --quick (release build; numbers are reported, never judged)
 #   4. e2e         node:test suites tests/e2e/**/*.test.{mjs,js,cjs} with Node 22 first on PATH,
 #                  MCP_BROKER_BIN=target/debug/mcp-broker, inside a private unlocked Secret
 #                  Service (only when tests/e2e/package.json exists)
@@ -152,6 +153,13 @@ fi
 # Safe Rust gains little from AddressSanitizer; without it the cold build is much shorter.
 run_stage fuzz timeout --kill-after=30 "${FUZZ_TIMEOUT:-2400}" \
     env FUZZ_SECONDS="${FUZZ_SECONDS:-10}" FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}" "$ROOT/fuzz/run.sh"
+
+# ---- 7. benchmarks, quick: proves the suite runs; never fails on slowness ----
+if [[ $build_ok -ne 1 ]]; then
+    skip_stage bench "the build failed"
+else
+    run_stage bench timeout --kill-after=30 "${BENCH_TIMEOUT:-1800}" "$ROOT/benches/bench.sh" --quick
+fi
 
 summary
 exit "$failed"
