@@ -25,7 +25,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -157,6 +157,8 @@ function machineInfo() {
     sdk: pkg('@modelcontextprotocol/sdk'),
     oidc_provider: pkg('oidc-provider'),
     broker: sh(`${JSON.stringify(BIN)} --version`),
+    git: sh(`git -C ${JSON.stringify(REPO)} describe --always --dirty`),
+    bin_built: (() => { try { return statSync(BIN).mtime.toISOString(); } catch { return 'n/a'; } })(),
     loadavg_start: os.loadavg().map((x) => +x.toFixed(2)),
     date: new Date().toISOString(),
   };
@@ -291,7 +293,8 @@ async function benchCold(ctx) {
     },
   };
   const names = Object.keys(contenders);
-  const samples = { raw: Object.fromEntries(names.map((n) => [n, []])), sdk: Object.fromEntries(names.map((n) => [n, []])) };
+  const KINDS = ['raw', 'sdk', 'sdk_connect'];
+  const samples = Object.fromEntries(KINDS.map((k) => [k, Object.fromEntries(names.map((n) => [n, []]))]));
   // One untimed pass of everything first (page cache, JIT of the driver, the server's JWKS).
   for (const n of names) {
     await contenders[n].prepare?.();
@@ -304,13 +307,17 @@ async function benchCold(ctx) {
         await contenders[n].prepare?.();
         await sleep(50); // let the previous contender's processes wind down
         const r = await contenders[n][kind]();
-        samples[kind][n].push(typeof r === 'number' ? r : r.ms);
+        if (kind === 'raw') samples.raw[n].push(r);
+        else {
+          samples.sdk[n].push(r.ms);
+          samples.sdk_connect[n].push(r.connect_list_ms);
+        }
       }
     }
     log(`cold start round ${round + 1}/${CFG.coldRounds}: ${names.map((n) => `${n} ${fmt(samples.raw[n].at(-1), 1)}/${fmt(samples.sdk[n].at(-1), 1)} ms`).join(', ')}`);
   }
   const out = {};
-  for (const kind of ['raw', 'sdk']) {
+  for (const kind of KINDS) {
     out[kind] = {};
     for (const n of names) {
       out[kind][n] = summary(samples[kind][n]);
@@ -634,7 +641,8 @@ async function benchSize() {
 async function benchVariants(ctx, variants) {
   const { mcpUrl, token } = ctx;
   const out = {};
-  for (const v of variants) out[v.label] = { bytes: (await fs.stat(v.bin)).size, cold: [], cold_no_service: [], bridge_us: [], endpoint_us: [], direct_us: [] };
+  for (const v of variants) out[v.label] = { bytes: (await fs.stat(v.bin)).size, cold: [], cold_no_service: [], bridge_added: [], endpoint_added: [] };
+  // Cold starts, the variants in rotating order each round (one HTTP host each, as a user has).
   for (let round = 0; round < CFG.variantRounds; round += 1) {
     for (let k = 0; k < variants.length; k += 1) {
       const v = variants[(round + k) % variants.length];
@@ -644,28 +652,57 @@ async function benchVariants(ctx, variants) {
       o.cold_no_service.push(await coldStdio(v.bin, ['connect', 's1'], brokerEnv(v.home), `bridge ${v.label} (no service)`));
       await sleep(50);
       o.cold.push(await coldStdio(v.bin, ['connect', 's1'], brokerEnv(v.home), `bridge ${v.label}`));
-      // Per-call latency, alternating bridge / endpoint / direct, after a short warm-up.
-      const calls = Math.round(CFG.variantCalls / CFG.variantRounds);
-      const bridge = new StdioPeer(v.bin, ['connect', 's1'], { env: brokerEnv(v.home), label: `bridge ${v.label}` });
-      const ep = new HttpMcp(v.endpointUrl('s1'), { authorization: `Bearer ${v.keys[0]}`, label: `endpoint ${v.label}` });
-      const direct = new HttpMcp(mcpUrl, { authorization: `Bearer ${token}`, label: 'direct' });
-      try {
-        for (const c of [bridge, ep, direct]) await c.initialize();
-        for (let i = 0; i < 20; i += 1) for (const c of [bridge, ep, direct]) await c.request('tools/call', ECHO);
-        for (let i = 0; i < calls; i += 1) {
-          for (const [c, arr] of [[bridge, o.bridge_us], [ep, o.endpoint_us], [direct, o.direct_us]]) {
-            const t0 = process.hrtime.bigint();
-            checkEcho(await c.request('tools/call', ECHO), c.label);
-            arr.push(Number(process.hrtime.bigint() - t0) / 1000);
-          }
-        }
-        o.bridge_rss_mib = memOf(bridge.pid).rss_mib;
-        o.daemon_rss_mib = memOf(await daemonPid(v)).rss_mib;
-      } finally {
-        for (const c of [bridge, ep, direct]) await c.close();
+    }
+    log(`variants cold start round ${round + 1}/${CFG.variantRounds}`);
+  }
+  // Per-call latency: every variant's bridge and endpoint and direct open at once, one call
+  // on each per round in rotating order; added = paired difference to that round's direct.
+  const direct = new HttpMcp(mcpUrl, { authorization: `Bearer ${token}`, label: 'direct' });
+  const paths = [{ name: 'direct', c: direct }];
+  for (const v of variants) {
+    paths.push({ name: `${v.label} bridge`, v, kind: 'bridge', c: new StdioPeer(v.bin, ['connect', 's1'], { env: brokerEnv(v.home), label: `bridge ${v.label}` }) });
+    paths.push({ name: `${v.label} endpoint`, v, kind: 'endpoint', c: new HttpMcp(v.endpointUrl('s1'), { authorization: `Bearer ${v.keys[0]}`, label: `endpoint ${v.label}` }) });
+  }
+  try {
+    for (const p of paths) await p.c.initialize();
+    for (let i = 0; i < 50; i += 1) for (const p of paths) checkEcho(await p.c.request('tools/call', ECHO), p.name);
+    for (let round = 0; round < CFG.variantCalls; round += 1) {
+      const t = {};
+      for (let k = 0; k < paths.length; k += 1) {
+        const p = paths[(round + k) % paths.length];
+        const t0 = process.hrtime.bigint();
+        checkEcho(await p.c.request('tools/call', ECHO), p.name);
+        t[p.name] = Number(process.hrtime.bigint() - t0) / 1000;
+      }
+      for (const p of paths.slice(1)) out[p.v.label][`${p.kind}_added`].push(t[p.name] - t.direct);
+    }
+    for (const v of variants) {
+      out[v.label].bridge_rss_mib = memOf(paths.find((p) => p.v === v && p.kind === 'bridge').c.pid).rss_mib;
+      out[v.label].daemon_rss_mib = memOf(await daemonPid(v)).rss_mib;
+    }
+  } finally {
+    for (const p of paths) await p.c.close();
+  }
+  for (const v of variants) await addHosts(v, Math.max(...CONCURRENCY));
+  // Throughput through each variant's HTTP endpoint, alternating with direct.
+  const tput = {};
+  for (const conc of [1, 64]) {
+    const runs = { direct: [] };
+    for (const v of variants) runs[v.label] = [];
+    const names = ['direct', ...variants.map((v) => v.label)];
+    for (let round = 0; round < CFG.tputRounds; round += 1) {
+      const res = {};
+      for (let k = 0; k < names.length; k += 1) {
+        const n = names[(round + k) % names.length];
+        const v = variants.find((x) => x.label === n);
+        res[n] = v
+          ? await load(v.endpointUrl('s1'), v.keys.slice(0, conc).map((key) => `Bearer ${key}`))
+          : await load(mcpUrl, Array(conc).fill(`Bearer ${token}`));
+        runs[n].push(res[n].rps);
+        await sleep(200);
       }
     }
-    log(`variants round ${round + 1}/${CFG.variantRounds}`);
+    tput[conc] = runs;
   }
   const table = {};
   for (const [label, o] of Object.entries(out)) {
@@ -673,15 +710,17 @@ async function benchVariants(ctx, variants) {
       mib: o.bytes / 2 ** 20,
       cold_ms: summary(o.cold),
       cold_no_service_ms: summary(o.cold_no_service),
-      bridge_added_us: median(pairedDiff(o.bridge_us, o.direct_us)),
-      endpoint_added_us: median(pairedDiff(o.endpoint_us, o.direct_us)),
-      bridge_p50_us: median(o.bridge_us),
-      endpoint_p50_us: median(o.endpoint_us),
+      bridge_added_us: median(o.bridge_added),
+      endpoint_added_us: median(o.endpoint_added),
       bridge_rss_mib: o.bridge_rss_mib,
       daemon_rss_mib: o.daemon_rss_mib,
+      tput_1: median(tput[1][label]),
+      tput_1_pct: 100 * median(tput[1][label].map((x, i) => x / tput[1].direct[i])),
+      tput_64: median(tput[64][label]),
+      tput_64_pct: 100 * median(tput[64][label].map((x, i) => x / tput[64].direct[i])),
     };
   }
-  return { table, samples: out };
+  return { table, samples: out, throughput: tput, direct_rps: { 1: median(tput[1].direct), 64: median(tput[64].direct) } };
 }
 
 // ---- report ----------------------------------------------------------------------------------
@@ -696,7 +735,7 @@ function report() {
   const targets = [];
   L.push(`# mcp-broker benchmarks${QUICK ? ' (quick)' : ''}`, '');
   L.push(`- machine: ${m.nproc} × ${m.cpu}, ${m.memory_gib} GiB, ${m.kernel}; load average ${m.loadavg_start.join(' ')} at start, ${m.loadavg_end?.join(' ')} at end`);
-  L.push(`- ${m.broker} (${m.rustc}; release profile: ${m.cargo_profile_release}); Node ${m.node}; mcp-remote ${m.mcp_remote}; @modelcontextprotocol/sdk ${m.sdk}; oidc-provider ${m.oidc_provider}`);
+  L.push(`- ${m.broker} at ${m.git} (binary built ${m.bin_built}; ${m.rustc}; release profile: ${m.cargo_profile_release}); Node ${m.node}; mcp-remote ${m.mcp_remote}; @modelcontextprotocol/sdk ${m.sdk}; oidc-provider ${m.oidc_provider}`);
   L.push(`- ${m.date}; ${QUICK ? 'quick mode' : 'full run'} in ${fmt(results.elapsed_s, 0)} s: ${JSON.stringify(results.config).replace(/"/g, '')}`, '');
   if (S.size) {
     L.push('## Release binary', '', `${fmt(S.size.mib, 2)} MiB (${S.size.bytes} bytes), profile: ${S.size.profile}`, '');
@@ -704,17 +743,20 @@ function report() {
   if (S.cold) {
     const c = S.cold;
     L.push('## 1. Cold start: spawn → initialize → tools/list answered (ms)', '');
-    L.push('Median (min–max) over rounds; ratios and differences are medians of per-round pairs. "raw": a JSON-RPC driver already running (client start-up excluded); "SDK": the official TypeScript SDK client in a fresh Node process (its own start-up and SDK import included, the same for every contender).', '');
-    L.push('| contender | raw | × faster than mcp-remote | − direct | SDK client | × faster than mcp-remote | − direct |', '|---|---|---|---|---|---|---|');
+    L.push('Median (min–max) over rounds; ratios and differences are medians of per-round pairs.', '');
+    L.push('- **raw**: a JSON-RPC driver that is already running spawns the contender (or opens a fresh HTTP connection, for direct) and times spawn → `initialize` → `notifications/initialized` → `tools/list` answered; client start-up is excluded.');
+    L.push('- **SDK**: the official TypeScript SDK `Client` (`StdioClientTransport`; `StreamableHTTPClientTransport` with the token for direct) in a fresh Node process, timed from spawning that process to the `tools/list` result; "after import" leaves out Node start-up and the SDK import, which differ by transport module.', '');
+    L.push('| contender | raw | × faster than mcp-remote | − direct | SDK, spawn → result | × faster than mcp-remote | − direct | SDK after import | − direct |', '|---|---|---|---|---|---|---|---|---|');
     for (const n of Object.keys(c.raw)) {
       const r = c.raw[n];
       const s = c.sdk[n];
-      L.push(`| ${n} | ${range(r)} | ${fmt(r.ratio_vs_mcp_remote, 1)} | ${fmt(r.minus_direct_ms, 1)} | ${range(s)} | ${fmt(s.ratio_vs_mcp_remote, 1)} | ${fmt(s.minus_direct_ms, 1)} |`);
+      const k = c.sdk_connect[n];
+      L.push(`| ${n} | ${range(r)} | ${fmt(r.ratio_vs_mcp_remote, 1)} | ${fmt(r.minus_direct_ms, 1)} | ${range(s)} | ${fmt(s.ratio_vs_mcp_remote, 1)} | ${fmt(s.minus_direct_ms, 1)} | ${range(k)} | ${fmt(k.minus_direct_ms, 1)} |`);
     }
     L.push('');
     targets.push([`cold start, service running: ≥ 25× faster than mcp-remote (raw)`, `${fmt(c.raw.bridge.ratio_vs_mcp_remote, 1)}×`, c.raw.bridge.ratio_vs_mcp_remote >= 25]);
     targets.push([`cold start, service running: within 10 ms of direct (raw)`, `+${fmt(c.raw.bridge.minus_direct_ms, 1)} ms`, c.raw.bridge.minus_direct_ms <= 10]);
-    targets.push([`cold start, service running: within 10 ms of direct (SDK client)`, `+${fmt(c.sdk.bridge.minus_direct_ms, 1)} ms`, c.sdk.bridge.minus_direct_ms <= 10]);
+    targets.push([`cold start, service running: within 10 ms of direct (SDK client after import)`, `${c.sdk_connect.bridge.minus_direct_ms >= 0 ? '+' : ''}${fmt(c.sdk_connect.bridge.minus_direct_ms, 1)} ms`, c.sdk_connect.bridge.minus_direct_ms <= 10]);
     targets.push([`cold start, bridge starts the service: ≥ 15× faster than mcp-remote (raw)`, `${fmt(c.raw['bridge (no service)'].ratio_vs_mcp_remote, 1)}×`, c.raw['bridge (no service)'].ratio_vs_mcp_remote >= 15]);
   }
   if (S.latency) {
@@ -785,10 +827,11 @@ function report() {
     }
   }
   if (S.variants) {
-    L.push('## Release profile variants (same run, alternating)', '');
-    L.push('| variant | size MiB | cold start, service running (ms) | cold start, no service (ms) | bridge added µs | endpoint added µs | bridge RSS MiB | service RSS MiB |', '|---|---|---|---|---|---|---|---|');
+    L.push('## Variants: other builds compared in the same run, alternating', '');
+    L.push(`Cold starts: raw driver, ${results.config.variantRounds} rounds, one HTTP host; added latency: ${results.config.variantCalls} rounds of one call on every variant's bridge and endpoint and on direct (rotating order), median of the paired differences to direct; throughput: calls/s through the endpoint and % of direct (direct: ${fmt(S.variants.direct_rps[1], 0)}/s with 1 host, ${fmt(S.variants.direct_rps[64], 0)}/s with 64), ${results.config.tputRounds} rounds.`, '');
+    L.push('| variant | size MiB | cold start, service running (ms) | cold start, no service (ms) | bridge added µs | endpoint added µs | 1 host calls/s (% direct) | 64 hosts calls/s (% direct) | bridge RSS MiB | service RSS MiB |', '|---|---|---|---|---|---|---|---|---|---|');
     for (const [label, v] of Object.entries(S.variants.table)) {
-      L.push(`| ${label} | ${fmt(v.mib, 2)} | ${range(v.cold_ms)} | ${range(v.cold_no_service_ms)} | ${fmt(v.bridge_added_us, 0)} | ${fmt(v.endpoint_added_us, 0)} | ${fmt(v.bridge_rss_mib, 1)} | ${fmt(v.daemon_rss_mib, 1)} |`);
+      L.push(`| ${label} | ${fmt(v.mib, 2)} | ${range(v.cold_ms)} | ${range(v.cold_no_service_ms)} | ${fmt(v.bridge_added_us, 0)} | ${fmt(v.endpoint_added_us, 0)} | ${fmt(v.tput_1, 0)} (${fmt(v.tput_1_pct, 0)}%) | ${fmt(v.tput_64, 0)} (${fmt(v.tput_64_pct, 0)}%) | ${fmt(v.bridge_rss_mib, 1)} | ${fmt(v.daemon_rss_mib, 1)} |`);
     }
     L.push('');
   }
