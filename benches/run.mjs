@@ -41,7 +41,7 @@ const REPO = path.resolve(BENCH_DIR, '..');
 const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    bin: { type: 'string', default: path.join(REPO, 'target', 'release', 'mcp-broker') },
+    bin: { type: 'string', default: path.join(process.env.CARGO_TARGET_DIR || path.join(REPO, 'target'), 'release', 'mcp-broker') },
     out: { type: 'string' },
     only: { type: 'string' },
     variants: { type: 'string' },

