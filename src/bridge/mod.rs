@@ -24,7 +24,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, RwLock};
 use tokio::task::JoinSet;
 
-use crate::service::client::{ClientError, Control};
+use crate::service::client::{ClientError, Control, Lease};
 use crate::sse;
 use crate::service::control::HOST_HEADER;
 
@@ -116,7 +116,10 @@ impl Bridge {
             self.send(Method::POST, self.request_headers(&msg), Bytes::from(line)).await
         };
         match resp {
-            Ok(resp) => self.answer(resp, id.as_ref(), method == "initialize").await,
+            Ok((resp, lease)) => {
+                self.answer(resp, id.as_ref(), method == "initialize").await;
+                lease.release(); // the answer was read to its end
+            }
             Err(e) => self.emit_error(id.as_ref(), &e.to_string()),
         }
     }
@@ -140,7 +143,7 @@ impl Bridge {
     }
 
     /// Send to the service; if it went away, start it again and retry once.
-    async fn send(&self, method: Method, headers: Vec<(&'static str, String)>, body: Bytes) -> Result<hyper::Response<Incoming>, ClientError> {
+    async fn send(&self, method: Method, headers: Vec<(&'static str, String)>, body: Bytes) -> Result<(hyper::Response<Incoming>, Lease), ClientError> {
         let build = || {
             let mut req = Request::builder().method(method.clone()).uri(&self.path).header("host", "mcp-broker").header(HOST_HEADER, &self.host);
             for (k, v) in &headers {
@@ -148,12 +151,12 @@ impl Bridge {
             }
             req.body(Full::new(body.clone())).map_err(|e| ClientError::Api(e.to_string()))
         };
-        match self.control.send(build()?).await {
+        match self.control.send_leased(build()?).await {
             // Only a request that never reached the service is sent again: one cut off
             // mid-way may have been forwarded, and a tool call must not run twice.
             Err(ClientError::NotRunning(_)) => {
                 self.control.ensure_running().await?;
-                self.control.send(build()?).await
+                self.control.send_leased(build()?).await
             }
             other => other,
         }
@@ -168,7 +171,9 @@ impl Bridge {
         }
         let is_sse = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"));
         match status {
-            StatusCode::ACCEPTED => {}
+            StatusCode::ACCEPTED => {
+                let _ = resp.into_body().collect().await;
+            }
             s if s.is_success() && is_sse => {
                 let answered = self.relay_sse(resp.into_body(), initialize, id).await.1;
                 if !answered {
@@ -180,6 +185,7 @@ impl Bridge {
                 Err(e) => self.emit_error(id, &format!("the answer was cut off: {e}")),
             },
             StatusCode::NOT_FOUND if self.session.lock().map(|s| s.is_some()).unwrap_or(false) => {
+                let _ = resp.into_body().collect().await;
                 *self.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 self.emit_error(id, "the server ended the MCP session (HTTP 404): re-initialize the connection");
             }
@@ -251,8 +257,8 @@ impl Bridge {
                 h.push(("last-event-id", id.clone()));
             }
             let answer = self.send(Method::GET, h, Bytes::new()).await;
-            tracing::debug!(?session, status = ?answer.as_ref().map(|r| r.status()), "GET stream");
-            match answer {
+            tracing::debug!(?session, status = ?answer.as_ref().map(|r| r.0.status()), "GET stream");
+            match answer.map(|(resp, _lease)| resp) {
                 Ok(resp) if resp.status() == StatusCode::OK => {
                     failures = 0;
                     if let Some(id) = self.relay_sse(resp.into_body(), false, None).await.0 {

@@ -128,16 +128,21 @@ impl Control {
         format!("{} (log: {})", line.trim(), self.paths.log.display())
     }
 
-    /// Send one request and return the response with its body still streaming. An idle
-    /// connection is reused when one is free; a request it could not even start sending is
-    /// sent on another, so nothing is ever sent twice.
-    pub async fn send(&self, mut req: Request<Full<Bytes>>) -> Result<hyper::Response<Incoming>, ClientError> {
+    /// Send one request and return the response with its body still streaming. The
+    /// connection is closed with the body; see [`Self::send_leased`] to reuse it.
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<hyper::Response<Incoming>, ClientError> {
+        Ok(self.send_leased(req).await?.0)
+    }
+
+    /// Send one request on an idle connection when one is free (HTTP/1.1 keep-alive), else
+    /// on a new one. The [`Lease`] gives the connection back once the caller has read the
+    /// answer to its end, so two requests never share a connection at once (hyper would
+    /// pipeline them). A request a reused connection could not even start sending is sent
+    /// on another, so nothing is ever sent twice.
+    pub async fn send_leased(&self, mut req: Request<Full<Bytes>>) -> Result<(hyper::Response<Incoming>, Lease), ClientError> {
         while let Some(mut sender) = self.take_idle() {
             match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    self.keep(sender);
-                    return Ok(resp);
-                }
+                Ok(resp) => return Ok((resp, self.lease(sender))),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => req = unsent,
                     None => return Err(ClientError::Connection(e.into_error().to_string())),
@@ -146,8 +151,11 @@ impl Control {
         }
         let mut sender = self.open_connection().await?;
         let resp = sender.send_request(req).await.map_err(|e| ClientError::Connection(e.to_string()))?;
-        self.keep(sender);
-        Ok(resp)
+        Ok((resp, self.lease(sender)))
+    }
+
+    fn lease(&self, sender: SendRequest<Full<Bytes>>) -> Lease {
+        Lease { sender: Some(sender), idle: self.idle.clone() }
     }
 
     async fn open_connection(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
@@ -169,24 +177,35 @@ impl Control {
         Some(idle.swap_remove(ready))
     }
 
-    fn keep(&self, sender: SendRequest<Full<Bytes>>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(sender);
-        }
-    }
 
     /// A JSON call: the answer's JSON, or its `error` as [`ClientError::Api`].
     pub async fn call(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<serde_json::Value, ClientError> {
-        let resp = self.send(json_request(method, path, body)).await?;
+        let (resp, lease) = self.send_leased(json_request(method, path, body)).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await.map_err(|e| ClientError::Connection(e.to_string()))?.to_bytes();
+        lease.release();
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         if status.is_success() {
             return Ok(value);
         }
         let message = value["error"].as_str().map(str::to_owned).unwrap_or_else(|| format!("HTTP {status}"));
         Err(ClientError::Api(message))
+    }
+}
+
+/// A connection lent for one request; [`Lease::release`] once its answer was read to the end.
+pub struct Lease {
+    sender: Option<SendRequest<Full<Bytes>>>,
+    idle: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>,
+}
+
+impl Lease {
+    pub fn release(mut self) {
+        let Some(sender) = self.sender.take() else { return };
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE && !sender.is_closed() {
+            idle.push(sender);
+        }
     }
 }
 

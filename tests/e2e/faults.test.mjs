@@ -22,18 +22,10 @@ import path from 'node:path';
 import {
   startAs, startPeer, startMcpServer, makeHome, makeBrowserLog, browserOpens, runBroker, describeRun,
   asStats, mcpStats, keychainService, requireKeychain, addHost, bridgeClient, httpClient, RawBridge,
-  teardownService, daemonPids, BROKER_BIN, BROWSER_CURL,
+  teardownService, daemonPids, BROKER_BIN, BROWSER_CURL, keychainGate, controlRequest, rawHttp
 } from './lib/harness.mjs';
 
-let keychainReady;
-before(async () => {
-  keychainReady = requireKeychain().then(() => null, (err) => err);
-});
-
-async function needKeychain() {
-  const err = await keychainReady;
-  if (err) throw err;
-}
+const needKeychain = keychainGate();
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -222,31 +214,7 @@ internal.UnlockWithMasterPassword(dbus.ObjectPath('/org/freedesktop/secrets/coll
 }
 
 /** A control API call over the home's socket. */
-function control(home, method, p, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: path.join(home, 'run', 'broker.sock'), method, path: p, headers: { host: 'mcp-broker', 'content-type': 'application/json' } }, (res) => {
-      let data = '';
-      res.on('data', (d) => { data += d; });
-      res.on('end', () => resolve({ status: res.statusCode, body: data }));
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
 
-function rawHttp(port, { method = 'POST', path: p, headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: p, headers }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { data += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
-    });
-    req.on('error', reject);
-    req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
-    req.end(body);
-  });
-}
 
 const INIT_PARAMS = { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw-host', version: '0' } };
 

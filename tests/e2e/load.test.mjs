@@ -19,7 +19,7 @@ import http from 'node:http';
 import path from 'node:path';
 import {
   startAs, startMcpServer, makeHome, makeBrowserLog, runBroker, describeRun, requireKeychain, keychainService,
-  keychainLookup, jwtPayload, httpClient, teardownService, daemonPids, asStats, mcpStats,
+  keychainLookup, jwtPayload, httpClient, teardownService, daemonPids, asStats, mcpStats, controlRequest
 } from './lib/harness.mjs';
 
 const HOSTS = Number(process.env.LOAD_HOSTS ?? 50);
@@ -34,17 +34,6 @@ before(async () => {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function control(home, method, p, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: path.join(home, 'run', 'broker.sock'), method, path: p, headers: { host: 'mcp-broker', 'content-type': 'application/json' } }, (res) => {
-      let data = '';
-      res.on('data', (d) => { data += d; });
-      res.on('end', () => resolve({ status: res.statusCode, body: data }));
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
 
 async function rssKiB(pid) {
   const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
@@ -75,7 +64,7 @@ test(`load: ${HOSTS} HTTP hosts × ${CALLS} calls with ${TTL} s access tokens: e
 
   const hosts = [];
   for (let i = 0; i < HOSTS; i += 1) {
-    const r = await control(home, 'POST', '/v1/hosts', { name: `load-${i}` });
+    const r = await controlRequest(home, 'POST', '/v1/hosts', { name: `load-${i}` });
     assert.equal(r.status, 200, r.body);
     hosts.push(JSON.parse(r.body));
   }

@@ -23,18 +23,10 @@ import http from 'node:http';
 import path from 'node:path';
 import {
   startAs, startMcpServer, makeHome, makeBrowserLog, runBroker, describeRun, requireKeychain,
-  keychainService, keychainLookup, addHost, teardownService, mcpStats, RawBridge, BROKER_BIN,
+  keychainService, keychainLookup, addHost, teardownService, mcpStats, RawBridge, BROKER_BIN, keychainGate, controlRequest, rawHttp
 } from './lib/harness.mjs';
 
-let keychainReady;
-before(async () => {
-  keychainReady = requireKeychain().then(() => null, (err) => err);
-});
-
-async function needKeychain() {
-  const err = await keychainReady;
-  if (err) throw err;
-}
+const needKeychain = keychainGate();
 
 function run(cmd, args, { env, input, timeoutMs = 20_000 } = {}) {
   return new Promise((resolve) => {
@@ -95,32 +87,7 @@ async function login(ctx, name) {
 }
 
 /** A control API call over the home's Unix socket. */
-function control(home, method, p, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: path.join(home, 'run', 'broker.sock'), method, path: p, headers: { host: 'mcp-broker', 'content-type': 'application/json' } }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { data += d; });
-      res.on('end', () => resolve({ status: res.statusCode, body: data }));
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
 
-function rawHttp(port, { method = 'POST', path: p, headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: p, headers }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { data += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
-    });
-    req.on('error', reject);
-    req.setTimeout(30_000, () => req.destroy(new Error('timeout')));
-    req.end(body);
-  });
-}
 
 /** The JSON-RPC messages of a response body (JSON, or SSE `data:` lines). */
 function messagesOf(body) {
@@ -248,7 +215,7 @@ test('a tool disabled for a host stays disabled when the host wraps tools/call i
   const h = await addHost(ctx.home, 'vscode-local');
   const port = Number(new URL(h.endpoint).port);
   for (const host of ['vscode-local', 'raw-bridge']) {
-    const r = await control(ctx.home, 'PUT', `/v1/policy/${host}/alpha`, { disabled: ['echo'] });
+    const r = await controlRequest(ctx.home, 'PUT', `/v1/policy/${host}/alpha`, { disabled: ['echo'] });
     assert.equal(r.status, 200, `disable echo for ${host}: ${r.status} ${r.body}`);
   }
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${h.key}`, 'mcp-protocol-version': '2025-11-25' };

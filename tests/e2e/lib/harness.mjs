@@ -12,6 +12,7 @@
 // - referenceLogin: a minimal, independent OAuth client (DCR + PKCE + resource) used to check
 //   the peers themselves, so that a broker failure is not blamed on a peer.
 
+import { before } from 'node:test';
 import { spawn, execFile } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
@@ -788,4 +789,48 @@ export async function runInspector(args, { env = {}, timeoutMs = 60_000 } = {}) 
 /** A readable dump of an Inspector run for assertion messages. */
 export function describeInspector(r) {
   return `mcp-inspector --cli ${r.args.join(' ')} -> exit ${r.code ?? r.signal}${r.timedOut ? ' (TIMED OUT)' : ''}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+}
+
+
+// ---- small shared helpers of the suites ------------------------------------------------
+
+/** Fail a test (never skip it) when there is no Secret Service; one check per file. */
+export function keychainGate() {
+  let ready;
+  before(async () => {
+    ready = requireKeychain().then(() => null, (err) => err);
+  });
+  return async () => {
+    const err = await ready;
+    if (err) throw err;
+  };
+}
+
+/** One request to the control API over the service's Unix socket: {status, body}. */
+export function controlRequest(home, method, p, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: path.join(home, 'run', 'broker.sock'), method, path: p, headers: { host: 'mcp-broker', 'content-type': 'application/json' } }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body: data }));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+/** A raw HTTP request to 127.0.0.1:port (any Host, Origin or body): {status, headers, body}. */
+export function rawHttp(port, { method = 'POST', path: p, headers = {}, body, timeoutMs = 30_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: p, headers }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
+    });
+    req.on('error', reject);
+    req.setTimeout(timeoutMs, () => req.destroy(new Error('timeout')));
+    req.end(body);
+  });
 }
