@@ -130,6 +130,12 @@ enum HostsCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Daemon { .. }));
+    if let Command::Connect(args) = &cli.command {
+        if !needs_resolving(args) {
+            let host = args.host.clone().unwrap_or_else(mcp_broker::bridge::parent_name);
+            exec_bridge(&args.server, &host, &[]);
+        }
+    }
     // The bridge is one of many small processes a user's hosts keep running: one thread.
     let mut builder = match cli.command {
         Command::Connect(_) => tokio::runtime::Builder::new_current_thread(),
@@ -193,11 +199,14 @@ async fn run(cli: Cli) -> Result<()> {
 
 /// The environment variable naming a client secret, which a started service must not inherit.
 fn secret_vars(command: &Command) -> Vec<String> {
-    let client = match command {
-        Command::Login(a) => &a.client,
-        Command::Connect(a) => &a.client,
-        _ => return Vec::new(),
-    };
+    match command {
+        Command::Login(a) => secret_vars_of(&a.client),
+        Command::Connect(a) => secret_vars_of(&a.client),
+        _ => Vec::new(),
+    }
+}
+
+fn secret_vars_of(client: &ClientArgs) -> Vec<String> {
     client.client_secret_env.iter().cloned().collect()
 }
 
@@ -291,8 +300,32 @@ async fn status(control: &Control, json_out: bool) -> Result<()> {
     Ok(())
 }
 
+/// Whether `connect` must ask the service which server it means (a URL, or client options).
+fn needs_resolving(args: &ConnectArgs) -> bool {
+    Url::parse(&args.server).is_ok() || args.client.client_id.is_some() || args.client.client_metadata_url.is_some()
+}
+
+/// Become the small bridge program installed beside this one (`exec`: same PID and parent,
+/// so the host sees no difference, at about half the resident memory). Returns only when it
+/// cannot be run, and `connect` then runs the same bridge in this process.
+fn exec_bridge(server: &str, host: &str, hidden_env: &[String]) {
+    #[cfg(unix)]
+    if let Ok(exe) = std::env::current_exe() {
+        let mut cmd = std::process::Command::new(exe.with_file_name(mcp_broker::service::client::BRIDGE_EXE));
+        cmd.args([server, host]);
+        for var in hidden_env {
+            cmd.env_remove(var);
+        }
+        let e = std::os::unix::process::CommandExt::exec(&mut cmd);
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("running the bridge in this process: cannot start {}: {e}", mcp_broker::service::client::BRIDGE_EXE);
+        }
+    }
+}
+
 async fn connect(control: Control, args: ConnectArgs) -> Result<()> {
-    let name = if Url::parse(&args.server).is_ok() || args.client.client_id.is_some() || args.client.client_metadata_url.is_some() {
+    let hidden_env = secret_vars_of(&args.client);
+    let name = if needs_resolving(&args) {
         let url = if Url::parse(&args.server).is_ok() { args.server.clone() } else { String::new() };
         let body = login_body(url, None, &args.client)?;
         let v = control.call(Method::POST, "/v1/resolve", Some(serde_json::to_value(&body)?)).await?;
@@ -301,6 +334,7 @@ async fn connect(control: Control, args: ConnectArgs) -> Result<()> {
         args.server.clone()
     };
     let host = args.host.unwrap_or_else(mcp_broker::bridge::parent_name);
+    exec_bridge(&name, &host, &hidden_env);
     mcp_broker::bridge::run(control, &name, &host).await
 }
 

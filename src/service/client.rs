@@ -104,7 +104,7 @@ impl Control {
     /// runtime dir. Two clients racing here start two daemons; the instance lock lets one live.
     fn spawn_daemon(&self) -> Result<std::process::Child, ClientError> {
         self.home.ensure().map_err(|e| ClientError::Start(e.to_string()))?;
-        let exe = std::env::current_exe().map_err(|e| ClientError::Start(e.to_string()))?;
+        let exe = service_exe().map_err(|e| ClientError::Start(e.to_string()))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -210,6 +210,16 @@ impl Lease {
 }
 
 /// A request to the control socket with a JSON body.
+/// The file name of the small stdio bridge program, installed next to `mcp-broker`.
+pub const BRIDGE_EXE: &str = "mcp-broker-bridge";
+
+/// The `mcp-broker` binary that runs the service: this program, or when this program is the
+/// bridge binary, the `mcp-broker` beside it.
+pub fn service_exe() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(if exe.file_name().is_some_and(|n| n == BRIDGE_EXE) { exe.with_file_name("mcp-broker") } else { exe })
+}
+
 pub fn json_request(method: Method, path: &str, body: Option<serde_json::Value>) -> Request<Full<Bytes>> {
     let bytes = body.map(|b| serde_json::to_vec(&b).unwrap_or_default()).unwrap_or_default();
     Request::builder()
