@@ -5,6 +5,7 @@
 //! Writes go through a channel to one writer thread that batches them in transactions,
 //! so recording a call costs the proxy's hot path a channel send, not a disk write.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -152,36 +153,41 @@ fn parse_time(s: &str) -> OffsetDateTime {
 /// disk write per batch, not per call.
 const LINGER: Duration = Duration::from_millis(50);
 
-/// Drain the channel in batches, one transaction each.
+/// Drain the channel in batches, one transaction each. After the first call of a batch the
+/// writer sleeps for [`LINGER`] and then takes whatever queued meanwhile: senders never wake
+/// it during that time (a receiver waiting with a timeout would be woken by every call).
 fn writer(mut conn: Connection, rx: mpsc::Receiver<Call>) {
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        let deadline = std::time::Instant::now() + LINGER;
-        while batch.len() < 1000 {
-            match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
-                Ok(call) => batch.push(call),
-                Err(_) => break,
-            }
-        }
+        std::thread::sleep(LINGER);
+        let batch: Vec<Call> = std::iter::once(first).chain(rx.try_iter()).collect();
         if let Err(e) = write_batch(&mut conn, &batch) {
             tracing::warn!("audit write failed: {e}");
         }
     }
 }
 
+/// One transaction: a row per call, and one usage update per host × server pair.
 fn write_batch(conn: &mut Connection, batch: &[Call]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    for c in batch {
-        let t = fmt_time(c.time);
-        tx.execute(
+    {
+        let mut insert = tx.prepare_cached(
             "INSERT INTO calls (time, host, server, method, tool, status, duration_ms, error) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-            params![t, c.host, c.server, c.method, c.tool, c.status, c.duration_ms, c.error],
         )?;
-        tx.execute(
-            "INSERT INTO usage (host, server, first_used, last_used, calls) VALUES (?1, ?2, ?3, ?3, 1)
-             ON CONFLICT (host, server) DO UPDATE SET last_used = excluded.last_used, calls = calls + 1",
-            params![c.host, c.server, t],
+        let mut usage: HashMap<(&str, &str), (String, String, i64)> = HashMap::new();
+        for c in batch {
+            let t = fmt_time(c.time);
+            insert.execute(params![t, c.host, c.server, c.method, c.tool, c.status, c.duration_ms, c.error])?;
+            let u = usage.entry((&c.host, &c.server)).or_insert_with(|| (t.clone(), t.clone(), 0));
+            u.1 = t;
+            u.2 += 1;
+        }
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO usage (host, server, first_used, last_used, calls) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (host, server) DO UPDATE SET last_used = excluded.last_used, calls = calls + excluded.calls",
         )?;
+        for ((host, server), (first, last, calls)) in &usage {
+            upsert.execute(params![host, server, first, last, calls])?;
+        }
     }
     tx.commit()
 }

@@ -99,7 +99,12 @@ impl Broker {
 
     /// One server's record.
     pub fn server(&self, name: &str) -> Result<ServerRecord, Error> {
-        self.vault.store.with(|r| r.servers.get(name).cloned())?.ok_or_else(|| Error::UnknownServer(name.to_owned()))
+        self.with_server(name, ServerRecord::clone)
+    }
+
+    /// Read one field or two of a server's record without copying all of it (the hot path).
+    pub fn with_server<T>(&self, name: &str, f: impl FnOnce(&ServerRecord) -> T) -> Result<T, Error> {
+        self.vault.store.with(|r| r.servers.get(name).map(f))?.ok_or_else(|| Error::UnknownServer(name.to_owned()))
     }
 
     /// Discover, register, sign in through the browser, store. Nothing is stored unless
@@ -285,12 +290,12 @@ impl Broker {
     /// The stored access token when signed in and not due for refresh; an error when the
     /// server is unknown or not signed in.
     fn fresh_token(&self, name: &str) -> Result<Option<AccessToken>, Error> {
-        let record = self.server(name)?;
-        let tokens = match (record.state, self.tokens(name)?) {
+        let (state, issued_at, expires_at) = self.with_server(name, |s| (s.state, s.issued_at, s.expires_at))?;
+        let tokens = match (state, self.tokens(name)?) {
             (ServerState::SignedIn, Some(t)) => t,
             _ => return Err(Error::NotSignedIn(name.to_owned())),
         };
-        let due = tokens::refresh_due(record.issued_at, record.expires_at, OffsetDateTime::now_utc());
+        let due = tokens::refresh_due(issued_at, expires_at, OffsetDateTime::now_utc());
         Ok((!due).then_some(tokens.access_token))
     }
 

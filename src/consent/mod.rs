@@ -117,14 +117,14 @@ impl Consent {
 
     /// May `host` use `server`? Waits for the user when a UI is attached and nothing was
     /// decided yet; allows when no UI is attached.
-    pub async fn check(&self, host: &str, server: &str, scopes: &[String]) -> Result<(), Refused> {
+    pub async fn check(&self, host: &str, server: &str, scopes: impl FnOnce() -> Vec<String>) -> Result<(), Refused> {
         let rx = {
             let mut live = self.live();
             match decided(&live, host, server) {
                 Some(Decision::Deny) => return Err(Refused::Denied { host: host.into(), server: server.into() }),
                 Some(_) => return Ok(()),
                 None if !ui_attached(&live) => return Ok(()),
-                None => enqueue(&mut live, host, server, scopes),
+                None => enqueue(&mut live, host, server, &scopes()),
             }
         };
         match tokio::time::timeout(APPROVAL_TIMEOUT, rx).await {
@@ -251,12 +251,12 @@ mod tests {
     #[tokio::test]
     async fn no_ui_allows_and_ui_asks_once_for_many() {
         let (c, dir) = consent();
-        assert!(c.check("cursor", "linear", &[]).await.is_ok());
+        assert!(c.check("cursor", "linear", Vec::new).await.is_ok());
         c.approvals(); // a UI polls
         let c = std::sync::Arc::new(c);
         let waiters: Vec<_> = (0..3).map(|_| {
             let c = c.clone();
-            tokio::spawn(async move { c.check("cursor", "linear", &["read".into()]).await })
+            tokio::spawn(async move { c.check("cursor", "linear", || vec!["read".into()]).await })
         }).collect();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let (pending, _) = c.approvals();
@@ -265,10 +265,10 @@ mod tests {
         for w in waiters {
             assert!(matches!(w.await.unwrap(), Err(Refused::Denied { .. })));
         }
-        assert!(c.check("cursor", "linear", &[]).await.is_err(), "deny is kept");
+        assert!(c.check("cursor", "linear", Vec::new).await.is_err(), "deny is kept");
         c.revoke("cursor", "linear");
         let again = Consent::open(&dir);
-        assert!(again.check("cursor", "linear", &[]).await.is_ok(), "revoked, and no UI now");
+        assert!(again.check("cursor", "linear", Vec::new).await.is_ok(), "revoked, and no UI now");
         std::fs::remove_dir_all(dir).ok();
     }
 

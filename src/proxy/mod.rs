@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::{HeaderMap, Method, StatusCode};
 use oauth2::AccessToken;
 use time::OffsetDateTime;
@@ -54,6 +55,7 @@ pub struct Proxy {
     audit: Arc<Audit>,
     consent: Arc<Consent>,
     upstream: reqwest::Client,
+    urls: UrlCache,
     progress: Arc<DynProgress>,
     /// Servers named by `connect URL` that have no record yet: how to sign in to them.
     pending: Mutex<HashMap<String, LoginRequest>>,
@@ -80,7 +82,7 @@ impl Proxy {
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("mcp-broker/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { broker, audit, consent, upstream, progress, pending: Mutex::new(HashMap::new()) })
+        Ok(Self { broker, audit, consent, upstream, urls: UrlCache::default(), progress, pending: Mutex::new(HashMap::new()) })
     }
 
     /// Remember how to sign in to a server known only by URL so far.
@@ -124,8 +126,8 @@ impl Proxy {
 
     /// First-use approval, then the per-tool policy for `tools/call`.
     async fn consent_for(&self, req: &Inbound, info: &MessageInfo) -> Result<(), Refused> {
-        let scopes = self.broker.server(&req.server).map(|r| r.scopes).unwrap_or_default();
-        self.consent.check(&req.host, &req.server, &scopes).await?;
+        let scopes = || self.broker.with_server(&req.server, |r| r.scopes.clone()).unwrap_or_default();
+        self.consent.check(&req.host, &req.server, scopes).await?;
         match info.tool() {
             Some(tool) if self.consent.tool_disabled(&req.host, &req.server, tool) => {
                 Err(Refused::ToolDisabled { host: req.host.clone(), server: req.server.clone(), tool: tool.to_owned() })
@@ -158,8 +160,9 @@ impl Proxy {
         let mut step_ups = 0;
         let mut refreshed = false;
         loop {
-            let url = self.broker.server(&req.server).map_err(refusal)?.url;
-            let resp = self.send(req, &url, &token).await?;
+            let url = self.broker.with_server(&req.server, |r| self.urls.get(&r.url)).map_err(refusal)?;
+            let url = url.map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, format!("{} has a bad URL: {e}", req.server)))?;
+            let resp = self.send(req, url, &token).await?;
             match resp.status() {
                 StatusCode::UNAUTHORIZED if !refreshed => {
                     refreshed = true;
@@ -182,9 +185,9 @@ impl Proxy {
                         let msg = format!("{} still answers insufficient_scope (needs {}) after step-up; ask its administrator for access", req.server, needed.join(" "));
                         return Err(Refusal::new(StatusCode::FORBIDDEN, code::FORBIDDEN, msg));
                     }
-                    None => return Ok(stream_back(resp)),
+                    None => return Ok(stream_back(resp, &req.method).await),
                 },
-                _ => return Ok(stream_back(resp)),
+                _ => return Ok(stream_back(resp, &req.method).await),
             }
         }
     }
@@ -210,7 +213,7 @@ impl Proxy {
         self.broker.access_token(name).await.map_err(refusal)
     }
 
-    async fn send(&self, req: &Inbound, url: &str, token: &AccessToken) -> Result<reqwest::Response, Refusal> {
+    async fn send(&self, req: &Inbound, url: reqwest::Url, token: &AccessToken) -> Result<reqwest::Response, Refusal> {
         let mut h = headers::to_upstream(&req.headers);
         if req.method == Method::POST {
             headers::ensure_post_defaults(&mut h);
@@ -253,14 +256,56 @@ fn insufficient_scope(h: &HeaderMap) -> Option<Vec<String>> {
     (c.error.as_deref() == Some("insufficient_scope")).then(|| c.scopes())
 }
 
-/// Pass the upstream answer through, body streamed as it arrives.
-fn stream_back(resp: reqwest::Response) -> Response {
+/// How long the answer's head waits for its first body bytes, so both go out in one write.
+const FIRST_CHUNK_WAIT: Duration = Duration::from_millis(20);
+
+/// Pass the upstream answer through, body streamed as it arrives. The answer to a POST
+/// (one JSON message, or an SSE stream that soon carries the response) waits briefly for its
+/// first bytes: a JSON body that is then complete goes back with its length, in one write.
+async fn stream_back(mut resp: reqwest::Response, method: &Method) -> Response {
     let status = resp.status();
     let headers = headers::to_host(resp.headers());
-    let mut out = Response::new(Body::from_stream(resp.bytes_stream()));
+    let length = resp.content_length();
+    let first = match method {
+        &Method::POST => tokio::time::timeout(FIRST_CHUNK_WAIT, resp.chunk()).await.ok(),
+        _ => None,
+    };
+    let body = match first {
+        Some(Ok(None)) => Body::empty(),
+        Some(Ok(Some(bytes))) if length == Some(bytes.len() as u64) => Body::from(bytes),
+        Some(Ok(Some(bytes))) => {
+            let rest = resp.bytes_stream();
+            Body::from_stream(futures_util::stream::once(async move { Ok(bytes) }).chain(rest))
+        }
+        Some(Err(e)) => Body::from_stream(futures_util::stream::once(async move { Err::<Bytes, _>(e) })),
+        None => Body::from_stream(resp.bytes_stream()),
+    };
+    let mut out = Response::new(body);
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+/// Parsed upstream URLs by their text, so a request does not parse its server's URL again.
+#[derive(Default)]
+struct UrlCache(Mutex<HashMap<String, reqwest::Url>>);
+
+impl UrlCache {
+    /// Servers are few; a cache grown past this many (URLs edited over and over) starts over.
+    const MAX: usize = 256;
+
+    fn get(&self, text: &str) -> Result<reqwest::Url, url::ParseError> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(url) = map.get(text) {
+            return Ok(url.clone());
+        }
+        let url = reqwest::Url::parse(text)?;
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(text.to_owned(), url.clone());
+        Ok(url)
+    }
 }
 
 fn not_signed_in(name: &str, why: &str) -> Refusal {
