@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The mcp-broker benchmark suite, one command:
 #
-#   benches/bench.sh            # full run (~10 min on 2 cores): builds the release binary first
-#   benches/bench.sh --quick    # CI: fewer rounds, < 3 min; never fails because of slowness
-#   benches/bench.sh --profiles # also build fat-LTO / codegen-units=1 / panic=abort variants
-#                               # (target/bench-profiles/, ~10 min each) and compare them
+#   benches/bench.sh            # full run (~5 min on 2 cores), after building the release binary
+#   benches/bench.sh --quick    # CI: fewer rounds, ~80 s; never fails because of slowness
+#   benches/bench.sh --profiles # also build the same sources with other release settings
+#                               # (thin LTO + 4 codegen units, panic=abort, opt-level="s"; in
+#                               # target/bench-profiles/, ~5-10 min each the first time) and
+#                               # compare them with the release binary in the same run
 #
 # Other options go to benches/run.mjs: --only cold,latency,throughput,memory,login,tokens,size
 # --out DIR, --bin PATH (skip the build with BENCH_NO_BUILD=1). Results: a Markdown summary on
@@ -34,6 +36,8 @@ if [[ ! -x "$node_bin/node" ]]; then
 fi
 export PATH="$node_bin:$PATH"
 
+target="${CARGO_TARGET_DIR:-$repo/target}"
+
 if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
     echo "bench: cargo build --release" >&2
     cargo build --release --quiet
@@ -42,15 +46,16 @@ fi
 if [[ $profiles -eq 1 ]]; then
     # The same sources under other release settings, each in its own target dir, set through
     # Cargo's CARGO_PROFILE_RELEASE_* variables (Cargo.toml is not touched).
-    variants="current=$repo/target/release/mcp-broker"
+    variants="release=$target/release/mcp-broker"
     build_variant() { # label, then VAR=value ...
         local label=$1; shift
         echo "bench: building variant $label ($*)" >&2
-        env "$@" cargo build --release --quiet --target-dir "$repo/target/bench-profiles/$label"
-        variants+=",$label=$repo/target/bench-profiles/$label/release/mcp-broker"
+        env "$@" cargo build --release --quiet --target-dir "$target/bench-profiles/$label"
+        variants+=",$label=$target/bench-profiles/$label/release/mcp-broker"
     }
-    build_variant fat-cgu1 CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
-    build_variant fat-cgu1-abort CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_PANIC=abort
+    build_variant thin-cgu4 CARGO_PROFILE_RELEASE_LTO=thin CARGO_PROFILE_RELEASE_CODEGEN_UNITS=4
+    build_variant panic-abort CARGO_PROFILE_RELEASE_PANIC=abort
+    build_variant opt-s CARGO_PROFILE_RELEASE_OPT_LEVEL=s
     args+=(--variants "$variants")
 fi
 

@@ -175,8 +175,8 @@ async function startMcp(issuer, name) {
 }
 
 /** A broker under test: its binary, its home, a signed-in server s1, host keys. */
-async function setupBroker(label, bin, work, mcpUrl, hostCount) {
-  const home = path.join(work, `home-${label}`);
+async function setupBroker(label, bin, work, mcpUrl, hostCount, dir = `home-${label}`) {
+  const home = path.join(work, dir);
   await fs.mkdir(home, { recursive: true });
   const b = { label, bin, home, keys: [] };
   const r = await runBin(bin, ['login', mcpUrl, '--name', 's1'], { home });
@@ -901,8 +901,8 @@ async function main() {
       for (const spec of opt.variants.split(',')) {
         const [head, ...envs] = spec.split('@');
         const [label, bin] = head.split('=');
-        HOME_ENV.set(path.join(work, `home-${label}`), Object.fromEntries(envs.map((e) => e.split('='))));
-        const v = await setupBroker(label, path.resolve(bin), work, mcpUrl, 1);
+        HOME_ENV.set(path.join(work, `variant-${label}`), Object.fromEntries(envs.map((e) => e.split('='))));
+        const v = await setupBroker(label, path.resolve(bin), work, mcpUrl, 1, `variant-${label}`);
         brokers.push(v);
         variants.push(v);
       }
