@@ -10,6 +10,7 @@
 //! service restarts, the next message starts it again and goes on.
 
 pub mod headers;
+mod stdio;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,7 +51,7 @@ pub struct Bridge {
 pub async fn run(control: Control, server: &str, host: &str) -> anyhow::Result<()> {
     let (out, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
-        let mut stdout = tokio::io::stdout();
+        let mut stdout = stdio::stdout();
         while let Some(mut line) = out_rx.recv().await {
             line.push(b'\n');
             if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
@@ -69,7 +70,7 @@ pub async fn run(control: Control, server: &str, host: &str) -> anyhow::Result<(
         order: RwLock::new(()),
         out,
     });
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut lines = BufReader::new(stdio::stdin()).lines();
     let mut tasks = JoinSet::new();
     while let Some(line) = lines.next_line().await? {
         if line.trim().is_empty() {

@@ -1,0 +1,89 @@
+//! The bridge's stdin and stdout. Hosts hand a child a pipe (Python's asyncio) or a Unix
+//! socket pair (Node's child_process) for each: those are read and written non-blocking on
+//! the bridge's own thread, through the runtime's epoll. Anything else (a terminal, a file)
+//! goes through tokio's standard handles, which use a helper thread per read and write.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+#[cfg(unix)]
+pub use unix::{stdin, stdout};
+
+#[cfg(not(unix))]
+pub fn stdin() -> Reader {
+    Box::new(tokio::io::stdin())
+}
+
+#[cfg(not(unix))]
+pub fn stdout() -> Writer {
+    Box::new(tokio::io::stdout())
+}
+
+#[cfg(unix)]
+mod unix {
+    use std::fs::File;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::fs::FileTypeExt;
+
+    use super::{Reader, Writer};
+
+    /// What kind of file a standard stream is.
+    enum Kind {
+        Fifo(OwnedFd),
+        Socket(OwnedFd),
+        Other,
+    }
+
+    /// A duplicate of `fd` when it is a pipe or a socket. The duplicate shares the file's
+    /// status flags with the original, so making it non-blocking makes the stream non-blocking.
+    fn kind(fd: std::os::fd::BorrowedFd<'_>) -> Kind {
+        let Ok(dup) = fd.try_clone_to_owned() else {
+            return Kind::Other;
+        };
+        let file = File::from(dup);
+        let Ok(meta) = file.metadata() else {
+            return Kind::Other;
+        };
+        let ft = meta.file_type();
+        if ft.is_fifo() {
+            Kind::Fifo(file.into())
+        } else if ft.is_socket() {
+            Kind::Socket(file.into())
+        } else {
+            Kind::Other
+        }
+    }
+
+    /// A Unix socket from a duplicated descriptor, registered with the runtime.
+    fn socket(fd: OwnedFd) -> std::io::Result<tokio::net::UnixStream> {
+        let s = std::os::unix::net::UnixStream::from(fd);
+        s.set_nonblocking(true)?;
+        tokio::net::UnixStream::from_std(s)
+    }
+
+    /// Standard input, non-blocking when it can be.
+    pub fn stdin() -> Reader {
+        let r: Option<Reader> = match kind(std::io::stdin().as_fd()) {
+            Kind::Fifo(fd) => tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+                .ok()
+                .map(|r| Box::new(r) as Reader),
+            Kind::Socket(fd) => socket(fd).ok().map(|s| Box::new(s) as Reader),
+            Kind::Other => None,
+        };
+        r.unwrap_or_else(|| Box::new(tokio::io::stdin()))
+    }
+
+    /// Standard output, non-blocking when it can be.
+    pub fn stdout() -> Writer {
+        let w: Option<Writer> = match kind(std::io::stdout().as_fd()) {
+            Kind::Fifo(fd) => tokio::net::unix::pipe::Sender::from_owned_fd(fd)
+                .ok()
+                .map(|w| Box::new(w) as Writer),
+            Kind::Socket(fd) => socket(fd).ok().map(|s| Box::new(s) as Writer),
+            Kind::Other => None,
+        };
+        w.unwrap_or_else(|| Box::new(tokio::io::stdout()))
+    }
+}
