@@ -11,32 +11,22 @@
 // tests, so that locking it never disturbs other tests). Every test cleans up its processes
 // (bridges, service, peers, private keyring) and keychain items, failures included.
 
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import os from 'node:os';
-import http from 'node:http';
 import path from 'node:path';
 import {
-  startAs, startPeer, startMcpServer, makeHome, makeBrowserLog, browserOpens, runBroker, describeRun,
-  asStats, mcpStats, keychainService, requireKeychain, addHost, bridgeClient, httpClient, RawBridge,
-  teardownService, daemonPids, BROKER_BIN, BROWSER_CURL, keychainGate, controlRequest, rawHttp
+  startAs, startPeer, startMcpServer, makeServiceHome, browserOpens, runBroker, describeRun,
+  asStats, mcpStats, keychainService, addHost, bridgeClient, httpClient, RawBridge, RAW_INIT_PARAMS,
+  daemonPids, BROKER_BIN, brokerEnv, keychainGate, rawHttp, run, collectOutput
 } from './lib/harness.mjs';
 
 const needKeychain = keychainGate();
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function run(cmd, args, { env, input, timeoutMs = 20_000 } = {}) {
-  return new Promise((resolve) => {
-    const c = execFile(cmd, args, { env: env ?? process.env, timeout: timeoutMs }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
-    });
-    if (input !== undefined) c.stdin.end(input);
-  });
-}
 
 /** The keychain item of a server (JSON), or null; `bus` selects a private keyring's bus. */
 async function keychainItem(home, name, bus) {
@@ -68,14 +58,9 @@ async function setup(t, { as: asOpts = {}, mcp: mcpOpts = {}, env = {} } = {}) {
     as = await startAs(t, asOpts);
   }
   const mcp = await startMcpServer(t, { issuer: as.issuer, ...mcpOpts });
-  const home = await makeHome(null);
-  const browserLog = await makeBrowserLog(t);
-  const ctx = { t, as, mcp, home, browserLog, env };
-  t.after(async () => {
-    await teardownService(home);
-    await run('secret-tool', ['clear', 'service', keychainService(home)], { env: { ...process.env, ...ctx.env } });
-    await fs.rm(home, { recursive: true, force: true });
-  });
+  // Tests may point ctx.env at a private keyring later: its items are cleared there.
+  const ctx = { t, as, mcp, env };
+  Object.assign(ctx, await makeServiceHome(t, { keychainEnv: () => ({ ...process.env, ...ctx.env }) }));
   return ctx;
 }
 
@@ -85,17 +70,12 @@ function broker(ctx, args, opts = {}) {
 
 /** Run the CLI with some variables removed from its environment (and so from a service it starts). */
 async function brokerWithout(ctx, args, unset, { timeoutMs = 60_000 } = {}) {
-  const env = { ...process.env, MCP_BROKER_HOME: ctx.home, BROWSER: BROWSER_CURL, BROWSER_LOG: ctx.browserLog, ...ctx.env };
+  const env = brokerEnv(ctx.home, { browserLog: ctx.browserLog, env: ctx.env });
   for (const k of unset) delete env[k];
   const child = spawn(BROKER_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => { stdout += d; });
-  child.stderr.on('data', (d) => { stderr += d; });
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code, signal] = await once(child, 'exit');
-  clearTimeout(timer);
-  return { code, signal, stdout, stderr, args, timedOut: false, pipesOpenAfterExit: false };
+  const out = collectOutput(child, timeoutMs);
+  const [code, signal] = await out.exited;
+  return { code, signal, stdout: out.stdout, stderr: out.stderr, args, timedOut: out.timedOut, pipesOpenAfterExit: false };
 }
 
 async function login(ctx, name, { url = ctx.mcp.url } = {}) {
@@ -213,19 +193,6 @@ internal.UnlockWithMasterPassword(dbus.ObjectPath('/org/freedesktop/secrets/coll
   };
 }
 
-/** A control API call over the home's socket. */
-
-
-const INIT_PARAMS = { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw-host', version: '0' } };
-
-async function rawInit(b, id) {
-  b.request(id, 'initialize', INIT_PARAMS);
-  const init = await b.response(id);
-  assert.ok(init.result, `initialize through the raw bridge: ${JSON.stringify(init)}`);
-  b.notify('notifications/initialized');
-  return init;
-}
-
 // ------------------------------------------------------------------------------------------
 
 test('the authorization server is down during a refresh: clear errors, last_error in status, nothing deleted; back on the same port, everything works again', async (t) => {
@@ -330,7 +297,7 @@ test('no keychain (no D-Bus session bus): one clear line per refused request, th
   assert.ok(!env.includes('DBUS_SESSION_BUS_ADDRESS='), 'the service runs without a session bus');
 
   const raw = new RawBridge(t, { home: ctx.home, args: ['alpha', '--host', 'nokeychain'], browserLog: ctx.browserLog });
-  raw.request(1, 'initialize', INIT_PARAMS);
+  raw.request(1, 'initialize', RAW_INIT_PARAMS);
   const init = await raw.response(1);
   assert.ok(init.error, `initialize cannot get a token: ${JSON.stringify(init)}`);
   assert.match(init.error.message, /keychain/i, `the host is told the keychain is the problem: ${init.error.message}`);
@@ -367,7 +334,7 @@ test('a locked keychain: one clear line per refused request, the service stays u
 
   const raw = new RawBridge(t, { home: ctx.home, args: ['alpha', '--host', 'locked'], browserLog: ctx.browserLog, env: ctx.env });
   const started = Date.now();
-  raw.request(1, 'initialize', INIT_PARAMS);
+  raw.request(1, 'initialize', RAW_INIT_PARAMS);
   const init = await raw.response(1, 30_000);
   assert.ok(init.error, `initialize cannot get a token: ${JSON.stringify(init)}`);
   assert.match(init.error.message, /keychain.*locked|locked.*keychain/i, `the host is told the keychain is locked: ${init.error.message}`);
@@ -380,7 +347,7 @@ test('a locked keychain: one clear line per refused request, the service stays u
 
   await kr.unlock();
   assert.equal(await kr.isLocked(), false);
-  await rawInit(raw, 2);
+  await raw.init(2);
   raw.request(3, 'tools/call', { name: 'echo', arguments: { text: 'unlocked' } });
   const ok = await raw.response(3);
   assert.equal(ok.result?.content?.[0]?.text, 'unlocked', `works once unlocked, without a restart: ${JSON.stringify(ok)}`);
@@ -409,9 +376,9 @@ test('the MCP server restarts (2025-11-25 sessions, upstream 404): the bridge te
   const h = await addHost(ctx.home, 'vscode-faults');
   const port = Number(new URL(h.endpoint).port);
   const raw = new RawBridge(t, { home: ctx.home, args: ['alpha', '--host', 'raw-bridge'], browserLog: ctx.browserLog });
-  await rawInit(raw, 1);
+  await raw.init(1);
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${h.key}` };
-  const init = await rawHttp(port, { path: '/servers/alpha/mcp', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: INIT_PARAMS }) });
+  const init = await rawHttp(port, { path: '/servers/alpha/mcp', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: RAW_INIT_PARAMS }) });
   const sid = init.headers['mcp-session-id'];
   assert.ok(sid, `the HTTP host got a session: ${init.status} ${JSON.stringify(init.headers)}`);
 
@@ -429,10 +396,10 @@ test('the MCP server restarts (2025-11-25 sessions, upstream 404): the bridge te
   const dead = await rawHttp(port, { path: '/servers/alpha/mcp', headers: { ...headers, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' }, body: call });
   assert.equal(dead.status, 404, `the HTTP host sees the upstream 404 (its cue to start a new session, 2025-11-25): ${dead.status} ${dead.body}`);
 
-  await rawInit(raw, 3);
+  await raw.init(3);
   raw.request(4, 'tools/call', { name: 'echo', arguments: { text: 'new session' } });
   assert.equal((await raw.response(4)).result?.content?.[0]?.text, 'new session');
-  const init2 = await rawHttp(port, { path: '/servers/alpha/mcp', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'initialize', params: INIT_PARAMS }) });
+  const init2 = await rawHttp(port, { path: '/servers/alpha/mcp', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'initialize', params: RAW_INIT_PARAMS }) });
   assert.ok(init2.headers['mcp-session-id'] && init2.headers['mcp-session-id'] !== sid, 'a new session for the HTTP host');
   assert.equal((await mcpStats(mcp2)).sessions_created, 2);
   assert.equal(await browserOpens(ctx.browserLog), 1, 'no new sign-in');

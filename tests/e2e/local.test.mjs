@@ -15,31 +15,16 @@
 //   loopback carries no user identity) and is refused without a host key;
 // - a tool disabled for a host stays disabled however the host frames its JSON-RPC.
 
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
 import {
-  startAs, startMcpServer, makeHome, makeBrowserLog, runBroker, describeRun, requireKeychain,
-  keychainService, keychainLookup, addHost, teardownService, mcpStats, RawBridge, BROKER_BIN, keychainGate, controlRequest, rawHttp
+  startAs, startMcpServer, makeServiceHome, runBroker, describeRun, keychainService, keychainLookup,
+  addHost, mcpStats, RawBridge, BROKER_BIN, keychainGate, controlRequest, rawHttp, run
 } from './lib/harness.mjs';
 
 const needKeychain = keychainGate();
-
-function run(cmd, args, { env, input, timeoutMs = 20_000 } = {}) {
-  return new Promise((resolve) => {
-    const c = execFile(cmd, args, { env: env ?? process.env, timeout: timeoutMs }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr, error });
-    });
-    if (input !== undefined) c.stdin.end(input);
-  });
-}
-
-function clearKeychain(home) {
-  return run('secret-tool', ['clear', 'service', keychainService(home)]);
-}
 
 /** Run a command as the user `nobody` (root only), with a minimal environment plus `env`. */
 function asNobody(args, env = {}) {
@@ -71,13 +56,7 @@ async function setup(t, { mcp: mcpOpts = {} } = {}) {
   await needKeychain();
   const as = await startAs(t);
   const mcp = await startMcpServer(t, { issuer: as.issuer, ...mcpOpts });
-  const home = await makeHome(null);
-  const browserLog = await makeBrowserLog(t);
-  t.after(async () => {
-    await teardownService(home);
-    await clearKeychain(home);
-    await fs.rm(home, { recursive: true, force: true });
-  });
+  const { home, browserLog } = await makeServiceHome(t);
   return { as, mcp, home, browserLog };
 }
 
@@ -85,9 +64,6 @@ async function login(ctx, name) {
   const r = await runBroker(['login', ctx.mcp.url, '--name', name], { home: ctx.home, browserLog: ctx.browserLog });
   assert.equal(r.code, 0, `login should succeed\n${describeRun(r)}`);
 }
-
-/** A control API call over the home's Unix socket. */
-
 
 /** The JSON-RPC messages of a response body (JSON, or SSE `data:` lines). */
 function messagesOf(body) {

@@ -10,28 +10,18 @@
 //
 // Nothing is skipped: a missing keychain or broker binary fails with a message saying so.
 
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import os from 'node:os';
 import {
   startAs, startMcpServer, makeHome, makeBrowserLog, browserOpens, runBroker, describeRun,
-  cleanupBrokerFor, asStats, asMetadata, keychainLookup, keychainService, requireKeychain,
+  cleanupBrokerFor, asStats, asMetadata, keychainLookup, keychainService, keychainGate, clearKeychain,
   findBytesUnder, jwtPayload, mcpInitialize, tokenRequest, referenceLogin, BROWSER_CHROMIUM,
 } from './lib/harness.mjs';
 
-let keychainReady;
-before(async () => {
-  // Remember the failure instead of throwing here, so that every test reports it clearly.
-  keychainReady = requireKeychain().then(() => null, (err) => err);
-});
-
-async function needKeychain() {
-  const err = await keychainReady;
-  if (err) throw err;
-}
+const needKeychain = keychainGate();
 
 /** Peers + a fresh broker home for one test. */
 async function setup(t, { as: asOpts = {}, mcp: mcpOpts = {} } = {}) {
@@ -43,12 +33,6 @@ async function setup(t, { as: asOpts = {}, mcp: mcpOpts = {} } = {}) {
   cleanupBrokerFor(t, home);
   t.after(() => clearKeychain(home));
   return { as, mcp, home, browserLog };
-}
-
-function clearKeychain(home) {
-  return new Promise((resolve) => {
-    execFile('secret-tool', ['clear', 'service', keychainService(home)], { timeout: 10_000 }, () => resolve());
-  });
 }
 
 async function login(ctx, name, { url = ctx.mcp.url, browser, env, timeoutMs } = {}) {

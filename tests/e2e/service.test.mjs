@@ -13,29 +13,20 @@
 // kills its bridges, stops its service (`mcp-broker stop`), kills whatever is left of that home
 // (by pid), and clears the home's keychain items. Nothing is skipped.
 
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
 import {
-  startAs, startMcpServer, makeHome, makeBrowserLog, browserOpens, runBroker, describeRun,
-  asStats, mcpStats, keychainLookup, keychainService, requireKeychain, findBytesUnder,
-  addHost, bridgeClient, httpClient, RawBridge, runInspector, describeInspector, teardownService,
-  daemonPids, serviceRunning, BROKER_BIN, keychainGate, rawHttp
+  startAs, startMcpServer, makeBrowserLog, makeServiceHome, browserOpens, runBroker, describeRun,
+  asStats, mcpStats, keychainLookup, findBytesUnder, addHost, bridgeClient, httpClient, RawBridge,
+  runInspector, describeInspector, daemonPids, serviceRunning, BROKER_BIN, keychainGate, rawHttp
 } from './lib/harness.mjs';
 
 const needKeychain = keychainGate();
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function clearKeychain(home) {
-  return new Promise((resolve) => {
-    execFile('secret-tool', ['clear', 'service', keychainService(home)], { timeout: 10_000 }, () => resolve());
-  });
-}
 
 /**
  * Peers + a fresh home for one test. `env` goes into the environment of every broker process
@@ -47,13 +38,7 @@ async function setup(t, { as: asOpts = {}, mcp: mcpOpts = {}, env = {} } = {}) {
   await needKeychain();
   const as = await startAs(t, asOpts);
   const mcp = mcpOpts === null ? null : await startMcpServer(t, { issuer: as.issuer, ...mcpOpts });
-  const home = await makeHome(null);
-  const browserLog = await makeBrowserLog(t);
-  t.after(async () => {
-    await teardownService(home);
-    await clearKeychain(home);
-    await fs.rm(home, { recursive: true, force: true });
-  });
+  const { home, browserLog } = await makeServiceHome(t);
   return { t, as, mcp, home, browserLog, env };
 }
 
@@ -164,23 +149,10 @@ async function auditUntil(ctx, server, pred, timeoutMs = 5000) {
   return calls;
 }
 
-/** A raw HTTP request to the loopback endpoint (node:http, so Host and Origin are ours). */
-
 const INIT_BODY = JSON.stringify({
   jsonrpc: '2.0', id: 1, method: 'initialize',
   params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
 });
-
-const INIT_PARAMS = { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw-bridge-host', version: '0' } };
-
-/** initialize + notifications/initialized on a RawBridge. */
-async function rawInit(b, id) {
-  b.request(id, 'initialize', INIT_PARAMS);
-  const init = await b.response(id);
-  assert.ok(init.result, `initialize through the raw bridge: ${JSON.stringify(init)}`);
-  b.notify('notifications/initialized');
-  return init;
-}
 
 async function rawEcho(b, id, text) {
   b.request(id, 'tools/call', { name: 'echo', arguments: { text } });
@@ -357,7 +329,7 @@ test('5 (sessions): the MCP server restarts mid-session: re-initializing gives a
   await login(ctx, 'alpha');
   const h = await hostKey(ctx, 'vscode-e2e');
   const raw = new RawBridge(t, { home: ctx.home, args: ['alpha', '--host', 'raw-bridge'], browserLog: ctx.browserLog });
-  await rawInit(raw, 1);
+  await raw.init(1);
   assert.equal((await rawEcho(raw, 2, 'before')).result?.content?.[0]?.text, 'before');
   const c = await http_(ctx, h, 'alpha');
   await echo(c.client, 'before', 'HTTP before restart');
@@ -370,7 +342,7 @@ test('5 (sessions): the MCP server restarts mid-session: re-initializing gives a
   // Bridge: the old session is gone; the host gets an error, re-initializes on the same stdio.
   const gone = await rawEcho(raw, 3, 'old session');
   assert.match(gone.error?.message ?? '', /session/i, `a call in the dead session fails with a JSON-RPC error about the session: ${JSON.stringify(gone)}`);
-  await rawInit(raw, 4);
+  await raw.init(4);
   assert.equal((await rawEcho(raw, 5, 'after')).result?.content?.[0]?.text, 'after', 'the bridge works in the new session');
 
   // HTTP: the SDK sees the upstream 404 for its old session; a new connection works.
@@ -390,13 +362,13 @@ test('5b (sessions): after the host re-initializes, the bridge opens the GET str
   const ctx = await setup(t);
   await login(ctx, 'alpha');
   const raw = new RawBridge(t, { home: ctx.home, args: ['alpha', '--host', 'raw-bridge'], browserLog: ctx.browserLog });
-  await rawInit(raw, 1);
+  await raw.init(1);
   const port = Number(new URL(ctx.mcp.url).port);
   await ctx.mcp.kill();
   const mcp2 = await startMcpServer(t, { issuer: ctx.as.issuer, port, name: 'mcp-restarted' });
   assert.ok((await rawEcho(raw, 2, 'old session')).error, 'the dead session is reported');
   await sleep(3000); // a host that takes its time to re-initialize
-  const init = await rawInit(raw, 3);
+  const init = await raw.init(3);
   assert.ok(init.result);
   assert.equal((await rawEcho(raw, 4, 'new session')).result?.content?.[0]?.text, 'new session');
   await sleep(1000);
@@ -659,7 +631,7 @@ test('12: malformed JSON on the bridge stdin gets a JSON-RPC parse error; the ne
   const ctx = await setup(t);
   await login(ctx, 'alpha');
   const raw = new RawBridge(t, { home: ctx.home, args: ['alpha', '--host', 'raw-bridge'], browserLog: ctx.browserLog });
-  await rawInit(raw, 1);
+  await raw.init(1);
 
   raw.send('{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {');
   const perr = await raw.next((m) => m.error?.code === -32700);

@@ -11,6 +11,7 @@
 // - findBytesUnder: every file under a directory that contains a byte string.
 // - referenceLogin: a minimal, independent OAuth client (DCR + PKCE + resource) used to check
 //   the peers themselves, so that a broker failure is not blamed on a peer.
+// - run / collectOutput / killPids: child-process plumbing shared by the helpers and suites.
 
 import { before } from 'node:test';
 import { spawn, execFile } from 'node:child_process';
@@ -150,6 +151,38 @@ export async function browserOpens(file) {
   }
 }
 
+/**
+ * Run a command to completion (execFile; killed after timeoutMs), `input` on its stdin.
+ * Resolves {code, stdout, stderr, error}: code -1 when it did not exit with a number.
+ */
+export function run(cmd, args, { env, input, timeoutMs = 20_000 } = {}) {
+  return new Promise((resolve) => {
+    const c = execFile(cmd, args, { env: env ?? process.env, timeout: timeoutMs }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr, error });
+    });
+    if (input !== undefined) c.stdin.end(input);
+  });
+}
+
+/**
+ * Collect a spawned child's stdout/stderr as text and SIGKILL it after timeoutMs. Read
+ * .stdout/.stderr/.timedOut once `exited` resolves ([code, signal], on 'exit' and not 'close':
+ * a grandchild such as $BROWSER holding the pipes must not stall us).
+ */
+export function collectOutput(child, timeoutMs) {
+  const out = { stdout: '', stderr: '', timedOut: false };
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', (d) => { out.stdout += d; });
+  child.stderr.on('data', (d) => { out.stderr += d; });
+  const timer = setTimeout(() => {
+    out.timedOut = true;
+    child.kill('SIGKILL');
+  }, timeoutMs);
+  out.exited = once(child, 'exit').finally(() => clearTimeout(timer));
+  return out;
+}
+
 const brokerChildren = new Set();
 process.once('exit', () => {
   for (const child of brokerChildren) child.kill('SIGKILL');
@@ -179,24 +212,12 @@ export async function runBroker(args, opts) {
   const withInput = opts.input !== undefined;
   const child = spawn(BROKER_BIN, args, { env, stdio: [withInput ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   brokerChildren.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  child.stdout.on('data', (d) => { stdout += d; });
-  child.stderr.on('data', (d) => { stderr += d; });
+  const out = collectOutput(child, timeoutMs);
   if (withInput) {
     child.stdin.on('error', () => {}); // EPIPE when the broker exits without reading
     child.stdin.end(opts.input);
   }
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, timeoutMs);
-  // 'exit', not 'close': a grandchild (e.g. $BROWSER) holding the pipes must not stall us.
-  const [code, signal] = await once(child, 'exit');
-  clearTimeout(timer);
+  const [code, signal] = await out.exited;
   brokerChildren.delete(child);
   // Let the pipes drain. If they stay open, a process the broker left behind (a daemon it
   // started, a browser) holds its stdout/stderr: `$(mcp-broker status)` in a shell would hang.
@@ -205,6 +226,7 @@ export async function runBroker(args, opts) {
     Promise.all([ended(child.stdout), ended(child.stderr)]).then(() => true),
     new Promise((r) => setTimeout(() => r(false), opts.drainMs ?? 2000)),
   ]);
+  const { stdout, stderr, timedOut } = out;
   const result = { code, signal, stdout, stderr, timedOut, pipesOpenAfterExit: !pipesClosed, args };
   if (process.env.E2E_BROKER_LOGS) {
     process.stderr.write(`[broker ${args.join(' ')}] exit=${code ?? signal}\n${stdout}${stderr}`);
@@ -224,11 +246,14 @@ export function describeRun(r) {
  * whose environment names this MCP_BROKER_HOME (found through /proc, by pid).
  */
 export function cleanupBrokerFor(t, home) {
-  t.after(async () => {
-    for (const pid of await pidsWithEnv('MCP_BROKER_HOME', home)) {
-      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
-    }
-  });
+  t.after(async () => killPids(await pidsWithEnv('MCP_BROKER_HOME', home), 'SIGTERM'));
+}
+
+/** Send `signal` to each pid, ignoring those already gone. */
+export function killPids(pids, signal) {
+  for (const pid of pids) {
+    try { process.kill(pid, signal); } catch { /* gone */ }
+  }
 }
 
 async function pidsWithEnv(name, value) {
@@ -268,19 +293,11 @@ export async function asMetadata(issuer) {
   return res.json();
 }
 
-function execFileP(cmd, args, opts = {}) {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: 15_000, ...opts }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, error, stdout, stderr });
-    });
-  });
-}
-
 export const keychainService = (home) => `mcp-broker:${home}`;
 
 /** The broker's keychain entry for a server: parsed JSON, or null when there is none. */
 export async function keychainLookup(home, name) {
-  const r = await execFileP('secret-tool', ['lookup', 'service', keychainService(home), 'username', `server:${name}`]);
+  const r = await run('secret-tool', ['lookup', 'service', keychainService(home), 'username', `server:${name}`], { timeoutMs: 15_000 });
   if (r.code !== 0) {
     if (r.stderr.trim()) throw new Error(`secret-tool lookup failed (exit ${r.code}): ${r.stderr.trim()}`);
     return null; // exit 1, no output: no such item
@@ -304,17 +321,14 @@ export async function requireKeychain() {
       + '(see tests/e2e/README.md).');
   }
   const probe = `probe-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const store = await new Promise((resolve) => {
-    const c = execFile('secret-tool', ['store', '--label', 'mcp-broker e2e probe', 'service', 'mcp-broker-e2e-probe', 'username', probe],
-      { timeout: 15_000 }, (error, stdout, stderr) => resolve({ error, stderr }));
-    c.stdin.end('probe');
-  });
+  const store = await run('secret-tool', ['store', '--label', 'mcp-broker e2e probe', 'service', 'mcp-broker-e2e-probe', 'username', probe],
+    { input: 'probe', timeoutMs: 15_000 });
   if (store.error) {
     throw new Error(`The Secret Service is not usable (secret-tool store failed: ${store.stderr.trim() || store.error.message}). `
       + 'Start gnome-keyring-daemon --unlock --components=secrets in the session and wait for org.freedesktop.secrets.');
   }
-  const look = await execFileP('secret-tool', ['lookup', 'service', 'mcp-broker-e2e-probe', 'username', probe]);
-  await execFileP('secret-tool', ['clear', 'service', 'mcp-broker-e2e-probe', 'username', probe]);
+  const look = await run('secret-tool', ['lookup', 'service', 'mcp-broker-e2e-probe', 'username', probe], { timeoutMs: 15_000 });
+  await run('secret-tool', ['clear', 'service', 'mcp-broker-e2e-probe', 'username', probe], { timeoutMs: 15_000 });
   if (look.stdout !== 'probe') {
     throw new Error(`The Secret Service did not return what was stored (got ${JSON.stringify(look.stdout)}; ${look.stderr.trim()})`);
   }
@@ -500,10 +514,11 @@ export async function referenceLogin(mcpUrl, { browser = BROWSER_CURL, scope, en
 //   and the caller's D-Bus session, which a service started by it inherits).
 // - stopService / cleanupService: stop the service of a home (`mcp-broker stop`), then kill by
 //   pid whatever process still names that MCP_BROKER_HOME (bridges, daemons, browsers).
+// - makeServiceHome: a home whose service and keychain items are cleaned up when the test ends.
 // - bridgeClient: the official TypeScript SDK `Client` over `StdioClientTransport` spawning
 //   `mcp-broker connect TARGET`; httpClient: the SDK `Client` over
 //   `StreamableHTTPClientTransport` against the loopback endpoint with a host key.
-// - RawBridge: `mcp-broker connect` driven line by line (for malformed input).
+// - RawBridge: `mcp-broker connect` driven line by line (malformed input, expected errors).
 // - runInspector: the MCP Inspector CLI (`mcp-inspector --cli`), with a throwaway HOME.
 
 /** The environment of a broker process for `home`. */
@@ -567,27 +582,41 @@ export function cleanupService(t, home) {
 
 /** What cleanupService does, callable directly. */
 export async function teardownService(home) {
-  {
-    for (const pid of await pidsOfHome(home)) {
-      try {
-        const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-        if (argv[1] === 'connect') process.kill(pid, 'SIGKILL');
-      } catch { /* gone */ }
-    }
-    await stopService(home, { timeoutMs: 5000 }).catch(() => {});
-    let pids = await pidsOfHome(home);
-    for (const pid of pids) {
-      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
-    }
-    const deadline = Date.now() + 3000;
-    while (pids.length && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      pids = await pidsOfHome(home);
-    }
-    for (const pid of pids) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    }
+  for (const pid of await pidsOfHome(home)) {
+    try {
+      const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      if (argv[1] === 'connect') process.kill(pid, 'SIGKILL');
+    } catch { /* gone */ }
   }
+  await stopService(home, { timeoutMs: 5000 }).catch(() => {});
+  let pids = await pidsOfHome(home);
+  killPids(pids, 'SIGTERM');
+  const deadline = Date.now() + 3000;
+  while (pids.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    pids = await pidsOfHome(home);
+  }
+  killPids(pids, 'SIGKILL');
+}
+
+/** Remove every keychain item of a home (`env`: e.g. another session bus). */
+export function clearKeychain(home, { env } = {}) {
+  return run('secret-tool', ['clear', 'service', keychainService(home)], { env, timeoutMs: 10_000 });
+}
+
+/**
+ * A fresh home and BROWSER_LOG for a test that runs a service. When t ends: teardownService,
+ * clearKeychain (with keychainEnv(), read then), and the home removed.
+ */
+export async function makeServiceHome(t, { keychainEnv } = {}) {
+  const home = await makeHome(null);
+  const browserLog = await makeBrowserLog(t);
+  t.after(async () => {
+    await teardownService(home);
+    await clearKeychain(home, { env: keychainEnv?.() });
+    await fs.rm(home, { recursive: true, force: true });
+  });
+  return { home, browserLog };
 }
 
 /** Create an HTTP host key: {host, key, endpoint}. */
@@ -659,6 +688,9 @@ export async function httpClient(t, { endpoint, server, key, headers = {}, timeo
   await client.connect(transport, { timeout: timeoutMs });
   return { client, transport, url: url.href, close };
 }
+
+/** The `initialize` params a RawBridge host sends. */
+export const RAW_INIT_PARAMS = { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw-bridge-host', version: '0' } };
 
 /**
  * `mcp-broker connect ...` driven by hand: write raw lines, read JSON lines from stdout.
@@ -737,6 +769,15 @@ export class RawBridge {
     return this.next((m) => m.id === id && ('result' in m || 'error' in m), timeoutMs);
   }
 
+  /** initialize (RAW_INIT_PARAMS) + notifications/initialized; throws unless it succeeds. */
+  async init(id) {
+    this.request(id, 'initialize', RAW_INIT_PARAMS);
+    const init = await this.response(id);
+    if (!init.result) throw new Error(`initialize through the raw bridge: ${JSON.stringify(init)}`);
+    this.notify('notifications/initialized');
+    return init;
+  }
+
   async kill() {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     const exited = once(this.proc, 'exit');
@@ -768,16 +809,9 @@ export async function runInspector(args, { env = {}, timeoutMs = 60_000 } = {}) 
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
-    const [code, signal] = await once(child, 'exit');
-    clearTimeout(timer);
+    const out = collectOutput(child, timeoutMs);
+    const [code, signal] = await out.exited;
+    const { stdout, stderr, timedOut } = out;
     let json;
     try { json = JSON.parse(stdout); } catch { /* not JSON */ }
     return { code, signal, stdout, stderr, json, timedOut, args };
