@@ -13,6 +13,7 @@
 
 pub mod headers;
 pub mod jsonrpc;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,9 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode, Uri};
+use http_body_util::{BodyExt, BodyStream, StreamBody};
+use hyper::body::{Frame, Incoming};
 use oauth2::AccessToken;
 use time::OffsetDateTime;
 
@@ -54,7 +57,7 @@ pub struct Proxy {
     broker: Arc<Broker>,
     audit: Arc<Audit>,
     consent: Arc<Consent>,
-    upstream: reqwest::Client,
+    upstream: upstream::Upstream,
     urls: UrlCache,
     progress: Arc<DynProgress>,
     /// Servers named by `connect URL` that have no record yet: how to sign in to them.
@@ -75,13 +78,8 @@ impl Refusal {
 }
 
 impl Proxy {
-    pub fn new(broker: Arc<Broker>, audit: Arc<Audit>, consent: Arc<Consent>, progress: Arc<DynProgress>) -> Result<Self, reqwest::Error> {
-        let upstream = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("mcp-broker/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    pub fn new(broker: Arc<Broker>, audit: Arc<Audit>, consent: Arc<Consent>, progress: Arc<DynProgress>) -> Result<Self, upstream::UpstreamError> {
+        let upstream = upstream::Upstream::new()?;
         Ok(Self { broker, audit, consent, upstream, urls: UrlCache::default(), progress, pending: Mutex::new(HashMap::new()) })
     }
 
@@ -213,17 +211,13 @@ impl Proxy {
         self.broker.access_token(name).await.map_err(refusal)
     }
 
-    async fn send(&self, req: &Inbound, url: reqwest::Url, token: &AccessToken) -> Result<reqwest::Response, Refusal> {
+    async fn send(&self, req: &Inbound, url: Uri, token: &AccessToken) -> Result<http::Response<Incoming>, Refusal> {
         let mut h = headers::to_upstream(&req.headers);
         if req.method == Method::POST {
             headers::ensure_post_defaults(&mut h);
         }
         self.upstream
-            .request(req.method.clone(), url)
-            .headers(h)
-            .bearer_auth(token.secret())
-            .body(req.body.clone())
-            .send()
+            .send(req.method.clone(), url, h, token, req.body.clone())
             .await
             .map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, format!("{} is unreachable: {}", req.server, root_cause(&e))))
     }
@@ -261,45 +255,47 @@ const FIRST_CHUNK_WAIT: Duration = Duration::from_millis(20);
 
 /// Pass the upstream answer through, body streamed as it arrives. The answer to a POST
 /// (one JSON message, or an SSE stream that soon carries the response) waits briefly for its
-/// first bytes: a JSON body that is then complete goes back with its length, in one write.
-async fn stream_back(mut resp: reqwest::Response, method: &Method) -> Response {
-    let status = resp.status();
-    let headers = headers::to_host(resp.headers());
-    let length = resp.content_length();
+/// first bytes: the head and those bytes then go out in one write, and a JSON body that is
+/// complete goes back with its length.
+async fn stream_back(resp: http::Response<Incoming>, method: &Method) -> Response {
+    let (parts, mut body) = resp.into_parts();
+    let length = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let first = match method {
-        &Method::POST => tokio::time::timeout(FIRST_CHUNK_WAIT, resp.chunk()).await.ok(),
+        &Method::POST => tokio::time::timeout(FIRST_CHUNK_WAIT, body.frame()).await.ok(),
         _ => None,
     };
-    let body = match first {
-        Some(Ok(None)) => Body::empty(),
-        Some(Ok(Some(bytes))) if length == Some(bytes.len() as u64) => Body::from(bytes),
-        Some(Ok(Some(bytes))) => {
-            let rest = resp.bytes_stream();
-            Body::from_stream(futures_util::stream::once(async move { Ok(bytes) }).chain(rest))
-        }
-        Some(Err(e)) => Body::from_stream(futures_util::stream::once(async move { Err::<Bytes, _>(e) })),
-        None => Body::from_stream(resp.bytes_stream()),
+    let out = match first {
+        None => Body::new(body),
+        Some(None) => Body::empty(),
+        Some(Some(first)) => match first.map(Frame::into_data) {
+            Ok(Ok(bytes)) if length == Some(bytes.len()) => Body::from(bytes),
+            first => {
+                let first = first.map(|f| f.map_or_else(|frame| frame, Frame::data));
+                let rest = BodyStream::new(body);
+                Body::new(StreamBody::new(futures_util::stream::once(std::future::ready(first)).chain(rest)))
+            }
+        },
     };
-    let mut out = Response::new(body);
-    *out.status_mut() = status;
-    *out.headers_mut() = headers;
+    let mut out = Response::new(out);
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = headers::to_host(&parts.headers);
     out
 }
 
 /// Parsed upstream URLs by their text, so a request does not parse its server's URL again.
 #[derive(Default)]
-struct UrlCache(Mutex<HashMap<String, reqwest::Url>>);
+struct UrlCache(Mutex<HashMap<String, Uri>>);
 
 impl UrlCache {
     /// Servers are few; a cache grown past this many (URLs edited over and over) starts over.
     const MAX: usize = 256;
 
-    fn get(&self, text: &str) -> Result<reqwest::Url, url::ParseError> {
+    fn get(&self, text: &str) -> Result<Uri, http::uri::InvalidUri> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(url) = map.get(text) {
             return Ok(url.clone());
         }
-        let url = reqwest::Url::parse(text)?;
+        let url: Uri = text.parse()?;
         if map.len() >= Self::MAX {
             map.clear();
         }
