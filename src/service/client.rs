@@ -141,11 +141,13 @@ impl Control {
     /// on another, so nothing is ever sent twice.
     pub async fn send_leased(&self, mut req: Request<Full<Bytes>>) -> Result<(hyper::Response<Incoming>, Lease), ClientError> {
         while let Some(mut sender) = self.take_idle() {
+            let copy = copy_request(&req);
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok((resp, self.lease(sender))),
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => req = unsent,
-                    None => return Err(ClientError::Connection(e.into_error().to_string())),
+                Err(mut e) => match (e.take_message(), e.into_error()) {
+                    (Some(unsent), _) => req = unsent,
+                    (None, e) if never_read(&e) => req = copy,
+                    (None, e) => return Err(ClientError::Connection(e.to_string())),
                 },
             }
         }
@@ -193,6 +195,30 @@ impl Control {
     }
 }
 
+/// The same request again (its body is reference-counted, so this copies the head only).
+fn copy_request(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut copy = Request::new(req.body().clone());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.headers_mut() = req.headers().clone();
+    copy
+}
+
+/// Whether a connection failed in a way that proves the service never read the request:
+/// writing to a Unix socket whose peer is gone fails with `EPIPE`, and a peer that dies
+/// with unread data (one request per connection at a time: ours) resets the connection.
+/// A service that read the request and then died closes it cleanly instead.
+fn never_read(e: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(io.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset);
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// A connection lent for one request; [`Lease::release`] once its answer was read to the end.
 pub struct Lease {
     sender: Option<SendRequest<Full<Bytes>>>,
@@ -209,7 +235,6 @@ impl Lease {
     }
 }
 
-/// A request to the control socket with a JSON body.
 /// The file name of the small stdio bridge program, installed next to `mcp-broker`.
 pub const BRIDGE_EXE: &str = "mcp-broker-bridge";
 
@@ -220,6 +245,7 @@ pub fn service_exe() -> std::io::Result<PathBuf> {
     Ok(if exe.file_name().is_some_and(|n| n == BRIDGE_EXE) { exe.with_file_name("mcp-broker") } else { exe })
 }
 
+/// A request to the control socket with a JSON body.
 pub fn json_request(method: Method, path: &str, body: Option<serde_json::Value>) -> Request<Full<Bytes>> {
     let bytes = body.map(|b| serde_json::to_vec(&b).unwrap_or_default()).unwrap_or_default();
     Request::builder()
