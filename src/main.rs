@@ -141,6 +141,13 @@ fn main() -> ExitCode {
         Command::Connect(_) => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
+    // The service: one worker thread unless TOKIO_WORKER_THREADS says otherwise. Local hosts'
+    // traffic is light, and every hand-off between workers is a context switch taken from the
+    // hosts and servers on the same cores (docs/BENCHMARKS.md: +15-20 points of direct
+    // throughput at 64 hosts on 2 cores). Keychain calls leave the worker (`block_in_place`).
+    if matches!(cli.command, Command::Daemon { .. }) && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(1);
+    }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("cannot start: {e}")),
