@@ -22,11 +22,12 @@
 // Output: a Markdown summary on stdout and, in --out (default benches/results/<time>/),
 // summary.md and results.json (every sample).
 
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -332,6 +333,43 @@ async function benchCold(ctx) {
 
 // ---- 2. added latency ------------------------------------------------------------------------
 
+/**
+ * The floor of any proxy on this machine: socat relaying the bytes of each TCP connection to
+ * the MCP server (one more loopback hop, no HTTP parsing, no work). `null` without socat.
+ */
+async function startRelay(mcpUrl) {
+  const up = new URL(mcpUrl);
+  const probe = spawnSync('socat', ['-V'], { stdio: 'ignore' });
+  if (probe.error || probe.status !== 0) {
+    log('socat not found: no relay contender (scripts/setup.sh installs it)');
+    return null;
+  }
+  const port = await freePort();
+  const child = spawn('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork,nodelay,backlog=256`, `TCP:${up.hostname}:${up.port},nodelay`], { stdio: 'ignore' });
+  for (let i = 0; i < 200; i += 1) {
+    if (await canConnect(port)) break;
+    await sleep(10);
+  }
+  const url = new URL(mcpUrl);
+  url.port = String(port);
+  return { url: url.href, close: () => child.kill('SIGTERM') };
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    }).on('error', reject);
+  });
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); }).on('error', () => resolve(false));
+  });
+}
+
 async function benchLatency(ctx) {
   const { b, mcpUrl, token, remoteEnv } = ctx;
   const pid = await daemonPid(b);
@@ -340,6 +378,8 @@ async function benchLatency(ctx) {
   const bridge = new StdioPeer(b.bin, ['connect', 's1'], { env: brokerEnv(b.home), label: 'bridge' });
   const remote = new StdioPeer(NODE, mcpRemoteArgs(mcpUrl), { env: remoteEnv, label: 'mcp-remote' });
   const clients = { direct, bridge, endpoint, 'mcp-remote': remote };
+  const relay = await startRelay(mcpUrl);
+  if (relay) clients['relay (floor)'] = new HttpMcp(relay.url, { authorization: `Bearer ${token}`, label: 'relay' });
   const names = Object.keys(clients);
   try {
     for (const c of Object.values(clients)) await c.initialize();
@@ -376,6 +416,7 @@ async function benchLatency(ctx) {
     return out;
   } finally {
     for (const c of Object.values(clients)) await c.close();
+    relay?.close();
   }
 }
 
@@ -399,37 +440,46 @@ async function load(url, auths) {
 async function benchThroughput(ctx) {
   const { b, mcpUrl, token } = ctx;
   const pid = await daemonPid(b);
+  const relay = await startRelay(mcpUrl);
   const out = {};
-  for (const conc of CONCURRENCY) {
-    const runs = { direct: [], endpoint: [] };
-    let daemonCpuMs = 0;
-    let endpointCalls = 0;
-    for (let round = 0; round < CFG.tputRounds; round += 1) {
-      const order = round % 2 === 0 ? ['direct', 'endpoint'] : ['endpoint', 'direct'];
-      for (const n of order) {
-        const cpu0 = cpuMsOf(pid);
-        const r = n === 'direct'
-          ? await load(mcpUrl, Array(conc).fill(`Bearer ${token}`))
-          : await load(b.endpointUrl('s1'), b.keys.slice(0, conc).map((k) => `Bearer ${k}`));
-        if (n === 'endpoint') {
-          daemonCpuMs += cpuMsOf(pid) - cpu0;
-          endpointCalls += r.calls;
+  try {
+    for (const conc of CONCURRENCY) {
+      const names = relay ? ['direct', 'endpoint', 'relay'] : ['direct', 'endpoint'];
+      const runs = Object.fromEntries(names.map((n) => [n, []]));
+      let daemonCpuMs = 0;
+      let endpointCalls = 0;
+      for (let round = 0; round < CFG.tputRounds; round += 1) {
+        const order = names.map((_, k) => names[(round + k) % names.length]);
+        for (const n of order) {
+          const cpu0 = cpuMsOf(pid);
+          const r = n === 'endpoint'
+            ? await load(b.endpointUrl('s1'), b.keys.slice(0, conc).map((k) => `Bearer ${k}`))
+            : await load(n === 'relay' ? relay.url : mcpUrl, Array(conc).fill(`Bearer ${token}`));
+          if (n === 'endpoint') {
+            daemonCpuMs += cpuMsOf(pid) - cpu0;
+            endpointCalls += r.calls;
+          }
+          runs[n].push(r);
+          await sleep(200);
         }
-        runs[n].push(r);
-        await sleep(200);
+        log(`throughput ${conc} hosts round ${round + 1}: ${names.map((n) => `${n} ${fmt(runs[n].at(-1).rps, 0)}/s`).join(', ')}`);
       }
-      log(`throughput ${conc} hosts round ${round + 1}: direct ${fmt(runs.direct.at(-1).rps, 0)}/s, endpoint ${fmt(runs.endpoint.at(-1).rps, 0)}/s`);
+      const rps = (n) => runs[n].map((r) => r.rps);
+      const pct = (n) => 100 * median(rps(n).map((x, i) => x / rps('direct')[i]));
+      out[conc] = {
+        direct: summary(rps('direct')),
+        endpoint: summary(rps('endpoint')),
+        percent_of_direct: pct('endpoint'),
+        relay: relay ? summary(rps('relay')) : null,
+        relay_percent_of_direct: relay ? pct('relay') : null,
+        direct_p50_ms: median(runs.direct.map((r) => r.p50_ms)),
+        endpoint_p50_ms: median(runs.endpoint.map((r) => r.p50_ms)),
+        daemon_cpu_us_per_call: (daemonCpuMs * 1000) / endpointCalls, // includes warm-up calls: an upper bound
+        runs,
+      };
     }
-    const rps = (n) => runs[n].map((r) => r.rps);
-    out[conc] = {
-      direct: summary(rps('direct')),
-      endpoint: summary(rps('endpoint')),
-      percent_of_direct: 100 * median(rps('endpoint').map((x, i) => x / rps('direct')[i])),
-      direct_p50_ms: median(runs.direct.map((r) => r.p50_ms)),
-      endpoint_p50_ms: median(runs.endpoint.map((r) => r.p50_ms)),
-      daemon_cpu_us_per_call: (daemonCpuMs * 1000) / endpointCalls, // includes warm-up calls: an upper bound
-      runs,
-    };
+  } finally {
+    relay?.close();
   }
   out.daemon_after_load = memOf(pid);
   return out;
@@ -769,6 +819,7 @@ function report() {
       L.push(`| ${n} | ${fmt(p.p50_us, 0)} | ${fmt(p.p99_us, 0)} | ${a ? `${fmt(a.median_us, 0)} (${fmt(a.ci95_us[0], 0)}–${fmt(a.ci95_us[1], 0)})` : '—'} | ${a ? fmt(a.p99_us, 0) : '—'} |`);
     }
     L.push('', `CPU per call: service ${fmt(l.cpu.daemon_us_per_proxied_call, 0)} µs (bridge and endpoint calls), bridge process ${fmt(l.cpu.bridge_us_per_call, 0)} µs, mcp-remote ${fmt(l.cpu.mcp_remote_us_per_call, 0)} µs.`, '');
+    if (l.added['relay (floor)']) L.push('relay (floor): socat relaying each TCP connection to the MCP server, no HTTP work: what one more loopback hop costs on this machine.', '');
     const rem = l.added['mcp-remote'].median_us;
     for (const n of ['bridge', 'endpoint']) {
       const a = l.added[n].median_us;
@@ -779,12 +830,13 @@ function report() {
   if (S.throughput) {
     const t = S.throughput;
     L.push('## 3. Throughput of tools/call echo through the HTTP endpoint (calls/s)', '');
-    L.push('| hosts | direct | endpoint | endpoint % of direct | p50 latency direct / endpoint (ms) | service CPU per call (µs) |', '|---|---|---|---|---|---|');
+    L.push('| hosts | direct | endpoint | endpoint % of direct | relay (floor) % of direct | p50 latency direct / endpoint (ms) | service CPU per call (µs) |', '|---|---|---|---|---|---|---|');
     for (const conc of CONCURRENCY) {
       const r = t[conc];
-      L.push(`| ${conc} | ${range(r.direct, 0)} | ${range(r.endpoint, 0)} | ${fmt(r.percent_of_direct, 1)}% | ${fmt(r.direct_p50_ms, 2)} / ${fmt(r.endpoint_p50_ms, 2)} | ${fmt(r.daemon_cpu_us_per_call, 0)} |`);
+      const relay = r.relay ? `${range(r.relay, 0)}: ${fmt(r.relay_percent_of_direct, 1)}%` : '—';
+      L.push(`| ${conc} | ${range(r.direct, 0)} | ${range(r.endpoint, 0)} | ${fmt(r.percent_of_direct, 1)}% | ${relay} | ${fmt(r.direct_p50_ms, 2)} / ${fmt(r.endpoint_p50_ms, 2)} | ${fmt(r.daemon_cpu_us_per_call, 0)} |`);
     }
-    L.push('');
+    L.push('', 'relay (floor): socat relaying each TCP connection to the MCP server, no HTTP work: what one more loopback hop costs on this machine.', '');
     targets.push(['HTTP endpoint ≥ 90% of direct throughput at 64 hosts', `${fmt(t[64].percent_of_direct, 1)}%`, t[64].percent_of_direct >= 90]);
   }
   if (S.memory) {

@@ -25,8 +25,9 @@ APT_PACKAGES=(
     libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
     webkit2gtk-driver xdotool imagemagick python3-dbus python3-gi python3-xlib python3-venv
     gir1.2-dbusmenu-gtk3-0.4
-    # the benchmarks (strace shows the keychain is not touched on the hot path)
-    strace
+    # the benchmarks (strace shows the keychain is not touched on the hot path; socat is the
+    # zero-work relay that shows what one more loopback hop costs)
+    strace socat
 )
 OPTIONAL_APT_PACKAGES=(chromium)
 
