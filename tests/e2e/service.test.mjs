@@ -21,7 +21,8 @@ import path from 'node:path';
 import {
   startAs, startMcpServer, makeBrowserLog, makeServiceHome, browserOpens, runBroker, describeRun,
   asStats, mcpStats, keychainLookup, findBytesUnder, addHost, bridgeClient, httpClient, RawBridge,
-  runInspector, describeInspector, daemonPids, serviceRunning, BROKER_BIN, keychainGate, rawHttp
+  runInspector, describeInspector, daemonPids, serviceRunning, BROKER_BIN, keychainGate, rawHttp,
+  run, brokerEnv, RAW_INIT_PARAMS
 } from './lib/harness.mjs';
 
 const needKeychain = keychainGate();
@@ -668,4 +669,51 @@ test('13: upstream keeps answering 401 after a refresh: needs_login, and the hos
   const e = await serverStatus(ctx, 'alpha');
   assert.equal(e.state, 'needs_login', `status: ${JSON.stringify(e)}`);
   assert.equal(await browserOpens(ctx.browserLog), 1, 'no browser opened behind the host\'s back');
+});
+
+/** The lines a host sends for initialize, initialized and one echo call (ids 1 and 2). */
+function echoSession(text) {
+  return [
+    { jsonrpc: '2.0', id: 1, method: 'initialize', params: RAW_INIT_PARAMS },
+    { jsonrpc: '2.0', method: 'notifications/initialized' },
+    { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text } } },
+  ].map((m) => JSON.stringify(m)).join('\n') + '\n';
+}
+
+/** The echo text answered to id 2 among a bridge's output lines. */
+function echoed(stdout) {
+  const answers = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return answers.find((m) => m.id === 2)?.result?.content?.[0]?.text;
+}
+
+// Node hosts give a child Unix socket pairs (every other test here); Python hosts give it
+// pipes; a shell can give it files. The bridge reads pipes and sockets non-blocking on its own
+// thread and anything else through tokio's standard handles: all three must work.
+test('14: the bridge works over pipes (a Python host) and over files (shell redirection)', async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  const env = brokerEnv(ctx.home, { browserLog: ctx.browserLog, env: ctx.env });
+
+  const python = `
+import subprocess, sys, json
+p = subprocess.Popen([sys.argv[1], "connect", "alpha", "--host", "python-host"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+p.stdin.write(sys.argv[2].encode()); p.stdin.flush()
+out = []
+for line in p.stdout:
+    out.append(line.decode())
+    if json.loads(line).get("id") == 2:
+        break
+p.stdin.close(); p.wait(timeout=10)
+sys.stdout.write("".join(out))
+`;
+  const viaPipes = await run('python3', ['-c', python, BROKER_BIN, echoSession('over pipes')], { env });
+  assert.equal(viaPipes.code, 0, `python host: ${viaPipes.stderr}`);
+  assert.equal(echoed(viaPipes.stdout), 'over pipes', `answers over pipes: ${viaPipes.stdout}`);
+
+  const dir = await fs.mkdtemp(path.join(ctx.home, 'files-'));
+  await fs.writeFile(path.join(dir, 'in.jsonl'), echoSession('over files'));
+  const viaFiles = await run('sh', ['-c', '"$1" connect alpha --host shell-host < "$2/in.jsonl" > "$2/out.jsonl"', 'sh', BROKER_BIN, dir], { env });
+  assert.equal(viaFiles.code, 0, `shell host: ${viaFiles.stderr}`);
+  const out = await fs.readFile(path.join(dir, 'out.jsonl'), 'utf8');
+  assert.equal(echoed(out), 'over files', `answers over files: ${out}`);
 });
