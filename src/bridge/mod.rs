@@ -49,6 +49,7 @@ pub struct Bridge {
 
 /// Run a bridge until stdin closes.
 pub async fn run(control: Control, server: &str, host: &str) -> anyhow::Result<()> {
+    let _restore = stdio::Restore::capture(); // dropped last, after the writer is done
     let (out, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
         let mut stdout = stdio::stdout();

@@ -9,7 +9,18 @@ pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 #[cfg(unix)]
-pub use unix::{stdin, stdout};
+pub use unix::{stdin, stdout, Restore};
+
+/// Nothing to put back where standard streams are never made non-blocking.
+#[cfg(not(unix))]
+pub struct Restore;
+
+#[cfg(not(unix))]
+impl Restore {
+    pub fn capture() -> Self {
+        Self
+    }
+}
 
 #[cfg(not(unix))]
 pub fn stdin() -> Reader {
@@ -28,6 +39,28 @@ mod unix {
     use std::os::unix::fs::FileTypeExt;
 
     use super::{Reader, Writer};
+
+    /// The status flags of stdin and stdout as the bridge found them, set back on drop: the
+    /// non-blocking mode lives on the open file, which a shell may share with other programs
+    /// (`(mcp-broker connect x; other) | cat`), and must not outlive the bridge.
+    pub struct Restore(Vec<(std::os::fd::RawFd, libc::c_int)>);
+
+    impl Restore {
+        pub fn capture() -> Self {
+            // SAFETY: F_GETFL on fds 0 and 1 reads flags only; a closed fd gives -1, skipped.
+            let flags = [0, 1].into_iter().map(|fd| (fd, unsafe { libc::fcntl(fd, libc::F_GETFL) }));
+            Self(flags.filter(|(_, f)| *f >= 0).collect())
+        }
+    }
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            for (fd, flags) in &self.0 {
+                // SAFETY: F_SETFL with flags read from the same fd at start.
+                unsafe { libc::fcntl(*fd, libc::F_SETFL, *flags) };
+            }
+        }
+    }
 
     /// What kind of file a standard stream is.
     enum Kind {

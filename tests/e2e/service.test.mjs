@@ -694,21 +694,26 @@ test('14: the bridge works over pipes (a Python host) and over files (shell redi
   await login(ctx, 'alpha');
   const env = brokerEnv(ctx.home, { browserLog: ctx.browserLog, env: ctx.env });
 
+  // The host keeps its own copy of the bridge's stdout (as a shell's other programs would):
+  // the bridge must leave that open file in blocking mode when it exits.
   const python = `
-import subprocess, sys, json
-p = subprocess.Popen([sys.argv[1], "connect", "alpha", "--host", "python-host"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+import fcntl, json, os, subprocess, sys
+r, w = os.pipe()
+p = subprocess.Popen([sys.argv[1], "connect", "alpha", "--host", "python-host"], stdin=subprocess.PIPE, stdout=w)
 p.stdin.write(sys.argv[2].encode()); p.stdin.flush()
 out = []
-for line in p.stdout:
-    out.append(line.decode())
+for line in os.fdopen(r):
+    out.append(line)
     if json.loads(line).get("id") == 2:
         break
 p.stdin.close(); p.wait(timeout=10)
+out.append(json.dumps({"stdout_nonblocking_after_exit": bool(fcntl.fcntl(w, fcntl.F_GETFL) & os.O_NONBLOCK)}) + "\\n")
 sys.stdout.write("".join(out))
 `;
   const viaPipes = await run('python3', ['-c', python, BROKER_BIN, echoSession('over pipes')], { env });
   assert.equal(viaPipes.code, 0, `python host: ${viaPipes.stderr}`);
   assert.equal(echoed(viaPipes.stdout), 'over pipes', `answers over pipes: ${viaPipes.stdout}`);
+  assert.match(viaPipes.stdout, /"stdout_nonblocking_after_exit": false/, 'stdout is blocking again after the bridge exits');
 
   const dir = await fs.mkdtemp(path.join(ctx.home, 'files-'));
   await fs.writeFile(path.join(dir, 'in.jsonl'), echoSession('over files'));
