@@ -1,19 +1,21 @@
 //! Hosts: the local programs that use the broker, and the keys HTTP hosts present.
 //!
 //! A host that speaks Streamable HTTP gets a named key (`mcp-broker hosts add vscode`),
-//! shown once and kept in the keychain (`host:<name>`); the service holds the keys in
-//! memory and compares a presented key with every one of them in constant time. Bridge
+//! shown once and kept in the keychain (`host:<name>`); the service holds only the keys'
+//! SHA-256 digests in memory and looks a presented key's digest up among them: one hash and
+//! one map lookup per request, however many hosts, and what timing could tell about a digest
+//! says nothing about a key. Bridge
 //! hosts are named by their parent process instead and need no key: the control socket is
 //! private to the user.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 use base64::Engine;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::vault::{self, Keychain, KeychainError, Secret};
@@ -50,8 +52,9 @@ struct HostsFile {
 pub struct Hosts {
     path: PathBuf,
     keychain: Keychain,
-    /// `None` until the keys could be read (the keychain may be locked at start).
-    keys: RwLock<Option<Vec<(String, Secret)>>>,
+    /// Host names by the SHA-256 of their key; `None` until the keys could be read (the
+    /// keychain may be locked at start).
+    keys: RwLock<Option<HashMap<KeyDigest, String>>>,
 }
 
 impl Hosts {
@@ -62,10 +65,10 @@ impl Hosts {
     }
 
     fn load_keys(&self) -> Result<(), HostError> {
-        let mut keys = Vec::new();
+        let mut keys = HashMap::new();
         for name in self.read()?.hosts.into_keys() {
             if let Some(key) = self.keychain.get(&account(&name))? {
-                keys.push((name, key));
+                keys.insert(digest(key.expose()), name);
             }
         }
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(keys);
@@ -90,7 +93,7 @@ impl Hosts {
         file.hosts.insert(name.to_owned(), HostInfo { name: name.to_owned(), created_at: OffsetDateTime::now_utc() });
         self.write(&file)?;
         if let Some(keys) = self.keys.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            keys.push((name.to_owned(), key.clone()));
+            keys.insert(digest(key.expose()), name.to_owned());
         }
         Ok(key)
     }
@@ -101,22 +104,21 @@ impl Hosts {
             return Err(HostError::Unknown(name.to_owned()));
         }
         if let Some(keys) = self.keys.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            keys.retain(|(n, _)| n != name);
+            keys.retain(|_, n| n != name);
         }
         self.write(&file)?;
         self.keychain.delete(&account(name))?;
         Ok(())
     }
 
-    /// The host a key belongs to. Every key is compared, in constant time, so timing says
-    /// nothing about which key or how much of it matched. Fails when the keys cannot be
-    /// read (a locked keychain).
+    /// The host a key belongs to, found by the key's digest (see the module doc). Fails when
+    /// the keys cannot be read (a locked keychain).
     pub fn authenticate(&self, presented: &str) -> Result<Option<String>, HostError> {
         if self.keys.read().unwrap_or_else(|p| p.into_inner()).is_none() {
             self.load_keys()?;
         }
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
-        Ok(match_key(keys.as_deref().unwrap_or_default(), presented))
+        Ok(keys.as_ref().and_then(|k| k.get(&digest(presented))).cloned())
     }
 
     fn read(&self) -> Result<HostsFile, HostError> {
@@ -133,16 +135,11 @@ impl Hosts {
     }
 }
 
-/// Compare `presented` with every key in constant time; the name of the one it equals.
-fn match_key(keys: &[(String, Secret)], presented: &str) -> Option<String> {
-    let mut found = None;
-    for (name, key) in keys {
-        let same = key.expose().len() == presented.len() && bool::from(key.expose().as_bytes().ct_eq(presented.as_bytes()));
-        if same {
-            found = Some(name.clone());
-        }
-    }
-    found
+/// A host key's SHA-256: what the service keeps in memory instead of the key.
+type KeyDigest = [u8; 32];
+
+fn digest(key: &str) -> KeyDigest {
+    Sha256::digest(key.as_bytes()).into()
 }
 
 fn account(name: &str) -> String {
@@ -162,10 +159,10 @@ mod tests {
 
     #[test]
     fn keys_match_exactly() {
-        let keys = vec![("a".to_owned(), Secret::new("mcpb_aaaa")), ("b".to_owned(), Secret::new("mcpb_bbbb"))];
-        assert_eq!(match_key(&keys, "mcpb_bbbb").as_deref(), Some("b"));
+        let keys: HashMap<KeyDigest, String> = [(digest("mcpb_aaaa"), "a".to_owned()), (digest("mcpb_bbbb"), "b".to_owned())].into();
+        assert_eq!(keys.get(&digest("mcpb_bbbb")).map(String::as_str), Some("b"));
         for wrong in ["", "mcpb_bbb", "mcpb_bbbbb", "MCPB_BBBB", "mcpb_bbbb ", "mcpb_aaab"] {
-            assert_eq!(match_key(&keys, wrong), None, "{wrong:?}");
+            assert_eq!(keys.get(&digest(wrong)), None, "{wrong:?}");
         }
         assert!(new_key().expose().starts_with("mcpb_") && new_key().expose().len() == 48);
         assert_ne!(new_key(), new_key());
