@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, BodyStream, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use oauth2::AccessToken;
 use time::OffsetDateTime;
 
@@ -211,7 +211,7 @@ impl Proxy {
         self.broker.access_token(name).await.map_err(refusal)
     }
 
-    async fn send(&self, req: &Inbound, url: Uri, token: &AccessToken) -> Result<http::Response<Incoming>, Refusal> {
+    async fn send(&self, req: &Inbound, url: Uri, token: &AccessToken) -> Result<http::Response<upstream::UpstreamBody>, Refusal> {
         let mut h = headers::to_upstream(&req.headers);
         if req.method == Method::POST {
             headers::ensure_post_defaults(&mut h);
@@ -257,7 +257,7 @@ const FIRST_CHUNK_WAIT: Duration = Duration::from_millis(20);
 /// (one JSON message, or an SSE stream that soon carries the response) waits briefly for its
 /// first bytes: the head and those bytes then go out in one write, and a JSON body that is
 /// complete goes back with its length.
-async fn stream_back(resp: http::Response<Incoming>, method: &Method) -> Response {
+async fn stream_back(resp: http::Response<upstream::UpstreamBody>, method: &Method) -> Response {
     let (parts, mut body) = resp.into_parts();
     let length = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let first = match method {

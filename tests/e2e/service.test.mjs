@@ -722,3 +722,4 @@ sys.stdout.write("".join(out))
   const out = await fs.readFile(path.join(dir, 'out.jsonl'), 'utf8');
   assert.equal(echoed(out), 'over files', `answers over files: ${out}`);
 });
+
