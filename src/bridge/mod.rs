@@ -82,9 +82,11 @@ pub async fn run(control: Control, server: &str, host: &str) -> anyhow::Result<(
         while tasks.try_join_next().is_some() {}
     }
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, async { while tasks.join_next().await.is_some() {} }).await;
+    tasks.abort_all();
     bridge.close().await;
     drop(bridge);
-    let _ = writer.await;
+    // A GET stream the upstream keeps open after DELETE must not keep the bridge alive.
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
     Ok(())
 }
 

@@ -108,8 +108,22 @@ mod unix {
         r.unwrap_or_else(|| Box::new(tokio::io::stdin()))
     }
 
+    /// Whether stdout and stderr are the same file (`2>&1`): non-blocking mode would then
+    /// reach stderr too, where a log line could be lost to `EAGAIN`.
+    fn stdout_is_stderr() -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let meta = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().ok().and_then(|d| File::from(d).metadata().ok());
+        match (meta(std::io::stdout().as_fd()), meta(std::io::stderr().as_fd())) {
+            (Some(a), Some(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+
     /// Standard output, non-blocking when it can be.
     pub fn stdout() -> Writer {
+        if stdout_is_stderr() {
+            return Box::new(tokio::io::stdout());
+        }
         let w: Option<Writer> = match kind(std::io::stdout().as_fd()) {
             Kind::Fifo(fd) => tokio::net::unix::pipe::Sender::from_owned_fd(fd)
                 .ok()

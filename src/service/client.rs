@@ -242,7 +242,9 @@ pub const BRIDGE_EXE: &str = "mcp-broker-bridge";
 /// bridge binary, the `mcp-broker` beside it.
 pub fn service_exe() -> std::io::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    Ok(if exe.file_name().is_some_and(|n| n == BRIDGE_EXE) { exe.with_file_name("mcp-broker") } else { exe })
+    // After a package upgrade replaced the running file, Linux names it "… (deleted)".
+    let name = exe.file_name().map(|n| n.to_string_lossy().trim_end_matches(" (deleted)").to_owned());
+    Ok(if name.as_deref() == Some(BRIDGE_EXE) { exe.with_file_name("mcp-broker") } else { exe })
 }
 
 /// A request to the control socket with a JSON body.
