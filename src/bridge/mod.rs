@@ -73,7 +73,14 @@ pub async fn run(control: Control, server: &str, host: &str) -> anyhow::Result<(
     });
     let mut lines = BufReader::new(stdio::stdin()).lines();
     let mut tasks = JoinSet::new();
-    while let Some(line) = lines.next_line().await? {
+    let mut stop = std::pin::pin!(stop_signal());
+    loop {
+        // A host ends a stdio server by closing stdin, or by a signal: both end the same way.
+        let line = tokio::select! {
+            line = lines.next_line() => line?,
+            () = &mut stop => None,
+        };
+        let Some(line) = line else { break };
         if line.trim().is_empty() {
             continue;
         }
@@ -88,6 +95,22 @@ pub async fn run(control: Control, server: &str, host: &str) -> anyhow::Result<(
     // A GET stream the upstream keeps open after DELETE must not keep the bridge alive.
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
     Ok(())
+}
+
+/// SIGTERM, SIGINT or SIGHUP (never, where they cannot be watched).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let kinds = [SignalKind::terminate(), SignalKind::interrupt(), SignalKind::hangup()];
+        let mut signals: Vec<_> = kinds.into_iter().filter_map(|k| signal(k).ok()).collect();
+        if !signals.is_empty() {
+            let waits = signals.iter_mut().map(|s| Box::pin(s.recv()));
+            futures_util::future::select_all(waits).await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await
 }
 
 impl Bridge {
