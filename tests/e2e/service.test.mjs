@@ -17,6 +17,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import {
   startAs, startMcpServer, makeBrowserLog, makeServiceHome, browserOpens, runBroker, describeRun,
@@ -723,3 +724,33 @@ sys.stdout.write("".join(out))
   assert.equal(echoed(out), 'over files', `answers over files: ${out}`);
 });
 
+
+/** A plain-HTTP forward proxy on loopback that records the URL of each request it forwards. */
+async function startForwardProxy(t) {
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    seen.push(req.url);
+    const up = http.request(req.url, { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => { res.writeHead(502); res.end(); });
+    req.pipe(up);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => { server.closeAllConnections(); server.close(); });
+  return { url: `http://127.0.0.1:${server.address().port}`, seen };
+}
+
+test('15: the user\'s proxy settings (HTTP_PROXY) carry the MCP calls the service forwards', { timeout: 120_000 }, async (t) => {
+  const proxy = await startForwardProxy(t);
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  // A service started with proxy settings, as from a desktop session that has them.
+  assert.equal((await broker(ctx, ['stop'])).code, 0);
+  const env = { HTTP_PROXY: proxy.url, http_proxy: proxy.url, NO_PROXY: '', no_proxy: '' };
+  const b = await bridge(ctx, 'alpha', { env: { ...ctx.env, ...env } });
+  await echo(b.client, 'via the proxy', 'bridge');
+  const calls = proxy.seen.filter((u) => u.startsWith(ctx.mcp.url));
+  assert.ok(calls.length >= 2, `initialize and the echo call went through the proxy: ${JSON.stringify(proxy.seen)}`);
+});
