@@ -88,6 +88,10 @@ impl Audit {
 
     /// The latest calls, newest first, optionally for one server and/or host.
     pub fn latest(&self, server: Option<&str>, host: Option<&str>, limit: usize) -> Result<Vec<Call>, AuditError> {
+        crate::blocking::run(|| self.query_latest(server, host, limit))
+    }
+
+    fn query_latest(&self, server: Option<&str>, host: Option<&str>, limit: usize) -> Result<Vec<Call>, AuditError> {
         let err = |source| AuditError { path: self.path.clone(), source };
         let conn = connect(&self.path)?;
         let mut stmt = conn
@@ -115,6 +119,10 @@ impl Audit {
 
     /// Every host × server pair seen, most recent first.
     pub fn usage(&self) -> Result<Vec<Usage>, AuditError> {
+        crate::blocking::run(|| self.query_usage())
+    }
+
+    fn query_usage(&self) -> Result<Vec<Usage>, AuditError> {
         let err = |source| AuditError { path: self.path.clone(), source };
         let conn = connect(&self.path)?;
         let mut stmt = conn

@@ -5,6 +5,7 @@
 //! as the front door the CLI calls and [`net`] as the bounded HTTP client under all of them.
 
 pub mod audit;
+pub mod blocking;
 pub mod bridge;
 pub mod broker;
 pub mod consent;

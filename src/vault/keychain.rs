@@ -88,7 +88,7 @@ impl Keychain {
             }
             Some(Cached { value, unsaved: None }) => Ok(value),
             None => {
-                let value = match blocking(|| self.entry(account).map(|e| e.get_password()))? {
+                let value = match crate::blocking::run(|| self.entry(account).map(|e| e.get_password()))? {
                     Ok(v) => Some(Secret::new(v)),
                     Err(keyring::Error::NoEntry) => None,
                     Err(e) => return Err(e.into()),
@@ -102,7 +102,7 @@ impl Keychain {
     /// Write a secret. On failure it stays cached as unsaved (see the type's doc) and the
     /// error is returned.
     pub fn set(&self, account: &str, secret: &Secret) -> Result<(), KeychainError> {
-        let result = blocking(|| self.entry(account).and_then(|e| Ok(e.set_password(secret.expose())?)));
+        let result = crate::blocking::run(|| self.entry(account).and_then(|e| Ok(e.set_password(secret.expose())?)));
         let unsaved = result.is_err().then(Instant::now);
         self.cache().insert(account.to_owned(), Cached { value: Some(secret.clone()), unsaved });
         result
@@ -110,7 +110,7 @@ impl Keychain {
 
     /// Delete a secret; deleting what is not there is fine.
     pub fn delete(&self, account: &str) -> Result<(), KeychainError> {
-        match blocking(|| self.entry(account).map(|e| e.delete_credential()))? {
+        match crate::blocking::run(|| self.entry(account).map(|e| e.delete_credential()))? {
             Ok(()) | Err(keyring::Error::NoEntry) => {}
             Err(e) => return Err(e.into()),
         }
@@ -121,20 +121,11 @@ impl Keychain {
     /// Fail early, before any browser opens, when the keychain cannot be written (absent,
     /// locked): a login whose tokens could not be stored would be wasted.
     pub fn check_writable(&self) -> Result<(), KeychainError> {
-        blocking(|| {
+        crate::blocking::run(|| {
             let entry = self.entry("probe")?;
             entry.set_password("probe")?;
             entry.delete_credential()?;
             Ok(())
         })
-    }
-}
-
-/// Run a keychain call (a D-Bus round trip of ~10 ms) off the async worker when on a
-/// multi-threaded runtime, so other requests go on meanwhile; elsewhere just run it.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }
