@@ -137,8 +137,8 @@ impl Control {
     /// Send one request on an idle connection when one is free (HTTP/1.1 keep-alive), else
     /// on a new one. The [`Lease`] gives the connection back once the caller has read the
     /// answer to its end, so two requests never share a connection at once (hyper would
-    /// pipeline them). A request a reused connection could not even start sending is sent
-    /// on another, so nothing is ever sent twice.
+    /// pipeline them). A request a reused connection could not start sending, or that the
+    /// service provably never read ([`never_read`]), is sent on another: nothing twice.
     pub async fn send_leased(&self, mut req: Request<Full<Bytes>>) -> Result<(hyper::Response<Incoming>, Lease), ClientError> {
         while let Some(mut sender) = self.take_idle() {
             let copy = copy_request(&req);
@@ -207,7 +207,8 @@ fn copy_request(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
 /// Whether a connection failed in a way that proves the service never read the request:
 /// writing to a Unix socket whose peer is gone fails with `EPIPE`, and a peer that dies
 /// with unread data (one request per connection at a time: ours) resets the connection.
-/// A service that read the request and then died closes it cleanly instead.
+/// A service that read the request and then died closes it cleanly instead. This holds
+/// while the service acts only on whole request bodies and requests are never pipelined.
 fn never_read(e: &hyper::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(err) = source {
