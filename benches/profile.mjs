@@ -6,6 +6,7 @@
 //   RUSTFLAGS="-C force-frame-pointers=yes" CARGO_PROFILE_RELEASE_STRIP=none \
 //     CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release --target-dir target/prof
 //   scripts/with-keychain.sh node benches/profile.mjs --bin target/prof/release/mcp-broker [--calls 3000] [--out DIR]
+//   ... --load 64   # instead: 64 concurrent HTTP hosts for 5 s (benches/lib/load.mjs), service only
 //
 // Writes perf.data files and flat reports (self time by symbol, and by shared object) for
 // the service (daemon.*) and the bridge (bridge.*) to --out (default /tmp/mcpb-profile),
@@ -17,6 +18,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 
 import { StdioPeer, HttpMcp, ECHO, checkEcho } from './lib/rpc.mjs';
 
@@ -26,6 +28,7 @@ const { values: opt } = parseArgs({
     calls: { type: 'string', default: '3000' },
     out: { type: 'string', default: path.join(os.tmpdir(), 'mcpb-profile') },
     strace: { type: 'boolean', default: false },
+    load: { type: 'string' },
   },
   strict: true,
 });
@@ -68,7 +71,20 @@ try {
     checkEcho(await bridge.request('tools/call', ECHO), 'bridge');
     checkEcho(await ep.request('tools/call', ECHO), 'endpoint');
   }
-  for (const tool of opt.strace ? ['perf', 'strace'] : ['perf']) {
+  if (opt.load) {
+    const keys = [host.key];
+    for (let i = 1; i < Number(opt.load); i += 1) keys.push((await H.addHost(home, `prof${i}`)).key);
+    const spec = { url: `${host.endpoint}/servers/s1/mcp`, auths: keys.map((k) => `Bearer ${k}`), warmupMs: 1500, durationMs: 5000 };
+    const driver = spawn(process.execPath, [path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'load.mjs')], { env: { ...process.env, BENCH_LOAD_SPEC: JSON.stringify(spec) }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let result = '';
+    driver.stdout.setEncoding('utf8').on('data', (d) => { result += d; });
+    await new Promise((r) => setTimeout(r, 1500));
+    const a = await attach('perf', daemon, 'daemon');
+    await once(driver, 'exit');
+    await a.stop();
+    console.error(`[profile] load: ${result.trim()}`);
+  }
+  for (const tool of opt.load ? [] : opt.strace ? ['perf', 'strace'] : ['perf']) {
     const a = await attach(tool, daemon, 'daemon');
     const b = await attach(tool, bridge.pid, 'bridge');
     const t0 = performance.now();
@@ -82,7 +98,7 @@ try {
   }
   await bridge.close();
   await ep.close();
-  for (const label of ['daemon', 'bridge']) {
+  for (const label of opt.load ? ['daemon'] : ['daemon', 'bridge']) {
     const data = path.join(out, `${label}.perf.data`);
     await run('perf', ['report', '-i', data, '--no-children', '--sort', 'symbol', '--stdio', '--percent-limit', '0.7', '-g', 'none'], path.join(out, `${label}.symbols.txt`));
     await run('perf', ['report', '-i', data, '--no-children', '--sort', 'dso', '--stdio', '-g', 'none'], path.join(out, `${label}.dso.txt`));
