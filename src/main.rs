@@ -317,8 +317,8 @@ fn needs_resolving(args: &ConnectArgs) -> bool {
 /// cannot be run, and `connect` then runs the same bridge in this process.
 fn exec_bridge(server: &str, host: &str, hidden_env: &[String]) {
     #[cfg(unix)]
-    if let Ok(exe) = std::env::current_exe() {
-        let mut cmd = std::process::Command::new(exe.with_file_name(mcp_broker::service::client::BRIDGE_EXE));
+    if let Ok(exe) = mcp_broker::service::client::bridge_exe() {
+        let mut cmd = std::process::Command::new(exe);
         cmd.args([server, host]);
         for var in hidden_env {
             cmd.env_remove(var);

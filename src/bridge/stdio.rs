@@ -34,9 +34,9 @@ pub fn stdout() -> Writer {
 
 #[cfg(unix)]
 mod unix {
-    use std::fs::File;
-    use std::os::fd::{AsFd, OwnedFd};
-    use std::os::unix::fs::FileTypeExt;
+    use std::fs::{File, Metadata};
+    use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
     use super::{Reader, Writer};
 
@@ -69,23 +69,19 @@ mod unix {
         Other,
     }
 
-    /// A duplicate of `fd` when it is a pipe or a socket. The duplicate shares the file's
-    /// status flags with the original, so making it non-blocking makes the stream non-blocking.
-    fn kind(fd: std::os::fd::BorrowedFd<'_>) -> Kind {
-        let Ok(dup) = fd.try_clone_to_owned() else {
-            return Kind::Other;
-        };
-        let file = File::from(dup);
-        let Ok(meta) = file.metadata() else {
-            return Kind::Other;
-        };
-        let ft = meta.file_type();
-        if ft.is_fifo() {
-            Kind::Fifo(file.into())
-        } else if ft.is_socket() {
-            Kind::Socket(file.into())
-        } else {
-            Kind::Other
+    /// A duplicate of `fd` (it shares the file's status flags with the original, so making it
+    /// non-blocking makes the stream non-blocking) and what kind of file it is.
+    fn dup(fd: BorrowedFd<'_>) -> Option<(File, Metadata)> {
+        let file = File::from(fd.try_clone_to_owned().ok()?);
+        let meta = file.metadata().ok()?;
+        Some((file, meta))
+    }
+
+    fn kind(fd: BorrowedFd<'_>) -> Kind {
+        match dup(fd) {
+            Some((file, meta)) if meta.file_type().is_fifo() => Kind::Fifo(file.into()),
+            Some((file, meta)) if meta.file_type().is_socket() => Kind::Socket(file.into()),
+            _ => Kind::Other,
         }
     }
 
@@ -111,10 +107,8 @@ mod unix {
     /// Whether stdout and stderr are the same file (`2>&1`): non-blocking mode would then
     /// reach stderr too, where a log line could be lost to `EAGAIN`.
     fn stdout_is_stderr() -> bool {
-        use std::os::unix::fs::MetadataExt;
-        let meta = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().ok().and_then(|d| File::from(d).metadata().ok());
-        match (meta(std::io::stdout().as_fd()), meta(std::io::stderr().as_fd())) {
-            (Some(a), Some(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        match (dup(std::io::stdout().as_fd()), dup(std::io::stderr().as_fd())) {
+            (Some((_, a)), Some((_, b))) => a.dev() == b.dev() && a.ino() == b.ino(),
             _ => false,
         }
     }

@@ -179,7 +179,6 @@ impl Control {
         Some(idle.swap_remove(ready))
     }
 
-
     /// A JSON call: the answer's JSON, or its `error` as [`ClientError::Api`].
     pub async fn call(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<serde_json::Value, ClientError> {
         let (resp, lease) = self.send_leased(json_request(method, path, body)).await?;
@@ -238,6 +237,11 @@ impl Lease {
 
 /// The file name of the small stdio bridge program, installed next to `mcp-broker`.
 pub const BRIDGE_EXE: &str = "mcp-broker-bridge";
+
+/// The bridge program beside this one (what `mcp-broker connect` execs).
+pub fn bridge_exe() -> std::io::Result<PathBuf> {
+    Ok(std::env::current_exe()?.with_file_name(BRIDGE_EXE))
+}
 
 /// The `mcp-broker` binary that runs the service: this program, or when this program is the
 /// bridge binary, the `mcp-broker` beside it.
