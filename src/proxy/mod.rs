@@ -9,8 +9,10 @@
 //! 3. Upstream 401: refresh once and retry; still 401: `needs_login` and a clear error.
 //! 4. Upstream 403 `insufficient_scope`: step up to the union of scopes, retry, at most
 //!    [`MAX_STEP_UPS`] times.
-//! 5. Stream the answer back as it arrives (JSON or SSE), and record the call.
+//! 5. Pass the answer back ([`answer`]: whole when it already is, else streamed as it
+//!    arrives), and record the call.
 
+pub mod answer;
 pub mod headers;
 pub mod jsonrpc;
 pub mod upstream;
@@ -22,10 +24,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{HeaderMap, Method, StatusCode, Uri};
-use http_body_util::{BodyExt, BodyStream, StreamBody};
-use hyper::body::Frame;
 use oauth2::AccessToken;
 use time::OffsetDateTime;
 
@@ -51,6 +50,23 @@ pub struct Inbound {
     pub method: Method,
     pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+/// The largest host message read (what axum allows a body by default).
+const MAX_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
+
+impl Inbound {
+    /// Take a host's request apart (its headers moved, not copied) and read its body.
+    pub async fn read(host: String, server: String, req: axum::extract::Request) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        match axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await {
+            Ok(body) => Ok(Self { host, server, method: parts.method, headers: parts.headers, body }),
+            Err(e) => {
+                let msg = format!("cannot read the request body (at most {} MiB): {e}", MAX_MESSAGE_BYTES >> 20);
+                Err((StatusCode::PAYLOAD_TOO_LARGE, axum::Json(jsonrpc::error(None, code::INVALID_REQUEST, &msg))).into_response())
+            }
+        }
+    }
 }
 
 pub struct Proxy {
@@ -110,7 +126,7 @@ impl Proxy {
             let r = Refusal::new(StatusCode::FORBIDDEN, code::FORBIDDEN, refused.to_string());
             return self.refuse(&req, &info, r, started);
         }
-        match self.forward(&req).await {
+        match self.forward(&req, &info).await {
             Ok(resp) => {
                 self.record(&req, &info, resp.status().as_u16(), None, started);
                 if info.method.as_deref() == Some("tools/list") && resp.status().is_success() {
@@ -153,7 +169,7 @@ impl Proxy {
         Response::from_parts(parts, Body::from(body))
     }
 
-    async fn forward(&self, req: &Inbound) -> Result<Response, Refusal> {
+    async fn forward(&self, req: &Inbound, info: &MessageInfo) -> Result<Response, Refusal> {
         let mut token = self.token(&req.server).await?;
         let mut step_ups = 0;
         let mut refreshed = false;
@@ -183,9 +199,9 @@ impl Proxy {
                         let msg = format!("{} still answers insufficient_scope (needs {}) after step-up; ask its administrator for access", req.server, needed.join(" "));
                         return Err(Refusal::new(StatusCode::FORBIDDEN, code::FORBIDDEN, msg));
                     }
-                    None => return Ok(stream_back(resp, &req.method).await),
+                    None => return Ok(answer::pass_back(resp, &req.method, info.id.as_ref()).await),
                 },
-                _ => return Ok(stream_back(resp, &req.method).await),
+                _ => return Ok(answer::pass_back(resp, &req.method, info.id.as_ref()).await),
             }
         }
     }
@@ -248,38 +264,6 @@ impl Proxy {
 fn insufficient_scope(h: &HeaderMap) -> Option<Vec<String>> {
     let c = bearer_challenge(h.get_all(http::header::WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()))?;
     (c.error.as_deref() == Some("insufficient_scope")).then(|| c.scopes())
-}
-
-/// How long the answer's head waits for its first body bytes, so both go out in one write.
-const FIRST_CHUNK_WAIT: Duration = Duration::from_millis(20);
-
-/// Pass the upstream answer through, body streamed as it arrives. The answer to a POST
-/// (one JSON message, or an SSE stream that soon carries the response) waits briefly for its
-/// first bytes: the head and those bytes then go out in one write, and a JSON body that is
-/// complete goes back with its length.
-async fn stream_back(resp: http::Response<upstream::UpstreamBody>, method: &Method) -> Response {
-    let (parts, mut body) = resp.into_parts();
-    let length = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    let first = match method {
-        &Method::POST => tokio::time::timeout(FIRST_CHUNK_WAIT, body.frame()).await.ok(),
-        _ => None,
-    };
-    let out = match first {
-        None => Body::new(body),
-        Some(None) => Body::empty(),
-        Some(Some(first)) => match first.map(Frame::into_data) {
-            Ok(Ok(bytes)) if length == Some(bytes.len()) => Body::from(bytes),
-            first => {
-                let first = first.map(|f| f.map_or_else(|frame| frame, Frame::data));
-                let rest = BodyStream::new(body);
-                Body::new(StreamBody::new(futures_util::stream::once(std::future::ready(first)).chain(rest)))
-            }
-        },
-    };
-    let mut out = Response::new(out);
-    *out.status_mut() = parts.status;
-    *out.headers_mut() = headers::to_host(&parts.headers);
-    out
 }
 
 /// Parsed upstream URLs by their text, so a request does not parse its server's URL again.
