@@ -16,8 +16,8 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post};
 use axum::{Json, Router};
@@ -308,7 +308,10 @@ async fn shutdown(State(s): S) -> Json<Value> {
     Json(json!({ "stopping": true }))
 }
 
-async fn mcp(State(s): S, Path(name): Path<String>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
-    let host = headers.get(HOST_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("unknown").chars().take(64).collect();
-    s.proxy.handle(Inbound { host, server: name, method, headers, body }).await
+async fn mcp(State(s): S, Path(name): Path<String>, req: Request) -> Response {
+    let host = req.headers().get(HOST_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("unknown").chars().take(64).collect();
+    match Inbound::read(host, name, req).await {
+        Ok(inbound) => s.proxy.handle(inbound).await,
+        Err(refused) => refused,
+    }
 }

@@ -9,9 +9,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
@@ -59,19 +58,24 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
 }
 
-async fn endpoint(State(s): State<Arc<Service>>, Path(name): Path<String>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
-    if !allowed_host(&headers, s.port) {
+async fn endpoint(State(s): State<Arc<Service>>, Path(name): Path<String>, req: Request) -> Response {
+    let headers = req.headers();
+    if !allowed_host(headers, s.port) {
         return refuse(StatusCode::FORBIDDEN, "forbidden Host header (DNS rebinding protection)");
     }
-    if !allowed_origin(&headers, s.port) {
+    if !allowed_origin(headers, s.port) {
         return refuse(StatusCode::FORBIDDEN, "forbidden Origin: web pages may not use mcp-broker");
     }
-    let host = match bearer(&headers).map(|k| s.hosts.authenticate(k)) {
+    let host = match bearer(headers).map(|k| s.hosts.authenticate(k)) {
         Some(Ok(Some(host))) => host,
         Some(Err(e)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &format!("cannot check host keys: {e}")),
         _ => return refuse(StatusCode::UNAUTHORIZED, "missing or unknown host key: create one with `mcp-broker hosts add NAME`"),
     };
-    s.proxy.handle(Inbound { host, server: name, method, headers, body }).await
+    // The body is read only once the host is known.
+    match Inbound::read(host, name, req).await {
+        Ok(inbound) => s.proxy.handle(inbound).await,
+        Err(refused) => refused,
+    }
 }
 
 #[cfg(test)]
