@@ -7,6 +7,7 @@
 //     CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release --target-dir target/prof
 //   scripts/with-keychain.sh node benches/profile.mjs --bin target/prof/release/mcp-broker [--calls 3000] [--out DIR]
 //   ... --load 64   # instead: 64 concurrent HTTP hosts for 5 s (benches/lib/load.mjs), service only
+//                   # (with --strace: strace -c of the service under that load instead of perf)
 //
 // Writes perf.data files and flat reports (self time by symbol, and by shared object) for
 // the service (daemon.*) and the bridge (bridge.*) to --out (default /tmp/mcpb-profile),
@@ -79,7 +80,7 @@ try {
     let result = '';
     driver.stdout.setEncoding('utf8').on('data', (d) => { result += d; });
     await new Promise((r) => setTimeout(r, 1500));
-    const a = await attach('perf', daemon, 'daemon');
+    const a = await attach(opt.strace ? 'strace' : 'perf', daemon, 'daemon');
     await once(driver, 'exit');
     await a.stop();
     console.error(`[profile] load: ${result.trim()}`);
@@ -98,7 +99,7 @@ try {
   }
   await bridge.close();
   await ep.close();
-  for (const label of opt.load ? ['daemon'] : ['daemon', 'bridge']) {
+  for (const label of opt.load ? (opt.strace ? [] : ['daemon']) : ['daemon', 'bridge']) {
     const data = path.join(out, `${label}.perf.data`);
     await run('perf', ['report', '-i', data, '--no-children', '--sort', 'symbol', '--stdio', '--percent-limit', '0.7', '-g', 'none'], path.join(out, `${label}.symbols.txt`));
     await run('perf', ['report', '-i', data, '--no-children', '--sort', 'dso', '--stdio', '-g', 'none'], path.join(out, `${label}.dso.txt`));

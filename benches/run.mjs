@@ -25,7 +25,7 @@
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
@@ -58,7 +58,7 @@ const QUICK = opt.quick;
 const SECTIONS = new Set((opt.only ?? 'size,cold,latency,throughput,memory,login,tokens').split(',').map((s) => s.trim()));
 const CFG = QUICK
   ? { coldRounds: 4, latencyCalls: 300, latencyWarmup: 30, tputRounds: 2, tputWarmupMs: 500, tputMs: 1500, loginTrials: 3, memServers: 20, tokenCalls: 200, variantRounds: 4, variantCalls: 200 }
-  : { coldRounds: 20, latencyCalls: 1000, latencyWarmup: 100, tputRounds: 3, tputWarmupMs: 1000, tputMs: 5000, loginTrials: 10, memServers: 20, tokenCalls: 1000, variantRounds: 15, variantCalls: 1000 };
+  : { coldRounds: 20, latencyCalls: 1000, latencyWarmup: 100, tputRounds: 5, tputWarmupMs: 1000, tputMs: 4000, loginTrials: 10, memServers: 20, tokenCalls: 1000, variantRounds: 15, variantCalls: 1000 };
 const CONCURRENCY = [1, 16, 64];
 
 const MCP_REMOTE = path.join(H.E2E_DIR, 'node_modules', 'mcp-remote', 'dist', 'proxy.js');
@@ -89,6 +89,24 @@ function cpuMsOf(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** CPU of a process and of its children (socat forks one per connection), live or reaped. */
+function treeCpuMs(pid) {
+  const fields = (p) => {
+    const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  };
+  const f = fields(pid);
+  let ms = ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / 100;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const g = fields(d);
+      if (Number(g[1]) === pid) ms += ((Number(g[11]) + Number(g[12])) * 1000) / 100;
+    } catch { /* exited meanwhile: counted in the parent once reaped */ }
+  }
+  return ms;
 }
 
 function serviceLogTail(home) {
@@ -352,7 +370,7 @@ async function startRelay(mcpUrl) {
   }
   const url = new URL(mcpUrl);
   url.port = String(port);
-  return { url: url.href, close: () => child.kill('SIGTERM') };
+  return { url: url.href, pid: child.pid, close: () => child.kill('SIGTERM') };
 }
 
 function freePort() {
@@ -422,23 +440,40 @@ async function benchLatency(ctx) {
 
 // ---- 3. throughput ---------------------------------------------------------------------------
 
-async function load(url, auths) {
+/**
+ * Run the load driver; `watch` maps a label to a function giving that process's CPU ms, read
+ * when the driver starts and ends its measured window (result: `cpu_ms[label]`).
+ */
+async function load(url, auths, watch = {}) {
   const spec = { url, auths, warmupMs: CFG.tputWarmupMs, durationMs: CFG.tputMs };
   const child = spawn(NODE, [LOAD], { env: { ...process.env, BENCH_LOAD_SPEC: JSON.stringify(spec) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
+  const marks = {};
+  const sample = () => Object.fromEntries(Object.entries(watch).map(([k, f]) => [k, f()]));
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    out += d;
+    for (const m of ['start', 'end']) if (!marks[m] && out.includes(`MEASURE ${m}\n`)) marks[m] = sample();
+  });
   child.stderr.setEncoding('utf8').on('data', (d) => { err = (err + d).slice(-4000); });
   const [code] = await once(child, 'exit');
   const m = /^RESULT (.*)$/m.exec(out);
   if (code !== 0 || !m) throw new Error(`load driver failed (${code}): ${out}\n${err}`);
   const r = JSON.parse(m[1]);
   if (r.errors) throw new Error(`load driver: ${r.errors} errors, first: ${r.first_error}`);
+  r.cpu_ms = Object.fromEntries(Object.keys(watch).map((k) => [k, (marks.end?.[k] ?? NaN) - (marks.start?.[k] ?? NaN)]));
+  r.cpu_ms.driver = r.driver_cpu_ms;
   return r;
 }
 
+/** Median over runs of one process's CPU per call (µs) in the measured window. */
+function cpuPerCall(runs, key) {
+  const xs = runs.map((r) => (r.cpu_ms[key] * 1000) / r.calls).filter(Number.isFinite);
+  return xs.length ? median(xs) : null;
+}
+
 async function benchThroughput(ctx) {
-  const { b, mcpUrl, token } = ctx;
+  const { b, mcpUrl, mcpPid, token } = ctx;
   const pid = await daemonPid(b);
   const relay = await startRelay(mcpUrl);
   const out = {};
@@ -446,19 +481,15 @@ async function benchThroughput(ctx) {
     for (const conc of CONCURRENCY) {
       const names = relay ? ['direct', 'endpoint', 'relay'] : ['direct', 'endpoint'];
       const runs = Object.fromEntries(names.map((n) => [n, []]));
-      let daemonCpuMs = 0;
-      let endpointCalls = 0;
       for (let round = 0; round < CFG.tputRounds; round += 1) {
         const order = names.map((_, k) => names[(round + k) % names.length]);
         for (const n of order) {
-          const cpu0 = cpuMsOf(pid);
+          const watch = { server: () => cpuMsOf(mcpPid) };
+          if (n === 'endpoint') watch.proxy = () => cpuMsOf(pid);
+          if (n === 'relay') watch.proxy = () => treeCpuMs(relay.pid);
           const r = n === 'endpoint'
-            ? await load(b.endpointUrl('s1'), b.keys.slice(0, conc).map((k) => `Bearer ${k}`))
-            : await load(n === 'relay' ? relay.url : mcpUrl, Array(conc).fill(`Bearer ${token}`));
-          if (n === 'endpoint') {
-            daemonCpuMs += cpuMsOf(pid) - cpu0;
-            endpointCalls += r.calls;
-          }
+            ? await load(b.endpointUrl('s1'), b.keys.slice(0, conc).map((k) => `Bearer ${k}`), watch)
+            : await load(n === 'relay' ? relay.url : mcpUrl, Array(conc).fill(`Bearer ${token}`), watch);
           runs[n].push(r);
           await sleep(200);
         }
@@ -474,7 +505,9 @@ async function benchThroughput(ctx) {
         relay_percent_of_direct: relay ? pct('relay') : null,
         direct_p50_ms: median(runs.direct.map((r) => r.p50_ms)),
         endpoint_p50_ms: median(runs.endpoint.map((r) => r.p50_ms)),
-        daemon_cpu_us_per_call: (daemonCpuMs * 1000) / endpointCalls, // includes warm-up calls: an upper bound
+        daemon_cpu_us_per_call: cpuPerCall(runs.endpoint, 'proxy'),
+        // CPU µs per call of each process in the measured window, by contender.
+        cpu_us_per_call: Object.fromEntries(names.map((n) => [n, Object.fromEntries(['server', 'driver', 'proxy'].map((k) => [k, cpuPerCall(runs[n], k)]))])),
         runs,
       };
     }
@@ -736,6 +769,8 @@ async function benchVariants(ctx, variants) {
   for (const v of variants) await addHosts(v, Math.max(...CONCURRENCY));
   // Throughput through each variant's HTTP endpoint, alternating with direct.
   const tput = {};
+  const cpuShare = Object.fromEntries(variants.map((v) => [v.label, []]));
+  const pids = Object.fromEntries(await Promise.all(variants.map(async (v) => [v.label, await daemonPid(v)])));
   for (const conc of [1, 64]) {
     const runs = { direct: [] };
     for (const v of variants) runs[v.label] = [];
@@ -745,9 +780,11 @@ async function benchVariants(ctx, variants) {
       for (let k = 0; k < names.length; k += 1) {
         const n = names[(round + k) % names.length];
         const v = variants.find((x) => x.label === n);
+        const watch = v ? { server: () => cpuMsOf(ctx.mcpPid), proxy: () => cpuMsOf(pids[n]) } : {};
         res[n] = v
-          ? await load(v.endpointUrl('s1'), v.keys.slice(0, conc).map((key) => `Bearer ${key}`))
+          ? await load(v.endpointUrl('s1'), v.keys.slice(0, conc).map((key) => `Bearer ${key}`), watch)
           : await load(mcpUrl, Array(conc).fill(`Bearer ${token}`));
+        if (v && conc === 64) cpuShare[n].push(res[n].cpu_ms.proxy / res[n].cpu_ms.server);
         runs[n].push(res[n].rps);
         await sleep(200);
       }
@@ -768,6 +805,7 @@ async function benchVariants(ctx, variants) {
       tput_1_pct: 100 * median(tput[1][label].map((x, i) => x / tput[1].direct[i])),
       tput_64: median(tput[64][label]),
       tput_64_pct: 100 * median(tput[64][label].map((x, i) => x / tput[64].direct[i])),
+      service_cpu_share_64: 100 * median(cpuShare[label].filter(Number.isFinite)),
     };
   }
   return { table, samples: out, throughput: tput, direct_rps: { 1: median(tput[1].direct), 64: median(tput[64].direct) } };
@@ -837,6 +875,15 @@ function report() {
       L.push(`| ${conc} | ${range(r.direct, 0)} | ${range(r.endpoint, 0)} | ${fmt(r.percent_of_direct, 1)}% | ${relay} | ${fmt(r.direct_p50_ms, 2)} / ${fmt(r.endpoint_p50_ms, 2)} | ${fmt(r.daemon_cpu_us_per_call, 0)} |`);
     }
     L.push('', 'relay (floor): socat relaying each TCP connection to the MCP server, no HTTP work: what one more loopback hop costs on this machine.', '');
+    L.push('CPU per call (µs, medians over rounds, measured window only) of the Node MCP server, the Node load driver and the proxy in between (the service, or socat and its per-connection children); "proxy ÷ server" is the proxy\'s CPU per call as a share of the server\'s in the same rounds, which holds still when the machine\'s speed does not:', '');
+    L.push('| hosts | contender | server | driver | proxy | proxy ÷ server |', '|---|---|---|---|---|---|');
+    for (const conc of CONCURRENCY) {
+      for (const [n, c] of Object.entries(t[conc].cpu_us_per_call ?? {})) {
+        const share = c.proxy != null && c.server ? `${fmt((100 * c.proxy) / c.server, 0)}%` : '—';
+        L.push(`| ${conc} | ${n} | ${fmt(c.server, 0)} | ${fmt(c.driver, 0)} | ${c.proxy == null ? '—' : fmt(c.proxy, 0)} | ${share} |`);
+      }
+    }
+    L.push('');
     targets.push(['HTTP endpoint ≥ 90% of direct throughput at 64 hosts', `${fmt(t[64].percent_of_direct, 1)}%`, t[64].percent_of_direct >= 90]);
   }
   if (S.memory) {
@@ -881,9 +928,9 @@ function report() {
   if (S.variants) {
     L.push('## Variants: other builds compared in the same run, alternating', '');
     L.push(`Cold starts: raw driver, ${results.config.variantRounds} rounds, one HTTP host; added latency: ${results.config.variantCalls} rounds of one call on every variant's bridge and endpoint and on direct (rotating order), median of the paired differences to direct; throughput: calls/s through the endpoint and % of direct (direct: ${fmt(S.variants.direct_rps[1], 0)}/s with 1 host, ${fmt(S.variants.direct_rps[64], 0)}/s with 64), ${results.config.tputRounds} rounds.`, '');
-    L.push('| variant | size MiB | cold start, service running (ms) | cold start, no service (ms) | bridge added µs | endpoint added µs | 1 host calls/s (% direct) | 64 hosts calls/s (% direct) | bridge RSS MiB | service RSS MiB |', '|---|---|---|---|---|---|---|---|---|---|');
+    L.push('| variant | size MiB | cold start, service running (ms) | cold start, no service (ms) | bridge added µs | endpoint added µs | 1 host calls/s (% direct) | 64 hosts calls/s (% direct) | service CPU per call ÷ server CPU at 64 hosts | bridge RSS MiB | service RSS MiB |', '|---|---|---|---|---|---|---|---|---|---|---|');
     for (const [label, v] of Object.entries(S.variants.table)) {
-      L.push(`| ${label} | ${fmt(v.mib, 2)} | ${range(v.cold_ms)} | ${range(v.cold_no_service_ms)} | ${fmt(v.bridge_added_us, 0)} | ${fmt(v.endpoint_added_us, 0)} | ${fmt(v.tput_1, 0)} (${fmt(v.tput_1_pct, 0)}%) | ${fmt(v.tput_64, 0)} (${fmt(v.tput_64_pct, 0)}%) | ${fmt(v.bridge_rss_mib, 1)} | ${fmt(v.daemon_rss_mib, 1)} |`);
+      L.push(`| ${label} | ${fmt(v.mib, 2)} | ${range(v.cold_ms)} | ${range(v.cold_no_service_ms)} | ${fmt(v.bridge_added_us, 0)} | ${fmt(v.endpoint_added_us, 0)} | ${fmt(v.tput_1, 0)} (${fmt(v.tput_1_pct, 0)}%) | ${fmt(v.tput_64, 0)} (${fmt(v.tput_64_pct, 0)}%) | ${fmt(v.service_cpu_share_64, 0)}% | ${fmt(v.bridge_rss_mib, 1)} | ${fmt(v.daemon_rss_mib, 1)} |`);
     }
     L.push('');
   }
@@ -928,7 +975,7 @@ async function main() {
     const remoteEnv = { ...process.env, MCP_REMOTE_CONFIG_DIR: path.join(work, 'mcp-remote'), BROWSER: H.BROWSER_CURL };
     await signInMcpRemote(remoteEnv, mcpUrl);
     log('signed in: broker (s1), reference client (direct), mcp-remote');
-    const ctx = { b, b64, as: asInfo, mcpUrl, token, remoteEnv, work };
+    const ctx = { b, b64, as: asInfo, mcpUrl, mcpPid: mcp.proc.pid, token, remoteEnv, work };
 
     const run = async (name, fn) => {
       if (!SECTIONS.has(name)) return;

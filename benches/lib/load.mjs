@@ -4,7 +4,8 @@
 //
 //   BENCH_LOAD_SPEC='{"url","auths":[...one Authorization value per host...],"warmupMs","durationMs"}' node load.mjs
 //
-// Prints one line `RESULT {"hosts","calls","seconds","rps","errors","p50_ms","p99_ms","driver_cpu_ms"}`.
+// Prints `MEASURE start` and `MEASURE end` around the measured window (the caller samples other
+// processes' CPU there), then one line `RESULT {"hosts","calls","seconds","rps","errors","p50_ms","p99_ms","driver_cpu_ms"}`.
 
 import { HttpMcp, ECHO, checkEcho } from './rpc.mjs';
 import { quantile, sorted } from './stats.mjs';
@@ -45,8 +46,10 @@ await new Promise((r) => setTimeout(r, spec.warmupMs));
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 measuring = true;
+process.stdout.write('MEASURE start\n');
 await new Promise((r) => setTimeout(r, spec.durationMs));
 measuring = false;
+process.stdout.write('MEASURE end\n');
 const seconds = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
 stop = true;
