@@ -126,7 +126,7 @@ impl Proxy {
             let r = Refusal::new(StatusCode::FORBIDDEN, code::FORBIDDEN, refused.to_string());
             return self.refuse(&req, &info, r, started);
         }
-        match self.forward(&req, &info).await {
+        match self.forward(&req).await {
             Ok(resp) => {
                 self.record(&req, &info, resp.status().as_u16(), None, started);
                 if info.method.as_deref() == Some("tools/list") && resp.status().is_success() {
@@ -169,7 +169,7 @@ impl Proxy {
         Response::from_parts(parts, Body::from(body))
     }
 
-    async fn forward(&self, req: &Inbound, info: &MessageInfo) -> Result<Response, Refusal> {
+    async fn forward(&self, req: &Inbound) -> Result<Response, Refusal> {
         let mut token = self.token(&req.server).await?;
         let mut step_ups = 0;
         let mut refreshed = false;
@@ -199,9 +199,9 @@ impl Proxy {
                         let msg = format!("{} still answers insufficient_scope (needs {}) after step-up; ask its administrator for access", req.server, needed.join(" "));
                         return Err(Refusal::new(StatusCode::FORBIDDEN, code::FORBIDDEN, msg));
                     }
-                    None => return Ok(answer::pass_back(resp, &req.method, info.id.as_ref()).await),
+                    None => return Ok(answer::pass_back(resp, &req.method).await),
                 },
-                _ => return Ok(answer::pass_back(resp, &req.method, info.id.as_ref()).await),
+                _ => return Ok(answer::pass_back(resp, &req.method).await),
             }
         }
     }
