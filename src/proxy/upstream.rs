@@ -23,7 +23,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use oauth2::AccessToken;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// An idle pooled connection is not reused after this long. Servers close idle connections
+/// too (Node's default: after 5 s), and a request sent as the server closes one is reset
+/// unanswered, and cannot be sent again (it may be a tools/call). Undici, the HTTP client of
+/// Node and so of the SDK's hosts, uses 4 s for the same reason.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 const AGENT: &str = concat!("mcp-broker/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, thiserror::Error)]
