@@ -64,7 +64,14 @@ CREATE TABLE IF NOT EXISTS usage (
 /// The audit log of one home.
 pub struct Audit {
     path: PathBuf,
-    tx: mpsc::Sender<Call>,
+    tx: mpsc::Sender<Entry>,
+}
+
+/// What the writer thread is sent.
+enum Entry {
+    Call(Call),
+    /// Write everything queued before this, then answer.
+    Flush(mpsc::Sender<()>),
 }
 
 impl Audit {
@@ -83,7 +90,17 @@ impl Audit {
 
     /// Queue a call for the log; never blocks on the disk.
     pub fn record(&self, call: Call) {
-        let _ = self.tx.send(call);
+        let _ = self.tx.send(Entry::Call(call));
+    }
+
+    /// Write every call queued so far, waiting at most `timeout`; false if that did not
+    /// happen in time. The service calls it as it stops, so no call goes unlogged.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let (done, written) = mpsc::channel();
+        if self.tx.send(Entry::Flush(done)).is_err() {
+            return false;
+        }
+        crate::blocking::run(|| written.recv_timeout(timeout).is_ok())
     }
 
     /// The latest calls, newest first, optionally for one server and/or host.
@@ -164,12 +181,26 @@ const LINGER: Duration = Duration::from_millis(50);
 /// Drain the channel in batches, one transaction each. After the first call of a batch the
 /// writer sleeps for [`LINGER`] and then takes whatever queued meanwhile: senders never wake
 /// it during that time (a receiver waiting with a timeout would be woken by every call).
-fn writer(mut conn: Connection, rx: mpsc::Receiver<Call>) {
+/// A flush is answered once everything queued before it is written.
+fn writer(mut conn: Connection, rx: mpsc::Receiver<Entry>) {
     while let Ok(first) = rx.recv() {
-        std::thread::sleep(LINGER);
-        let batch: Vec<Call> = std::iter::once(first).chain(rx.try_iter()).collect();
-        if let Err(e) = write_batch(&mut conn, &batch) {
-            tracing::warn!("audit write failed: {e}");
+        if matches!(first, Entry::Call(_)) {
+            std::thread::sleep(LINGER);
+        }
+        let (mut batch, mut flushes) = (Vec::new(), Vec::new());
+        for entry in std::iter::once(first).chain(rx.try_iter()) {
+            match entry {
+                Entry::Call(call) => batch.push(call),
+                Entry::Flush(done) => flushes.push(done),
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = write_batch(&mut conn, &batch) {
+                tracing::warn!("audit write failed: {e}");
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
         }
     }
 }
@@ -222,12 +253,8 @@ mod tests {
         audit.record(call("a"));
         audit.record(call("b"));
         audit.record(call("a"));
-        for _ in 0..100 {
-            if audit.latest(None, None, 10).unwrap().len() == 3 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        assert!(audit.flush(Duration::from_secs(5)), "the queued calls are written");
+        assert_eq!(audit.latest(None, None, 10).unwrap().len(), 3);
         assert_eq!(audit.latest(Some("a"), None, 10).unwrap().len(), 2);
         assert_eq!(audit.latest(None, Some("cursor"), 1).unwrap()[0].server, "a");
         let usage = audit.usage().unwrap();

@@ -30,6 +30,9 @@ use instance::{InstanceError, Paths, Settings};
 /// How long open streams may keep a stopping service alive.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long a stopping service waits for the audit of the last calls to be written.
+const AUDIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the service shares with its request handlers.
 pub struct Service {
     pub broker: Arc<Broker>,
@@ -103,6 +106,9 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
         r = async { tokio::try_join!(control, shim) } => { r?; }
         _ = grace => tracing::info!("stopping with streams still open"),
         _ = shutdown_signal() => {}
+    }
+    if !service.audit.flush(AUDIT_FLUSH) {
+        tracing::warn!("the last calls may be missing from the audit: its writer did not finish in {AUDIT_FLUSH:?}");
     }
     let _ = std::fs::remove_file(&paths.socket);
     Ok(())

@@ -629,6 +629,22 @@ for (const mode of ['sessions', 'stateless']) {
   });
 }
 
+test('11b: calls made just before the service stops are in the audit (the stopping service writes what is queued)', async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  const h = await hostKey(ctx, 'audit-stop');
+  const c = await http_(ctx, h, 'alpha');
+  const N = 20;
+  for (let i = 0; i < N; i += 1) await echo(c.client, `last ${i}`, 'HTTP');
+  await c.close();
+  const stopped = await broker(ctx, ['stop']);
+  assert.equal(stopped.code, 0, describeRun(stopped));
+  // `audit` starts a new service, which reads the database the old one left.
+  const calls = await audit(ctx, 'alpha');
+  const echoes = calls.filter((x) => x.host === 'audit-stop' && x.tool === 'echo');
+  assert.equal(echoes.length, N, `all ${N} calls before the stop are in the audit: ${echoes.length}`);
+});
+
 test('12: malformed JSON on the bridge stdin gets a JSON-RPC parse error; the next request works', async (t) => {
   const ctx = await setup(t);
   await login(ctx, 'alpha');
