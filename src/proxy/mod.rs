@@ -25,6 +25,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri};
+use http_body_util::BodyExt;
 use oauth2::AccessToken;
 use time::OffsetDateTime;
 
@@ -57,10 +58,14 @@ const MAX_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 
 impl Inbound {
     /// Take a host's request apart (its headers moved, not copied) and read its body.
-    pub async fn read(host: String, server: String, req: axum::extract::Request) -> Result<Self, Response> {
+    pub async fn read<B>(host: String, server: String, req: http::Request<B>) -> Result<Self, Response>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let (parts, body) = req.into_parts();
-        match axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await {
-            Ok(body) => Ok(Self { host, server, method: parts.method, headers: parts.headers, body }),
+        match http_body_util::Limited::new(body, MAX_MESSAGE_BYTES).collect().await {
+            Ok(body) => Ok(Self { host, server, method: parts.method, headers: parts.headers, body: body.to_bytes() }),
             Err(e) => {
                 let msg = format!("cannot read the request body (at most {} MiB): {e}", MAX_MESSAGE_BYTES >> 20);
                 Err((StatusCode::PAYLOAD_TOO_LARGE, axum::Json(jsonrpc::error(None, code::INVALID_REQUEST, &msg))).into_response())

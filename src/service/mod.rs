@@ -14,7 +14,6 @@ pub mod shim;
 
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use url::Url;
@@ -86,13 +85,7 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
         }
     };
     let control = axum::serve(unix, control::router(service.clone())).with_graceful_shutdown(stopping());
-    // Small JSON-RPC answers must not wait for Nagle's algorithm and a delayed ACK (~40 ms).
-    let tcp = tcp.tap_io(|stream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-    });
-    let shim = axum::serve(tcp, shim::router(service.clone())).with_graceful_shutdown(stopping());
+    let shim = shim::serve(tcp, service.clone(), stopping());
     // Graceful shutdown lets requests in flight finish, but open streams (a bridge's GET
     // stream, a long SSE answer) would hold the service forever: they get a grace period.
     let grace = {

@@ -5,26 +5,103 @@
 //! 1. `Host` must be `127.0.0.1:PORT` or `localhost:PORT` (DNS rebinding) → else 403;
 //! 2. an `Origin`, if present, must be that same loopback origin (a web page) → else 403,
 //!    which also refuses every cross-site CORS preflight: no `Access-Control-*` is ever sent;
-//! 3. `Authorization: Bearer <host key>` must name a host (`mcp-broker hosts add`) → else 401.
+//! 3. `Authorization: Bearer <host key>` must name a host (`mcp-broker hosts add`) → else 401;
+//!    only then is the body read.
+//!
+//! Served by hyper directly rather than through axum: it is one route on the proxy's hot
+//! path (axum's router and extractors were ~9% of the service's CPU per call), and hyper's
+//! builder gives the header-read timeout that keeps other local processes (any user can reach
+//! loopback TCP) from holding connections open without ever sending a request.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
-use axum::{Json, Router};
+use axum::Json;
+use http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use super::Service;
 use crate::proxy::Inbound;
 
-pub fn router(service: Arc<Service>) -> Router {
-    Router::new().route("/servers/{name}/mcp", any(endpoint)).fallback(not_found).with_state(service)
+/// How long a connection may take to send a request's head, and may sit idle between
+/// requests (hyper counts both), before it is closed. Hosts' own clients drop idle
+/// connections sooner (undici after 4 s), so they never race this close.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serve the endpoint until `stop` resolves; then open connections finish their requests
+/// and close (the caller bounds how long that may take).
+pub async fn serve(listener: TcpListener, service: Arc<Service>, stop: impl Future<Output = ()>) -> std::io::Result<()> {
+    let (stopping, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(connection(stream, service.clone(), stop_rx.clone()));
+                }
+                Err(e) => accept_failed(e).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut stop => break,
+        }
+    }
+    let _ = stopping.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
 
-async fn not_found() -> Response {
-    refuse(StatusCode::NOT_FOUND, "no such endpoint; MCP servers are at /servers/NAME/mcp")
+/// A connection that died in the accept queue is skipped; anything else (out of file
+/// descriptors) is logged and accepting resumes after a pause.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if !matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        tracing::warn!("the MCP endpoint cannot accept a connection: {e}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One host connection: HTTP/1.1 keep-alive until the host closes it, it idles past the
+/// timeout, or the service stops (then the request in flight finishes first).
+async fn connection(stream: TcpStream, service: Arc<Service>, mut stop: watch::Receiver<bool>) {
+    // Small JSON-RPC answers must not wait for Nagle's algorithm and a delayed ACK (~40 ms).
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
+    let handler = service_fn(move |req| {
+        let service = service.clone();
+        async move { Ok::<_, Infallible>(endpoint(&service, req).await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    let conn = builder.serve_connection(TokioIo::new(stream), handler);
+    tokio::pin!(conn);
+    tokio::select! {
+        done = conn.as_mut() => {
+            if let Err(e) = done {
+                tracing::debug!("MCP endpoint connection: {e}");
+            }
+            return;
+        }
+        _ = stop.wait_for(|stop| *stop) => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = conn.await;
+}
+
+/// `NAME` in `/servers/NAME/mcp`, the endpoint's one route.
+fn server_name(path: &str) -> Option<&str> {
+    path.strip_prefix("/servers/")?.strip_suffix("/mcp").filter(|name| crate::vault::valid_name(name))
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
@@ -58,7 +135,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
 }
 
-async fn endpoint(State(s): State<Arc<Service>>, Path(name): Path<String>, req: Request) -> Response {
+async fn endpoint(s: &Service, req: Request<Incoming>) -> Response {
+    let Some(name) = server_name(req.uri().path()) else {
+        return refuse(StatusCode::NOT_FOUND, "no such endpoint; MCP servers are at /servers/NAME/mcp");
+    };
+    let name = name.to_owned();
     let headers = req.headers();
     if !allowed_host(headers, s.port) {
         return refuse(StatusCode::FORBIDDEN, "forbidden Host header (DNS rebinding protection)");
@@ -84,6 +165,15 @@ mod tests {
 
     fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
         pairs.iter().map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn one_route() {
+        assert_eq!(server_name("/servers/alpha/mcp"), Some("alpha"));
+        assert_eq!(server_name("/servers/a.b-c_d/mcp"), Some("a.b-c_d"));
+        for other in ["/servers//mcp", "/servers/alpha/mcp/", "/servers/a/b/mcp", "/servers/%61/mcp", "/mcp", "/servers/alpha", "/"] {
+            assert_eq!(server_name(other), None, "{other}");
+        }
     }
 
     #[test]

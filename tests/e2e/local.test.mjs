@@ -13,11 +13,14 @@
 //   home, and cannot reach this user's Secret Service;
 // - the loopback HTTP endpoint listens on 127.0.0.1 only; `nobody` can connect to it (TCP on
 //   loopback carries no user identity) and is refused without a host key;
-// - a tool disabled for a host stays disabled however the host frames its JSON-RPC.
+// - a tool disabled for a host stays disabled however the host frames its JSON-RPC;
+// - a connection that never finishes a request head (or idles) is closed after 30 s, and
+//   holding many such open does not stop the service answering others.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import {
   startAs, startMcpServer, makeServiceHome, runBroker, describeRun, keychainService, keychainLookup,
@@ -218,4 +221,39 @@ test('a tool disabled for a host stays disabled when the host wraps tools/call i
 
   assert.deepEqual({ http: ranHttp, bridge: ranBridge }, { http: 0, bridge: 0 },
     'times the disabled tool ran upstream when called inside a batch, per shim');
+});
+
+test('connections that never finish a request head are closed after 30 s; hosts are served meanwhile', { timeout: 120_000 }, async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  const h = await addHost(ctx.home, 'vscode-slow');
+  const port = Number(new URL(h.endpoint).port);
+
+  // 50 connections that send half a request head and then nothing (a slow-loris client, which
+  // any local user can be: loopback TCP carries no user id).
+  const started = Date.now();
+  const slow = await Promise.all(Array.from({ length: 50 }, () => new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.write(`POST /servers/alpha/mcp HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n`);
+      resolve(s);
+    });
+    s.on('error', reject);
+  })));
+  const closedAt = slow.map((s) => new Promise((resolve) => s.on('close', () => resolve(Date.now() - started))));
+  slow.forEach((s) => s.on('error', () => {}));
+
+  // Meanwhile a host is served.
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'slow-test', version: '0' } } });
+  const r = await rawHttp(port, {
+    path: '/servers/alpha/mcp', body,
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${h.key}` },
+  });
+  assert.equal(r.status, 200, `a host is served while 50 connections hang: ${r.status} ${r.body}`);
+
+  const closed = await Promise.all(closedAt);
+  const first = Math.min(...closed);
+  const last = Math.max(...closed);
+  t.diagnostic(`the 50 half-sent connections were closed by the service after ${first}–${last} ms`);
+  assert.ok(first >= 25_000, `not closed early (${first} ms)`);
+  assert.ok(last <= 40_000, `all closed within the 30 s header-read timeout (last at ${last} ms)`);
 });
