@@ -445,6 +445,14 @@ async function benchLatency(ctx) {
  * when the driver starts and ends its measured window (result: `cpu_ms[label]`).
  */
 async function load(url, auths, watch = {}) {
+  try {
+    return await loadOnce(url, auths, watch);
+  } catch (err) {
+    throw new Error(`load driver against ${url}: ${err.message}`);
+  }
+}
+
+async function loadOnce(url, auths, watch) {
   const spec = { url, auths, warmupMs: CFG.tputWarmupMs, durationMs: CFG.tputMs };
   const child = spawn(NODE, [LOAD], { env: { ...process.env, BENCH_LOAD_SPEC: JSON.stringify(spec) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -1019,7 +1027,8 @@ async function main() {
       }
     }
     await sleep(500);
-    await fs.rm(work, { recursive: true, force: true }).catch(() => {});
+    // BENCH_KEEP_WORK=1 keeps the homes (service logs, audit) for a look after a failed run.
+    if (!process.env.BENCH_KEEP_WORK) await fs.rm(work, { recursive: true, force: true }).catch(() => {});
   }
   results.machine.loadavg_end = os.loadavg().map((x) => +x.toFixed(2));
   results.elapsed_s = (now() - STARTED) / 1000;
