@@ -8,10 +8,10 @@
 //! 3. `Authorization: Bearer <host key>` must name a host (`mcp-broker hosts add`) → else 401;
 //!    only then is the body read.
 //!
-//! Served by hyper directly rather than through axum: it is one route on the proxy's hot
-//! path (axum's router and extractors were ~9% of the service's CPU per call), and hyper's
-//! builder gives the header-read timeout that keeps other local processes (any user can reach
-//! loopback TCP) from holding connections open without ever sending a request.
+//! Served by hyper directly rather than through `axum::serve`, whose connection builder
+//! cannot be configured: hyper's gives the header-read timeout that keeps other local
+//! processes (any user can reach loopback TCP) from holding connections open without ever
+//! sending a request. It is one route, matched by hand ([`server_name`]).
 
 use std::convert::Infallible;
 use std::future::Future;
