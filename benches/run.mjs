@@ -85,25 +85,29 @@ function memOf(pid) {
 }
 
 /** CPU time (user + system) a process used so far, in ms. */
-function cpuMsOf(pid) {
+/** The fields of /proc/PID/stat after the command name (field 3, `state`, is index 0). */
+function statFields(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** Clock ticks (USER_HZ = 100) to ms. */
+const ticksMs = (...ticks) => (ticks.reduce((a, t) => a + Number(t), 0) * 1000) / 100;
+
+function cpuMsOf(pid) {
+  const f = statFields(pid);
+  return ticksMs(f[11], f[12]); // utime, stime
 }
 
 /** CPU of a process and of its children (socat forks one per connection), live or reaped. */
 function treeCpuMs(pid) {
-  const fields = (p) => {
-    const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  };
-  const f = fields(pid);
-  let ms = ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / 100;
+  const f = statFields(pid);
+  let ms = ticksMs(f[11], f[12], f[13], f[14]); // + cutime, cstime of reaped children
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const g = fields(d);
-      if (Number(g[1]) === pid) ms += ((Number(g[11]) + Number(g[12])) * 1000) / 100;
+      const g = statFields(d);
+      if (Number(g[1]) === pid) ms += ticksMs(g[11], g[12]);
     } catch { /* exited meanwhile: counted in the parent once reaped */ }
   }
   return ms;

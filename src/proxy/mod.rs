@@ -58,7 +58,7 @@ const MAX_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 
 impl Inbound {
     /// Take a host's request apart (its headers moved, not copied) and read its body.
-    pub async fn read<B>(host: String, server: String, req: http::Request<B>) -> Result<Self, Response>
+    async fn read<B>(host: String, server: String, req: http::Request<B>) -> Result<Self, Response>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -111,6 +111,18 @@ impl Proxy {
 
     fn pending(&self, name: &str) -> Option<LoginRequest> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// A shim's request from `host` for `server`: read its body, forward it, answer the host.
+    pub async fn serve<B>(&self, host: String, server: String, req: http::Request<B>) -> Response
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match Inbound::read(host, server, req).await {
+            Ok(inbound) => self.handle(inbound).await,
+            Err(refused) => refused,
+        }
     }
 
     /// Forward one request and answer the host.

@@ -31,7 +31,6 @@ use super::Service;
 use crate::broker::{Error as BrokerError, LoginRequest};
 use crate::consent::Decision;
 use crate::login::{browser::BrowserError, Progress};
-use crate::proxy::Inbound;
 use crate::registration::ClientChoice;
 use crate::vault::{Secret, ServerRecord};
 
@@ -310,8 +309,5 @@ async fn shutdown(State(s): S) -> Json<Value> {
 
 async fn mcp(State(s): S, Path(name): Path<String>, req: Request) -> Response {
     let host = req.headers().get(HOST_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("unknown").chars().take(64).collect();
-    match Inbound::read(host, name, req).await {
-        Ok(inbound) => s.proxy.handle(inbound).await,
-        Err(refused) => refused,
-    }
+    s.proxy.serve(host, name, req).await
 }

@@ -32,7 +32,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::Service;
-use crate::proxy::Inbound;
 
 /// How long a connection may take to send a request's head, and may sit idle between
 /// requests (hyper counts both), before it is closed. Hosts' own clients drop idle
@@ -153,10 +152,7 @@ async fn endpoint(s: &Service, req: Request<Incoming>) -> Response {
         _ => return refuse(StatusCode::UNAUTHORIZED, "missing or unknown host key: create one with `mcp-broker hosts add NAME`"),
     };
     // The body is read only once the host is known.
-    match Inbound::read(host, name, req).await {
-        Ok(inbound) => s.proxy.handle(inbound).await,
-        Err(refused) => refused,
-    }
+    s.proxy.serve(host, name, req).await
 }
 
 #[cfg(test)]
