@@ -156,8 +156,8 @@ impl Broker {
         let previous = self.vault.store.with(|r| r.servers.get(&name).map(|s| s.scopes.clone()))?.unwrap_or_default();
         let selected = scopes::select(discovery.challenge.as_ref(), &discovery.resource_metadata, &discovery.auth_server);
         let wanted = scopes::union(&scopes::union(&selected, &req.extra_scopes), &previous);
-        let (credentials, issued) = self.authorize_with_retry(req, &discovery, &wanted, progress).await?;
-        self.save_login(&name, &discovery, &credentials, &issued, &wanted)
+        let (credentials, issued) = self.authorize_with_retry(req, discovery, &wanted, progress).await?;
+        self.save_login(&name, discovery, &credentials, &issued, &wanted)
     }
 
     /// Sign in once; a dynamically registered client the AS has forgotten is registered

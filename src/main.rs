@@ -217,12 +217,15 @@ fn secret_vars_of(client: &ClientArgs) -> Vec<String> {
     client.client_secret_env.iter().cloned().collect()
 }
 
+/// How long `stop` waits for the service to exit: its streams' grace and audit flush take ≤ 4 s.
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn stop(home: &Home) -> Result<()> {
     let Some(control) = Control::connect(home).await else {
         println!("No mcp-broker service is running.");
         return Ok(());
     };
-    control.call(Method::POST, "/v1/shutdown", None).await?;
+    control.stop(STOP_TIMEOUT).await?;
     println!("Stopped the mcp-broker service.");
     Ok(())
 }

@@ -24,11 +24,10 @@ pub fn mcp_name(msg: &Value) -> Option<&str> {
 /// Encode a header value per "Value Encoding": as-is when it is visible ASCII or inner
 /// spaces/tabs and does not look like the sentinel, else base64 in the sentinel.
 pub fn encode_value(v: &str) -> String {
-    let safe = v.bytes().all(|b| b == b' ' || b == b'\t' || (0x21..=0x7e).contains(&b))
-        && !v.starts_with([' ', '\t'])
-        && !v.ends_with([' ', '\t'])
-        && !(v.starts_with("=?base64?") && v.ends_with("?="));
-    if safe {
+    let visible = v.bytes().all(|b| b == b' ' || b == b'\t' || (0x21..=0x7e).contains(&b));
+    let padded = v.starts_with([' ', '\t']) || v.ends_with([' ', '\t']);
+    let sentinel_like = v.starts_with("=?base64?") && v.ends_with("?=");
+    if visible && !padded && !sentinel_like {
         v.to_owned()
     } else {
         format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(v.as_bytes()))

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
-use super::instance::Paths;
+use super::instance::{self, Paths};
 use crate::vault::Home;
 
 /// How many connections to the service a client keeps open.
@@ -71,6 +71,22 @@ impl Control {
         control.is_running().await.then_some(control)
     }
 
+    /// Ask the service to stop and wait until it has exited (it finishes open requests and
+    /// writes its audit first), so that whatever runs next finds it gone.
+    pub async fn stop(self, timeout: Duration) -> Result<(), ClientError> {
+        self.call(Method::POST, "/v1/shutdown", None).await?;
+        let paths = self.paths.clone();
+        drop(self); // its kept connection would hold the stopping service's control socket
+        let deadline = Instant::now() + timeout;
+        while instance::is_held(&paths) {
+            if Instant::now() >= deadline {
+                return Err(ClientError::Api(format!("the service did not exit within {} s; see {}", timeout.as_secs(), paths.log.display())));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
     /// Whether a service answers on the socket now.
     pub async fn is_running(&self) -> bool {
         UnixStream::connect(&self.socket).await.is_ok()
@@ -88,11 +104,15 @@ impl Control {
                 std::thread::spawn(move || child.wait()); // reap it whenever it exits
                 return Ok(());
             }
-            // A daemon that lost the start race exits 0 and another one is coming up; any
-            // other exit is a failure worth reporting now, not after the timeout.
+            // A daemon that lost the lock exits 0: to a service coming up (it answers soon) or
+            // to one still stopping (it never will), so start another once that one is gone.
+            // Any other exit is a failure worth reporting now, not after the timeout.
             if let Ok(Some(status)) = child.try_wait() {
                 if !status.success() {
                     return Err(ClientError::Start(self.last_log_line()));
+                }
+                if !instance::is_held(&self.paths) {
+                    child = self.spawn_daemon()?;
                 }
             }
             tokio::time::sleep(Duration::from_millis(2)).await;

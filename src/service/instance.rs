@@ -52,6 +52,12 @@ pub fn lock(paths: &Paths) -> Result<File, InstanceError> {
     }
 }
 
+/// Whether a service holds the instance lock now. A stopping service holds it until it has
+/// written its last audit entries and exited, though its socket no longer answers.
+pub fn is_held(paths: &Paths) -> bool {
+    matches!(lock(paths), Err(InstanceError::AlreadyRunning))
+}
+
 /// Settings the service keeps across restarts.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Settings {

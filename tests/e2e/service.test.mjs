@@ -23,7 +23,7 @@ import {
   startAs, startMcpServer, makeBrowserLog, makeServiceHome, browserOpens, runBroker, describeRun,
   asStats, mcpStats, keychainLookup, findBytesUnder, addHost, bridgeClient, httpClient, RawBridge,
   runInspector, describeInspector, daemonPids, serviceRunning, BROKER_BIN, keychainGate, rawHttp,
-  run, brokerEnv, RAW_INIT_PARAMS
+  run, brokerEnv, RAW_INIT_PARAMS, controlRequest
 } from './lib/harness.mjs';
 
 const needKeychain = keychainGate();
@@ -637,12 +637,33 @@ test('11b: calls made just before the service stops are in the audit (the stoppi
   const N = 20;
   for (let i = 0; i < N; i += 1) await echo(c.client, `last ${i}`, 'HTTP');
   await c.close();
+  const [oldPid] = await daemonPids(ctx.home);
   const stopped = await broker(ctx, ['stop']);
   assert.equal(stopped.code, 0, describeRun(stopped));
+  assert.ok(!(await daemonPids(ctx.home)).includes(oldPid), '`stop` returns once the service has exited');
   // `audit` starts a new service, which reads the database the old one left.
   const calls = await audit(ctx, 'alpha');
   const echoes = calls.filter((x) => x.host === 'audit-stop' && x.tool === 'echo');
   assert.equal(echoes.length, N, `all ${N} calls before the stop are in the audit: ${echoes.length}`);
+});
+
+test('11c: a command run while the service is still stopping starts a new one once the old has exited', async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  const h = await hostKey(ctx, 'stream-holder');
+  const c = await http_(ctx, h, 'alpha'); // its open GET stream keeps the stopping service for its grace period
+  await echo(c.client, 'before', 'HTTP');
+  const [oldPid] = await daemonPids(ctx.home);
+  const asked = await controlRequest(ctx.home, 'POST', '/v1/shutdown');
+  assert.equal(asked.status, 200, asked.body);
+  const started = Date.now();
+  const st = await broker(ctx, ['status', '--json']);
+  const took = Date.now() - started;
+  assert.equal(st.code, 0, `status right after the stop was asked for works (after ${took} ms)\n${describeRun(st)}`);
+  const now = await daemonPids(ctx.home);
+  assert.equal(now.length, 1, `one service runs: ${now}`);
+  assert.notEqual(now[0], oldPid, 'a new service');
+  await c.close();
 });
 
 test('12: malformed JSON on the bridge stdin gets a JSON-RPC parse error; the next request works', async (t) => {
