@@ -41,6 +41,7 @@ target="${CARGO_TARGET_DIR:-$repo/target}"
 if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
     echo "bench: cargo build --release" >&2
     cargo build --release --quiet
+    cargo build --release --quiet --example tcp_relay # the tokio relay floor (run.mjs)
 fi
 
 if [[ $profiles -eq 1 ]]; then

@@ -64,8 +64,11 @@ const CONCURRENCY = [1, 16, 64];
 const MCP_REMOTE = path.join(H.E2E_DIR, 'node_modules', 'mcp-remote', 'dist', 'proxy.js');
 const SDK_COLD = path.join(BENCH_DIR, 'lib', 'sdk-cold.mjs');
 const LOAD = path.join(BENCH_DIR, 'lib', 'load.mjs');
+/** The tokio byte relay (`examples/tcp_relay.rs`), built by bench.sh beside the release binary. */
+const TCP_RELAY = process.env.BENCH_TCP_RELAY ?? path.join(REPO, 'target', 'release', 'examples', 'tcp_relay');
 const BROWSER_TIMED = path.join(BENCH_DIR, 'lib', 'browser-timed.sh');
 const NODE = process.execPath;
+const RELAY_NOTE = 'relay (socat), relay (tokio): a byte relay from each TCP connection to the MCP server, no HTTP work (socat forks a process per connection; `examples/tcp_relay.rs` is one tokio worker, as the service runs): what one more loopback hop costs on this machine.';
 
 const results = { config: { quick: QUICK, ...CFG, concurrency: CONCURRENCY, bin: BIN }, machine: {}, sections: {} };
 const notes = [];
@@ -84,7 +87,6 @@ function memOf(pid) {
   return { rss_mib: kb('VmRSS') / 1024, hwm_mib: kb('VmHWM') / 1024, anon_mib: kb('RssAnon') / 1024, file_mib: kb('RssFile') / 1024, pss_mib: pss, threads: Number((/^Threads:\s+(\d+)/m.exec(text) ?? [])[1]) };
 }
 
-/** CPU time (user + system) a process used so far, in ms. */
 /** The fields of /proc/PID/stat after the command name (field 3, `state`, is index 0). */
 function statFields(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -94,6 +96,7 @@ function statFields(pid) {
 /** Clock ticks (USER_HZ = 100) to ms. */
 const ticksMs = (...ticks) => (ticks.reduce((a, t) => a + Number(t), 0) * 1000) / 100;
 
+/** CPU time (user + system) a process used so far, in ms. */
 function cpuMsOf(pid) {
   const f = statFields(pid);
   return ticksMs(f[11], f[12]); // utime, stime
@@ -356,25 +359,40 @@ async function benchCold(ctx) {
 // ---- 2. added latency ------------------------------------------------------------------------
 
 /**
- * The floor of any proxy on this machine: socat relaying the bytes of each TCP connection to
- * the MCP server (one more loopback hop, no HTTP parsing, no work). `null` without socat.
+ * The floor of any proxy on this machine: a byte relay from each TCP connection to the MCP
+ * server (one more loopback hop, no HTTP parsing, no work). Two of them: socat (a process
+ * forked per connection) and `examples/tcp_relay.rs` (one tokio worker, as the service runs).
+ * Each is `{url, cpuMs()}`; a relay that is not installed or built is left out.
  */
-async function startRelay(mcpUrl) {
+async function startRelays(mcpUrl) {
   const up = new URL(mcpUrl);
+  const relays = {};
   const probe = spawnSync('socat', ['-V'], { stdio: 'ignore' });
   if (probe.error || probe.status !== 0) {
-    log('socat not found: no relay contender (scripts/setup.sh installs it)');
-    return null;
+    log('socat not found: no socat relay (scripts/setup.sh installs it)');
+  } else {
+    const port = await freePort();
+    const child = spawn('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork,nodelay,backlog=256`, `TCP:${up.hostname}:${up.port},nodelay`], { stdio: 'ignore' });
+    relays['relay (socat)'] = await relayAt(mcpUrl, port, child, () => treeCpuMs(child.pid));
   }
-  const port = await freePort();
-  const child = spawn('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork,nodelay,backlog=256`, `TCP:${up.hostname}:${up.port},nodelay`], { stdio: 'ignore' });
+  if (!existsSync(TCP_RELAY)) {
+    log(`${TCP_RELAY} not built: no tokio relay (bench.sh builds it)`);
+  } else {
+    const child = spawn(TCP_RELAY, [`${up.hostname}:${up.port}`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const [line] = await once(child.stdout.setEncoding('utf8'), 'data');
+    relays['relay (tokio)'] = await relayAt(mcpUrl, Number(line.trim()), child, () => cpuMsOf(child.pid));
+  }
+  return relays;
+}
+
+async function relayAt(mcpUrl, port, child, cpuMs) {
   for (let i = 0; i < 200; i += 1) {
     if (await canConnect(port)) break;
     await sleep(10);
   }
   const url = new URL(mcpUrl);
   url.port = String(port);
-  return { url: url.href, pid: child.pid, close: () => child.kill('SIGTERM') };
+  return { url: url.href, cpuMs, close: () => child.kill('SIGTERM') };
 }
 
 function freePort() {
@@ -400,8 +418,8 @@ async function benchLatency(ctx) {
   const bridge = new StdioPeer(b.bin, ['connect', 's1'], { env: brokerEnv(b.home), label: 'bridge' });
   const remote = new StdioPeer(NODE, mcpRemoteArgs(mcpUrl), { env: remoteEnv, label: 'mcp-remote' });
   const clients = { direct, bridge, endpoint, 'mcp-remote': remote };
-  const relay = await startRelay(mcpUrl);
-  if (relay) clients['relay (floor)'] = new HttpMcp(relay.url, { authorization: `Bearer ${token}`, label: 'relay' });
+  const relays = await startRelays(mcpUrl);
+  for (const [n, r] of Object.entries(relays)) clients[n] = new HttpMcp(r.url, { authorization: `Bearer ${token}`, label: n });
   const names = Object.keys(clients);
   try {
     for (const c of Object.values(clients)) await c.initialize();
@@ -438,7 +456,7 @@ async function benchLatency(ctx) {
     return out;
   } finally {
     for (const c of Object.values(clients)) await c.close();
-    relay?.close();
+    for (const r of Object.values(relays)) r.close();
   }
 }
 
@@ -487,21 +505,21 @@ function cpuPerCall(runs, key) {
 async function benchThroughput(ctx) {
   const { b, mcpUrl, mcpPid, token } = ctx;
   const pid = await daemonPid(b);
-  const relay = await startRelay(mcpUrl);
+  const relays = await startRelays(mcpUrl);
   const out = {};
   try {
     for (const conc of CONCURRENCY) {
-      const names = relay ? ['direct', 'endpoint', 'relay'] : ['direct', 'endpoint'];
+      const names = ['direct', 'endpoint', ...Object.keys(relays)];
       const runs = Object.fromEntries(names.map((n) => [n, []]));
       for (let round = 0; round < CFG.tputRounds; round += 1) {
         const order = names.map((_, k) => names[(round + k) % names.length]);
         for (const n of order) {
           const watch = { server: () => cpuMsOf(mcpPid) };
           if (n === 'endpoint') watch.proxy = () => cpuMsOf(pid);
-          if (n === 'relay') watch.proxy = () => treeCpuMs(relay.pid);
+          if (relays[n]) watch.proxy = relays[n].cpuMs;
           const r = n === 'endpoint'
             ? await load(b.endpointUrl('s1'), b.keys.slice(0, conc).map((k) => `Bearer ${k}`), watch)
-            : await load(n === 'relay' ? relay.url : mcpUrl, Array(conc).fill(`Bearer ${token}`), watch);
+            : await load(relays[n]?.url ?? mcpUrl, Array(conc).fill(`Bearer ${token}`), watch);
           runs[n].push(r);
           await sleep(200);
         }
@@ -513,8 +531,7 @@ async function benchThroughput(ctx) {
         direct: summary(rps('direct')),
         endpoint: summary(rps('endpoint')),
         percent_of_direct: pct('endpoint'),
-        relay: relay ? summary(rps('relay')) : null,
-        relay_percent_of_direct: relay ? pct('relay') : null,
+        relays: Object.fromEntries(Object.keys(relays).map((n) => [n, { ...summary(rps(n)), percent_of_direct: pct(n) }])),
         direct_p50_ms: median(runs.direct.map((r) => r.p50_ms)),
         endpoint_p50_ms: median(runs.endpoint.map((r) => r.p50_ms)),
         daemon_cpu_us_per_call: cpuPerCall(runs.endpoint, 'proxy'),
@@ -524,7 +541,7 @@ async function benchThroughput(ctx) {
       };
     }
   } finally {
-    relay?.close();
+    for (const r of Object.values(relays)) r.close();
   }
   out.daemon_after_load = memOf(pid);
   return out;
@@ -869,7 +886,7 @@ function report() {
       L.push(`| ${n} | ${fmt(p.p50_us, 0)} | ${fmt(p.p99_us, 0)} | ${a ? `${fmt(a.median_us, 0)} (${fmt(a.ci95_us[0], 0)}–${fmt(a.ci95_us[1], 0)})` : '—'} | ${a ? fmt(a.p99_us, 0) : '—'} |`);
     }
     L.push('', `CPU per call: service ${fmt(l.cpu.daemon_us_per_proxied_call, 0)} µs (bridge and endpoint calls), bridge process ${fmt(l.cpu.bridge_us_per_call, 0)} µs, mcp-remote ${fmt(l.cpu.mcp_remote_us_per_call, 0)} µs.`, '');
-    if (l.added['relay (floor)']) L.push('relay (floor): socat relaying each TCP connection to the MCP server, no HTTP work: what one more loopback hop costs on this machine.', '');
+    if (Object.keys(l.added).some((n) => n.startsWith('relay'))) L.push(RELAY_NOTE, '');
     const rem = l.added['mcp-remote'].median_us;
     for (const n of ['bridge', 'endpoint']) {
       const a = l.added[n].median_us;
@@ -880,13 +897,13 @@ function report() {
   if (S.throughput) {
     const t = S.throughput;
     L.push('## 3. Throughput of tools/call echo through the HTTP endpoint (calls/s)', '');
-    L.push('| hosts | direct | endpoint | endpoint % of direct | relay (floor) % of direct | p50 latency direct / endpoint (ms) | service CPU per call (µs) |', '|---|---|---|---|---|---|---|');
+    L.push('| hosts | direct | endpoint | endpoint % of direct | relays: calls/s, % of direct | p50 latency direct / endpoint (ms) | service CPU per call (µs) |', '|---|---|---|---|---|---|---|');
     for (const conc of CONCURRENCY) {
       const r = t[conc];
-      const relay = r.relay ? `${range(r.relay, 0)}: ${fmt(r.relay_percent_of_direct, 1)}%` : '—';
-      L.push(`| ${conc} | ${range(r.direct, 0)} | ${range(r.endpoint, 0)} | ${fmt(r.percent_of_direct, 1)}% | ${relay} | ${fmt(r.direct_p50_ms, 2)} / ${fmt(r.endpoint_p50_ms, 2)} | ${fmt(r.daemon_cpu_us_per_call, 0)} |`);
+      const relays = Object.entries(r.relays ?? {}).map(([n, x]) => `${n.replace(/^relay \((.*)\)$/, '$1')} ${fmt(x.median, 0)}: ${fmt(x.percent_of_direct, 1)}%`).join('; ') || '—';
+      L.push(`| ${conc} | ${range(r.direct, 0)} | ${range(r.endpoint, 0)} | ${fmt(r.percent_of_direct, 1)}% | ${relays} | ${fmt(r.direct_p50_ms, 2)} / ${fmt(r.endpoint_p50_ms, 2)} | ${fmt(r.daemon_cpu_us_per_call, 0)} |`);
     }
-    L.push('', 'relay (floor): socat relaying each TCP connection to the MCP server, no HTTP work: what one more loopback hop costs on this machine.', '');
+    L.push('', RELAY_NOTE, '');
     L.push('CPU per call (µs, medians over rounds, measured window only) of the Node MCP server, the Node load driver and the proxy in between (the service, or socat and its per-connection children); "proxy ÷ server" is the proxy\'s CPU per call as a share of the server\'s in the same rounds, which holds still when the machine\'s speed does not:', '');
     L.push('| hosts | contender | server | driver | proxy | proxy ÷ server |', '|---|---|---|---|---|---|');
     for (const conc of CONCURRENCY) {
