@@ -133,7 +133,7 @@ fn main() -> ExitCode {
     if let Command::Connect(args) = &cli.command {
         if !needs_resolving(args) {
             let host = args.host.clone().unwrap_or_else(mcp_broker::bridge::parent_name);
-            exec_bridge(&args.server, &host, &[]);
+            exec_bridge(&args.server, &host, &[], None);
         }
     }
     // The bridge is one of many small processes a user's hosts keep running: one thread.
@@ -317,12 +317,14 @@ fn needs_resolving(args: &ConnectArgs) -> bool {
 
 /// Become the small bridge program installed beside this one (`exec`: same PID and parent,
 /// so the host sees no difference, at about half the resident memory). Returns only when it
-/// cannot be run, and `connect` then runs the same bridge in this process.
-fn exec_bridge(server: &str, host: &str, hidden_env: &[String]) {
+/// cannot be run, and `connect` then runs the same bridge in this process. A service this
+/// process started stays its child across `exec`: the bridge is told to reap it.
+fn exec_bridge(server: &str, host: &str, hidden_env: &[String], started: Option<u32>) {
     #[cfg(unix)]
     if let Ok(exe) = mcp_broker::service::client::bridge_exe() {
         let mut cmd = std::process::Command::new(exe);
         cmd.args([server, host]);
+        cmd.args(started.map(|pid| pid.to_string()));
         for var in hidden_env {
             cmd.env_remove(var);
         }
@@ -344,7 +346,7 @@ async fn connect(control: Control, args: ConnectArgs) -> Result<()> {
         args.server.clone()
     };
     let host = args.host.unwrap_or_else(mcp_broker::bridge::parent_name);
-    exec_bridge(&name, &host, &hidden_env);
+    exec_bridge(&name, &host, &hidden_env, control.started_service());
     mcp_broker::bridge::run(control, &name, &host).await
 }
 

@@ -8,8 +8,9 @@
 //! hosts still launch `mcp-broker connect NAME`; when this file is missing, `connect` runs the
 //! same bridge itself.
 //!
-//! Its command line is internal and fixed: `mcp-broker-bridge SERVER HOST` (set by `connect`,
-//! which parses the user's arguments with clap; two positional values need no parser here).
+//! Its command line is internal and fixed: `mcp-broker-bridge SERVER HOST [SERVICE_PID]` (set
+//! by `connect`, which parses the user's arguments with clap; positional values need no parser
+//! here). SERVICE_PID names a service `connect` started: this process's child since the `exec`.
 
 use std::process::ExitCode;
 
@@ -18,10 +19,17 @@ use mcp_broker::vault::Home;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [server, host] = args.as_slice() else {
-        eprintln!("error: mcp-broker-bridge is started by `mcp-broker connect NAME`; run that instead");
-        return ExitCode::from(2);
+    let (server, host, started) = match args.as_slice() {
+        [server, host] => (server, host, None),
+        [server, host, pid] => (server, host, pid.parse().ok()),
+        _ => {
+            eprintln!("error: mcp-broker-bridge is started by `mcp-broker connect NAME`; run that instead");
+            return ExitCode::from(2);
+        }
     };
+    if let Some(pid) = started {
+        reap(pid);
+    }
     init_logging();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -37,6 +45,18 @@ async fn run(server: &str, host: &str) -> anyhow::Result<()> {
     let home = Home::from_env()?;
     let control = Control::connect_or_start(&home).await?;
     mcp_broker::bridge::run(control, server, host).await
+}
+
+/// Wait for the service `connect` started, in a thread of its own, so that its exit (on
+/// `mcp-broker stop`) leaves no zombie process behind while this bridge runs on.
+fn reap(pid: i32) {
+    #[cfg(unix)]
+    std::thread::spawn(move || {
+        // SAFETY: waitpid on a PID with a null status pointer only waits; it touches no memory.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) }
+    });
+    #[cfg(not(unix))]
+    let _ = pid;
 }
 
 fn fail(message: &str) -> ExitCode {

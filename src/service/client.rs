@@ -47,6 +47,8 @@ pub struct Control {
     home: Home,
     /// Environment variables a started service must not inherit (a client secret's).
     hidden_env: Vec<String>,
+    /// The service this process started, if any: its child until it exits.
+    started: Arc<Mutex<Option<u32>>>,
 }
 
 impl Control {
@@ -59,7 +61,7 @@ impl Control {
     /// it starts (the service, and the browser it opens, would otherwise inherit them).
     pub async fn connect_or_start_without(home: &Home, hidden_env: &[String]) -> Result<Self, ClientError> {
         let paths = Paths::of(home);
-        let control = Self { socket: paths.socket.clone(), idle: Arc::default(), paths, home: home.clone(), hidden_env: hidden_env.to_vec() };
+        let control = Self { socket: paths.socket.clone(), idle: Arc::default(), paths, home: home.clone(), hidden_env: hidden_env.to_vec(), started: Arc::default() };
         control.ensure_running().await?;
         Ok(control)
     }
@@ -67,7 +69,7 @@ impl Control {
     /// The running service, if one answers; never starts one.
     pub async fn connect(home: &Home) -> Option<Self> {
         let paths = Paths::of(home);
-        let control = Self { socket: paths.socket.clone(), idle: Arc::default(), paths, home: home.clone(), hidden_env: Vec::new() };
+        let control = Self { socket: paths.socket.clone(), idle: Arc::default(), paths, home: home.clone(), hidden_env: Vec::new(), started: Arc::default() };
         control.is_running().await.then_some(control)
     }
 
@@ -87,6 +89,11 @@ impl Control {
         Ok(())
     }
 
+    /// The process ID of the service this process started (its child), if it started one.
+    pub fn started_service(&self) -> Option<u32> {
+        self.started.lock().ok().and_then(|s| *s)
+    }
+
     /// Whether a service answers on the socket now.
     pub async fn is_running(&self) -> bool {
         UnixStream::connect(&self.socket).await.is_ok()
@@ -101,6 +108,9 @@ impl Control {
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
             if self.is_running().await {
+                if let Ok(mut started) = self.started.lock() {
+                    *started = Some(child.id());
+                }
                 std::thread::spawn(move || child.wait()); // reap it whenever it exits
                 return Ok(());
             }

@@ -666,6 +666,30 @@ test('11c: a command run while the service is still stopping starts a new one on
   await c.close();
 });
 
+test('11d: a service that `connect URL` started leaves no zombie when it stops (the bridge it became reaps it)', async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  assert.equal((await broker(ctx, ['stop'])).code, 0);
+  // `connect URL` asks the service which server the URL is, so it starts the service itself
+  // and then becomes mcp-broker-bridge: the service is the bridge's child from then on.
+  const b = await bridge(ctx, ctx.mcp.url, { host: 'reaper' });
+  await echo(b.client, 'via url', 'bridge by URL');
+  const [servicePid] = await daemonPids(ctx.home);
+  const parent = fsSync.readFileSync(`/proc/${servicePid}/stat`, 'utf8').split(') ')[1].split(' ')[1];
+  assert.equal(Number(parent), b.pid, 'the service is the bridge\'s child');
+  assert.equal((await broker(ctx, ['stop'])).code, 0);
+  let state = 'gone';
+  for (let i = 0; i < 40; i += 1) {
+    try {
+      state = fsSync.readFileSync(`/proc/${servicePid}/stat`, 'utf8').split(') ')[1][0];
+    } catch { state = 'gone'; break; }
+    await sleep(50);
+  }
+  assert.equal(state, 'gone', `the stopped service's process is reaped (state ${state}: Z is a zombie)`);
+  const after = await b.client.callTool({ name: 'echo', arguments: { text: 'after stop' } }, undefined, { timeout: 30_000 });
+  assert.equal(textOf(after), 'after stop', 'the bridge starts a new service and goes on');
+});
+
 test('12: malformed JSON on the bridge stdin gets a JSON-RPC parse error; the next request works', async (t) => {
   const ctx = await setup(t);
   await login(ctx, 'alpha');
