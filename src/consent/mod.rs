@@ -206,7 +206,7 @@ impl Consent {
         // Disabled tools the server has not listed since the service started still show.
         for name in disabled.into_iter().flatten() {
             if !out.iter().any(|(t, _)| &t.name == name) {
-                out.push((ToolInfo { name: name.clone(), description: None }, false));
+                out.push((ToolInfo { name: name.clone(), description: None, param_headers: Vec::new() }, false));
             }
         }
         out

@@ -2,11 +2,13 @@
 //! that host's `tools/list` results (least privilege) and its `tools/call` is refused.
 //!
 //! A `tools/list` answer is small, so it is read whole, rewritten and sent on, whether it
-//! came as JSON or as an SSE stream.
+//! came as JSON or as an SSE stream. Tools whose `x-mcp-header` marks are invalid are
+//! dropped here too ([`crate::proxy::params`]).
 
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::proxy::params::{self, ParamHeader};
 use crate::sse;
 
 /// A tool a server listed.
@@ -14,28 +16,42 @@ use crate::sse;
 pub struct ToolInfo {
     pub name: String,
     pub description: Option<String>,
+    /// Its parameters that go out as `Mcp-Param-*` headers too.
+    #[serde(skip)]
+    pub param_headers: Vec<ParamHeader>,
 }
 
-/// The tools in a `tools/list` result message, if it is one.
+/// The usable tools in a `tools/list` result message, if it is one (a tool with invalid
+/// `x-mcp-header` marks is left out, with a warning).
 pub fn tools_of(msg: &Value) -> Option<Vec<ToolInfo>> {
     let tools = msg.get("result")?.get("tools")?.as_array()?;
     Some(
         tools
             .iter()
             .filter_map(|t| {
-                Some(ToolInfo {
-                    name: t.get("name")?.as_str()?.to_owned(),
-                    description: t.get("description").and_then(Value::as_str).map(str::to_owned),
-                })
+                let name = t.get("name")?.as_str()?.to_owned();
+                let param_headers = match params::annotations(t.get("inputSchema")) {
+                    Ok(h) => h,
+                    Err(why) => {
+                        tracing::warn!(tool = %name, "left out of tools/list: {why}");
+                        return None;
+                    }
+                };
+                let description = t.get("description").and_then(Value::as_str).map(str::to_owned);
+                Some(ToolInfo { name, description, param_headers })
             })
             .collect(),
     )
 }
 
-/// Remove the disabled tools from a `tools/list` result message, in place.
+/// Remove the disabled tools, and those with invalid `x-mcp-header` marks, from a
+/// `tools/list` result message, in place.
 pub fn filter_message(msg: &mut Value, disabled: &dyn Fn(&str) -> bool) {
     if let Some(tools) = msg.get_mut("result").and_then(|r| r.get_mut("tools")).and_then(Value::as_array_mut) {
-        tools.retain(|t| !t.get("name").and_then(Value::as_str).is_some_and(disabled));
+        tools.retain(|t| {
+            let off = t.get("name").and_then(Value::as_str).is_some_and(disabled);
+            !off && params::annotations(t.get("inputSchema")).is_ok()
+        });
     }
 }
 
@@ -99,6 +115,18 @@ mod tests {
         assert_eq!((text.matches("echo").count(), text.contains("delete_record")), (2, false), "{text}");
         assert!(!text.contains("delete_record") && text.contains("echo") && text.ends_with("\n\n"));
         assert_eq!(tools.unwrap()[0].description.as_deref(), Some("e"));
+    }
+
+    #[test]
+    fn tools_with_invalid_header_marks_are_dropped() {
+        let list = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[
+            {"name":"good","inputSchema":{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"}}}},
+            {"name":"bad","inputSchema":{"type":"object","properties":{"tags":{"type":"array","items":{"type":"string","x-mcp-header":"Tag"}}}}}]}}"#;
+        let (body, tools) = rewrite_body(list.as_bytes(), false, &|_| false);
+        let tools = tools.unwrap();
+        assert_eq!((tools.len(), tools[0].name.as_str(), tools[0].param_headers.len()), (1, "good", 1));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 1);
     }
 
     #[test]

@@ -11,10 +11,14 @@
 //!    [`MAX_STEP_UPS`] times.
 //! 5. Pass the answer back ([`answer`]: whole when it already is, else streamed as it
 //!    arrives), and record the call.
+//!
+//! On the way, `tools/list` answers are filtered by the host's tool policy, and `tools/call`
+//! gets the `Mcp-Param-*` headers its tool's schema asks for ([`params`]).
 
 pub mod answer;
 pub mod headers;
 pub mod jsonrpc;
+pub mod params;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -83,6 +87,8 @@ pub struct Proxy {
     progress: Arc<DynProgress>,
     /// Servers named by `connect URL` that have no record yet: how to sign in to them.
     pending: Mutex<HashMap<String, LoginRequest>>,
+    /// Per server, its tools (from the last `tools/list`) with `x-mcp-header` parameters.
+    param_headers: Mutex<HashMap<String, HashMap<String, Vec<params::ParamHeader>>>>,
 }
 
 /// Why the broker answered instead of the upstream.
@@ -101,7 +107,7 @@ impl Refusal {
 impl Proxy {
     pub fn new(broker: Arc<Broker>, audit: Arc<Audit>, consent: Arc<Consent>, progress: Arc<DynProgress>) -> Result<Self, upstream::UpstreamError> {
         let upstream = upstream::Upstream::new()?;
-        Ok(Self { broker, audit, consent, upstream, urls: UrlCache::default(), progress, pending: Mutex::new(HashMap::new()) })
+        Ok(Self { broker, audit, consent, upstream, urls: UrlCache::default(), progress, pending: Mutex::default(), param_headers: Mutex::default() })
     }
 
     /// Remember how to sign in to a server known only by URL so far.
@@ -143,6 +149,10 @@ impl Proxy {
             let r = Refusal::new(StatusCode::FORBIDDEN, code::FORBIDDEN, refused.to_string());
             return self.refuse(&req, &info, r, started);
         }
+        let mut req = req;
+        if let Some(tool) = info.tool() {
+            self.add_param_headers(&mut req, tool);
+        }
         match self.forward(&req).await {
             Ok(resp) => {
                 self.record(&req, &info, resp.status().as_u16(), None, started);
@@ -167,6 +177,36 @@ impl Proxy {
         }
     }
 
+    /// Set the `Mcp-Param-*` headers of a call to a tool with `x-mcp-header` parameters, from
+    /// its arguments (the body is what the server runs, so its values replace a host's).
+    fn add_param_headers(&self, req: &mut Inbound, tool: &str) {
+        let marks = {
+            let known = self.param_headers.lock().unwrap_or_else(|p| p.into_inner());
+            match known.get(&req.server).and_then(|tools| tools.get(tool)) {
+                Some(marks) => marks.clone(),
+                None => return,
+            }
+        };
+        let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&req.body) else { return };
+        for (name, value) in params::headers(&marks, msg.get("params").and_then(|p| p.get("arguments"))) {
+            req.headers.insert(name, value);
+        }
+    }
+
+    /// Remember which of a server's tools have `x-mcp-header` parameters (merged: a
+    /// `tools/list` answer may be one page of several).
+    fn remember_param_headers(&self, server: &str, tools: &[policy::ToolInfo]) {
+        let mut known = self.param_headers.lock().unwrap_or_else(|p| p.into_inner());
+        let marked = known.entry(server.to_owned()).or_default();
+        for t in tools {
+            if t.param_headers.is_empty() {
+                marked.remove(&t.name);
+            } else {
+                marked.insert(t.name.clone(), t.param_headers.clone());
+            }
+        }
+    }
+
     /// Read a `tools/list` answer whole, remember the server's tools, and drop the ones
     /// disabled for this host.
     async fn filter_tools(&self, req: &Inbound, resp: Response) -> Response {
@@ -180,6 +220,7 @@ impl Proxy {
         let disabled = self.consent.disabled_tools(&req.host, &req.server);
         let (body, tools) = policy::rewrite_body(&bytes, sse, &|name| disabled.contains(name));
         if let Some(tools) = tools {
+            self.remember_param_headers(&req.server, &tools);
             self.consent.remember_tools(&req.server, tools);
         }
         parts.headers.remove(http::header::CONTENT_LENGTH);

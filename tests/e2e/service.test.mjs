@@ -815,3 +815,33 @@ test('15: the user\'s proxy settings (HTTP_PROXY) carry the MCP calls the servic
   const calls = proxy.seen.filter((u) => u.startsWith(ctx.mcp.url));
   assert.ok(calls.length >= 2, `initialize and the echo call went through the proxy: ${JSON.stringify(proxy.seen)}`);
 });
+
+test('16: tools with x-mcp-header parameters: their calls carry Mcp-Param-* from the arguments (bridge and endpoint); a tool with an invalid mark is not listed', async (t) => {
+  const ctx = await setup(t, { mcp: { headerTools: true } });
+  await login(ctx, 'alpha');
+  const b = await bridge(ctx, 'alpha', { host: 'param-bridge' });
+  const listed = (await b.client.listTools()).tools.map((x) => x.name);
+  assert.ok(listed.includes('regional_echo') && listed.includes('echo'), `the marked tool is listed: ${listed}`);
+  assert.ok(!listed.includes('bad_header_tool'), `a tool whose x-mcp-header mark is invalid is left out (the spec's rule for clients): ${listed}`);
+
+  const call = async (client, region, text) => textOf(await client.callTool({ name: 'regional_echo', arguments: { region, text } }));
+  assert.equal(await call(b.client, 'us-west1', 'hi'), 'us-west1: hi', 'the server accepted the header (it rejects a call without one)');
+  assert.equal(await call(b.client, 'Zürich ', 'x'), 'Zürich : x', 'a non-ASCII value goes base64-encoded');
+
+  // An HTTP host whose client sends no Mcp-Param headers, and a raw one that sends a wrong one:
+  // the proxy sets them from the body, which is what the server runs.
+  const h = await hostKey(ctx, 'param-http');
+  const c = await http_(ctx, h, 'alpha');
+  assert.equal(await call(c.client, 'eu', 'y'), 'eu: y', 'through the endpoint');
+  const port = Number(new URL(h.endpoint).port);
+  const raw = await rawHttp(port, {
+    path: '/servers/alpha/mcp',
+    headers: { authorization: `Bearer ${h.key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': c.transport.sessionId, 'mcp-protocol-version': '2025-11-25', 'mcp-param-region': 'wrong' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'regional_echo', arguments: { region: 'ap', text: 'z' } } }),
+  });
+  assert.equal(raw.status, 200, `a host's wrong header is replaced by the body's value: ${raw.status} ${raw.body}`);
+  assert.match(raw.body, /ap: z/);
+
+  const seen = (await mcpStats(ctx.mcp)).recent_requests.filter((q) => q.tool === 'regional_echo').map((q) => q.headers['mcp-param-region']);
+  assert.deepEqual(seen, ['us-west1', `=?base64?${Buffer.from('Zürich ').toString('base64')}?=`, 'eu', 'ap'], 'the headers the server received');
+});

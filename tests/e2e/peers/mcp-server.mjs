@@ -41,6 +41,10 @@ const { values: args } = parseArgs({
     sessions: { type: 'boolean', default: false },
     'prm-at': { type: 'string', default: 'inserted' },
     'no-rm-header': { type: 'boolean', default: false },
+    // Also list tools with `x-mcp-header` parameters (MCP 2026-07-28): `regional_echo`, whose
+    // calls must carry a matching Mcp-Param-Region header (else 400, -32020 HeaderMismatch),
+    // and `bad_header_tool`, whose mark is invalid (inside array items): clients drop it.
+    'header-tools': { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
   },
   strict: true,
@@ -266,6 +270,23 @@ function buildServer() {
     return { content: [{ type: 'text', text: `deleted ${id}` }] };
   });
 
+  if (args['header-tools']) {
+    mcp.registerTool('regional_echo', {
+      description: 'Returns region: text; region is mirrored in the Mcp-Param-Region header.',
+      inputSchema: { region: z.string().meta({ 'x-mcp-header': 'Region' }), text: z.string() },
+    }, async ({ region, text }) => {
+      count('regional_echo');
+      return { content: [{ type: 'text', text: `${region}: ${text}` }] };
+    });
+    mcp.registerTool('bad_header_tool', {
+      description: 'Its x-mcp-header mark sits inside array items, which the spec forbids.',
+      inputSchema: { tags: z.array(z.string().meta({ 'x-mcp-header': 'Tag' })) },
+    }, async () => {
+      count('bad_header_tool');
+      return { content: [{ type: 'text', text: 'should not be callable' }] };
+    });
+  }
+
   mcp.registerTool('slow_stream', {
     description: 'Sends `count` notifications over the response stream, one every interval_ms, then returns.',
     inputSchema: { count: z.number().int().min(0).max(1000).default(5), interval_ms: z.number().int().min(0).max(10000).default(100) },
@@ -310,6 +331,21 @@ async function readJson(req) {
   } catch {
     return Symbol.for('invalid-json');
   }
+}
+
+/** A Mcp-Param-* / Mcp-Name value, decoded from the `=?base64?…?=` sentinel when it is one. */
+function decodeHeader(v) {
+  const m = /^=\?base64\?(.*)\?=$/.exec(v ?? '');
+  return m ? Buffer.from(m[1], 'base64').toString('utf8') : v;
+}
+
+/** Server validation of a `regional_echo` call: its Mcp-Param-Region header matches the body. */
+function headerMismatch(req, body) {
+  if (!args['header-tools'] || body?.method !== 'tools/call' || body.params?.name !== 'regional_echo') return null;
+  const want = body.params?.arguments?.region;
+  const got = decodeHeader(req.headers['mcp-param-region']);
+  if (want === undefined || want === null || got === want) return null;
+  return `Header mismatch: Mcp-Param-Region ${JSON.stringify(got ?? null)} does not match the body's region ${JSON.stringify(want)}`;
 }
 
 function jsonRpcError(res, status, code, message) {
@@ -373,6 +409,8 @@ async function handle(req, res) {
     body = await readJson(req);
     recordRequest(req, body === Symbol.for('invalid-json') ? undefined : body);
     if (body === Symbol.for('invalid-json')) return jsonRpcError(res, 400, -32700, 'Parse error');
+    const mismatch = headerMismatch(req, body);
+    if (mismatch) return jsonRpcError(res, 400, -32020, mismatch);
     const need = requiredScopeFor(body);
     if (need && !auth.scopes.includes(need)) {
       return challenge(res, new AuthError(403, 'insufficient_scope', `this tool needs scope ${need}`, need));
