@@ -44,6 +44,12 @@ use jsonrpc::{code, MessageInfo};
 /// The largest `tools/list` answer read for filtering.
 const MAX_TOOLS_LIST_BYTES: usize = 8 * 1024 * 1024;
 
+/// The largest error answer read to see whether it is a `HeaderMismatch`.
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+
+/// The most `tools/list` pages the proxy reads to learn a server's `x-mcp-header` marks.
+const MAX_LIST_PAGES: usize = 20;
+
 /// How many step-up sign-ins one request may cause before it fails for good.
 pub const MAX_STEP_UPS: usize = 2;
 
@@ -153,7 +159,14 @@ impl Proxy {
         if let Some(tool) = info.tool() {
             self.add_param_headers(&mut req, tool);
         }
-        match self.forward(&req).await {
+        let mut answer = self.forward(&req).await;
+        if let Some(tool) = info.tool() {
+            answer = match answer {
+                Ok(resp) if resp.status() == StatusCode::BAD_REQUEST => self.retry_on_header_mismatch(&mut req, tool, resp).await,
+                other => other,
+            };
+        }
+        match answer {
             Ok(resp) => {
                 self.record(&req, &info, resp.status().as_u16(), None, started);
                 if info.method.as_deref() == Some("tools/list") && resp.status().is_success() {
@@ -193,6 +206,58 @@ impl Proxy {
         }
     }
 
+    /// A call the server refused with `HeaderMismatch`: list its tools (their marks may be
+    /// new to the proxy, which learns them from `tools/list`), then send the call once more
+    /// with the headers they ask for. Any other `400` goes back to the host as it came.
+    async fn retry_on_header_mismatch(&self, req: &mut Inbound, tool: &str, resp: Response) -> Result<Response, Refusal> {
+        let (parts, body) = resp.into_parts();
+        let read = tokio::time::timeout(Duration::from_secs(10), axum::body::to_bytes(body, MAX_ERROR_BYTES)).await;
+        let Ok(Ok(bytes)) = read else {
+            return Err(Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, "the server's error answer was too large, too slow or cut off"));
+        };
+        if !params::is_header_mismatch(&bytes, is_sse(&parts.headers)) {
+            return Ok(Response::from_parts(parts, Body::from(bytes)));
+        }
+        tracing::info!(server = %req.server, tool, "the server wants Mcp-Param headers the proxy did not know of: listing its tools");
+        self.list_tools_for(req).await;
+        self.add_param_headers(req, tool);
+        self.forward(req).await
+    }
+
+    /// List a server's tools for the proxy itself (every page, up to [`MAX_LIST_PAGES`]), in
+    /// the host request's session and protocol version, to learn their `x-mcp-header` marks.
+    async fn list_tools_for(&self, req: &Inbound) {
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let list = Inbound {
+                host: req.host.clone(),
+                server: req.server.clone(),
+                method: Method::POST,
+                headers: params::list_headers(&req.headers),
+                body: params::tools_list_request(&req.body, cursor.as_deref()).into(),
+            };
+            let page = match self.forward(&list).await {
+                Ok(resp) if resp.status().is_success() => {
+                    let sse = is_sse(resp.headers());
+                    let read = tokio::time::timeout(Duration::from_secs(30), axum::body::to_bytes(resp.into_body(), MAX_TOOLS_LIST_BYTES)).await;
+                    read.ok().and_then(Result::ok).and_then(|b| params::result_message(&b, sse))
+                }
+                _ => None,
+            };
+            let Some(page) = page else {
+                tracing::warn!(server = %req.server, "listing the tools to learn their Mcp-Param headers failed");
+                return;
+            };
+            if let Some(tools) = policy::tools_of(&page) {
+                self.remember_param_headers(&req.server, &tools);
+            }
+            cursor = page.pointer("/result/nextCursor").and_then(serde_json::Value::as_str).map(str::to_owned);
+            if cursor.is_none() {
+                return;
+            }
+        }
+    }
+
     /// Remember which of a server's tools have `x-mcp-header` parameters (merged: a
     /// `tools/list` answer may be one page of several).
     fn remember_param_headers(&self, server: &str, tools: &[policy::ToolInfo]) {
@@ -211,7 +276,7 @@ impl Proxy {
     /// disabled for this host.
     async fn filter_tools(&self, req: &Inbound, resp: Response) -> Response {
         let (mut parts, body) = resp.into_parts();
-        let sse = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"));
+        let sse = is_sse(&parts.headers);
         let read = tokio::time::timeout(Duration::from_secs(60), axum::body::to_bytes(body, MAX_TOOLS_LIST_BYTES)).await;
         let Ok(Ok(bytes)) = read else {
             let r = Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, "the server's tools/list answer was too large, too slow or cut off");
@@ -316,6 +381,11 @@ impl Proxy {
             error,
         });
     }
+}
+
+/// Whether an answer is an SSE stream.
+fn is_sse(h: &HeaderMap) -> bool {
+    h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"))
 }
 
 /// The scopes a 403 challenge asks for, when it is an `insufficient_scope` challenge.

@@ -13,8 +13,13 @@
 //! 2. On `tools/call`, [`headers`] gives `Mcp-Param-*` from the call's arguments: strings
 //!    encoded like `Mcp-Name` (plain visible ASCII, else base64 in `=?base64?…?=`),
 //!    integers in decimal, booleans as `true`/`false`; a missing or `null` value, no header.
+//! 3. The marks are learned from `tools/list` answers, so a call can go out before they are
+//!    known (the service restarted since its host listed the tools). When the server then
+//!    answers `-32020`, the proxy lists the tools itself ([`tools_list_request`],
+//!    [`result_message`]) and sends the call once more, which is what the spec asks of a
+//!    client that meets a `HeaderMismatch`.
 
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::bridge::headers::encode_value;
@@ -108,6 +113,59 @@ pub fn headers(marks: &[ParamHeader], arguments: Option<&Value>) -> Vec<(HeaderN
         .collect()
 }
 
+/// The JSON-RPC error code of a request whose headers and body disagree.
+pub const HEADER_MISMATCH: i64 = -32020;
+
+/// Whether an error answer (JSON or SSE) is a `HeaderMismatch`.
+pub fn is_header_mismatch(body: &[u8], sse: bool) -> bool {
+    messages(body, sse).iter().any(|m| m.pointer("/error/code").and_then(Value::as_i64) == Some(HEADER_MISMATCH))
+}
+
+/// A `tools/list` request of the broker's own (one page, from `cursor`), carrying the
+/// protocol `_meta` entries of the host's request it is made for: a 2026-07-28 server needs
+/// the protocol version and client information in every request.
+pub fn tools_list_request(host_body: &[u8], cursor: Option<&str>) -> Vec<u8> {
+    let host: Value = serde_json::from_slice(host_body).unwrap_or_default();
+    let mut params = Map::new();
+    if let Some(meta) = host.pointer("/params/_meta").and_then(Value::as_object) {
+        let protocol: Map<String, Value> = meta.iter().filter(|(k, _)| k.starts_with("io.modelcontextprotocol/")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if !protocol.is_empty() {
+            params.insert("_meta".into(), Value::Object(protocol));
+        }
+    }
+    if let Some(c) = cursor {
+        params.insert("cursor".into(), Value::String(c.to_owned()));
+    }
+    let msg = serde_json::json!({ "jsonrpc": "2.0", "id": "mcp-broker-tools-list", "method": "tools/list", "params": params });
+    serde_json::to_vec(&msg).unwrap_or_default()
+}
+
+/// The headers of the broker's own `tools/list`: the host request's, less what names its call.
+pub fn list_headers(host: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(host.len());
+    for (name, value) in host {
+        let n = name.as_str();
+        if !(n == "mcp-method" || n == "mcp-name" || n.starts_with("mcp-param-")) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out.insert("mcp-method", HeaderValue::from_static("tools/list"));
+    out
+}
+
+/// The first result message in an answer (JSON or SSE).
+pub fn result_message(body: &[u8], sse: bool) -> Option<Value> {
+    messages(body, sse).into_iter().find(|m| m.get("result").is_some())
+}
+
+fn messages(body: &[u8], sse: bool) -> Vec<Value> {
+    if !sse {
+        return serde_json::from_slice(body).into_iter().collect();
+    }
+    let mut parser = crate::sse::Parser::default();
+    parser.feed(body).iter().filter_map(|e| serde_json::from_str(&e.data).ok()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +204,23 @@ mod tests {
         for schema in bad {
             assert!(annotations(Some(&schema)).is_err(), "{schema}");
         }
+    }
+
+    #[test]
+    fn the_brokers_own_tools_list() {
+        let call = br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":{},
+            "_meta":{"progressToken":7,"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        let req: Value = serde_json::from_slice(&tools_list_request(call, Some("p2"))).unwrap();
+        assert_eq!(req["method"], "tools/list");
+        assert_eq!(req["params"], json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}, "cursor": "p2"}));
+        let bare: Value = serde_json::from_slice(&tools_list_request(b"{}", None)).unwrap();
+        assert_eq!(bare["params"], json!({}));
+        let err = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32020,"message":"Header mismatch"}}"#;
+        assert!(is_header_mismatch(err, false));
+        assert!(is_header_mismatch(format!("event: message\ndata: {}\n\n", std::str::from_utf8(err).unwrap()).as_bytes(), true));
+        assert!(!is_header_mismatch(br#"{"error":{"code":-32600}}"#, false));
+        let page = br#"{"jsonrpc":"2.0","id":"mcp-broker-tools-list","result":{"tools":[],"nextCursor":"p3"}}"#;
+        assert_eq!(result_message(page, false).unwrap()["result"]["nextCursor"], "p3");
     }
 
     #[test]

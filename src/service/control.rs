@@ -60,6 +60,9 @@ pub fn router(service: Arc<Service>) -> Router {
 
 type S = State<Arc<Service>>;
 
+/// How long an audit read waits for the calls still queued to be written.
+const AUDIT_READ_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// An API error: a status and one line for the user.
 pub struct ApiError(StatusCode, String);
 
@@ -298,6 +301,8 @@ struct AuditQuery {
 }
 
 async fn audit(State(s): S, Query(q): Query<AuditQuery>) -> Result<Json<Value>, ApiError> {
+    // Calls answered a moment ago may still be queued for the writer (it batches for 50 ms).
+    s.audit.flush(AUDIT_READ_FLUSH);
     let calls = s.audit.latest(q.server.as_deref(), q.host.as_deref(), q.limit.unwrap_or(50).min(10_000))?;
     Ok(Json(json!({ "calls": calls })))
 }

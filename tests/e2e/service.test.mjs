@@ -845,3 +845,24 @@ test('16: tools with x-mcp-header parameters: their calls carry Mcp-Param-* from
   const seen = (await mcpStats(ctx.mcp)).recent_requests.filter((q) => q.tool === 'regional_echo').map((q) => q.headers['mcp-param-region']);
   assert.deepEqual(seen, ['us-west1', `=?base64?${Buffer.from('Zürich ').toString('base64')}?=`, 'eu', 'ap'], 'the headers the server received');
 });
+
+test('16b: after the service restarts, a marked tool still works: on HeaderMismatch the proxy lists the tools itself and sends the call once more', async (t) => {
+  const ctx = await setup(t, { mcp: { headerTools: true } });
+  await login(ctx, 'alpha');
+  const b = await bridge(ctx, 'alpha', { host: 'param-restart' });
+  await b.client.listTools();
+  const call = async (text) => textOf(await b.client.callTool({ name: 'regional_echo', arguments: { region: 'eu', text } }, undefined, { timeout: 30_000 }));
+  assert.equal(await call('before'), 'eu: before');
+  assert.equal((await broker(ctx, ['stop'])).code, 0);
+  const seenBefore = (await mcpStats(ctx.mcp)).recent_requests.length;
+
+  // The new service has not seen this session's tools/list: its first try goes without the header.
+  assert.equal(await call('after restart'), 'eu: after restart', 'the call works after the restart');
+  const posts = (await mcpStats(ctx.mcp)).recent_requests.slice(seenBefore).filter((q) => q.http_method === 'POST');
+  const seq = posts.map((q) => (q.tool ? `${q.tool}:${q.headers['mcp-param-region'] ?? 'none'}` : q.rpc_methods[0]));
+  assert.deepEqual(seq, ['regional_echo:none', 'tools/list', 'regional_echo:eu'], 'refused without the header, tools listed, sent again with it');
+  assert.equal(await call('next'), 'eu: next');
+  // Read at once: the audit shows every call answered before it asks (queued ones are written first).
+  const calls = (await audit(ctx, 'alpha')).filter((x) => x.host === 'param-restart' && ['tools/call', 'tools/list'].includes(x.method));
+  assert.deepEqual(calls.map((x) => x.method), ['tools/call', 'tools/call', 'tools/call', 'tools/list'], `newest first, the host's three calls and its own listing, not the broker's retry or listing: ${JSON.stringify(calls)}`);
+});
