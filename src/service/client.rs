@@ -17,6 +17,9 @@ use tokio::net::UnixStream;
 use super::instance::{self, Paths};
 use crate::vault::Home;
 
+/// The header that names the service's version on every control-socket answer.
+pub const VERSION_HEADER: &str = "x-mcp-broker-version";
+
 /// How many connections to the service a client keeps open.
 const MAX_IDLE: usize = 16;
 
@@ -173,7 +176,10 @@ impl Control {
         while let Some(mut sender) = self.take_idle() {
             let copy = copy_request(&req);
             match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, self.lease(sender))),
+                Ok(resp) => {
+                    check_version(resp.headers());
+                    return Ok((resp, self.lease(sender)));
+                }
                 Err(mut e) => match (e.take_message(), e.into_error()) {
                     (Some(unsent), _) => req = unsent,
                     (None, e) if never_read(&e) => req = copy,
@@ -183,6 +189,7 @@ impl Control {
         }
         let mut sender = self.open_connection().await?;
         let resp = sender.send_request(req).await.map_err(|e| ClientError::Connection(e.to_string()))?;
+        check_version(resp.headers());
         Ok((resp, self.lease(sender)))
     }
 
@@ -221,6 +228,20 @@ impl Control {
         }
         let message = value["error"].as_str().map(str::to_owned).unwrap_or_else(|| format!("HTTP {status}"));
         Err(ClientError::Api(message))
+    }
+}
+
+/// Warn once per process when the service that answers is another version than this
+/// program: after an upgrade the old service runs on until stopped, and its API may differ.
+fn check_version(headers: &http::HeaderMap) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let Some(theirs) = headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok()) else { return };
+    let ours = env!("CARGO_PKG_VERSION");
+    if theirs != ours {
+        let theirs: String = theirs.chars().filter(char::is_ascii_graphic).take(32).collect();
+        WARNED.call_once(|| {
+            tracing::warn!("the running mcp-broker service is version {theirs}, this program {ours}: run `mcp-broker stop`, and the next command or host starts the new one");
+        });
     }
 }
 

@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::Service;
+use super::{client, Service};
 use crate::broker::{Error as BrokerError, LoginRequest};
 use crate::consent::Decision;
 use crate::login::{browser::BrowserError, Progress};
@@ -55,7 +55,15 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/audit", get(audit))
         .route("/v1/shutdown", post(shutdown))
         .route("/servers/{name}/mcp", any(mcp))
+        .layer(axum::middleware::map_response(stamp_version))
         .with_state(service)
+}
+
+/// Every answer names the service's version, so that a client of another version (an
+/// upgrade while the old service runs on) can say so.
+async fn stamp_version(mut resp: Response) -> Response {
+    resp.headers_mut().insert(client::VERSION_HEADER, http::HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
+    resp
 }
 
 type S = State<Arc<Service>>;
@@ -99,7 +107,7 @@ async fn status(State(s): S) -> Result<Json<Value>, ApiError> {
             server_json(r, last_used)
         })
         .collect();
-    Ok(Json(json!({ "servers": servers, "endpoint": s.endpoint() })))
+    Ok(Json(json!({ "servers": servers, "endpoint": s.endpoint(), "version": env!("CARGO_PKG_VERSION") })))
 }
 
 /// A server as every client shows it. Never a secret.

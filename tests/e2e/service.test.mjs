@@ -866,3 +866,24 @@ test('16b: after the service restarts, a marked tool still works: on HeaderMisma
   const calls = (await audit(ctx, 'alpha')).filter((x) => x.host === 'param-restart' && ['tools/call', 'tools/list'].includes(x.method));
   assert.deepEqual(calls.map((x) => x.method), ['tools/call', 'tools/call', 'tools/call', 'tools/list'], `newest first, the host's three calls and its own listing, not the broker's retry or listing: ${JSON.stringify(calls)}`);
 });
+
+test('17: the service names its version; a command that reaches a service of another version says how to restart it', async (t) => {
+  const ctx = await setup(t, { mcp: null });
+  const doc = await status(ctx);
+  const ours = (await broker(ctx, ['--version'])).stdout.trim().split(' ')[1];
+  assert.equal(doc.version, ours, 'status --json names the service version');
+  assert.equal((await broker(ctx, ['stop'])).code, 0);
+
+  // What an upgrade leaves behind: an older service still answering on the socket.
+  const older = http.createServer((req, res) => {
+    res.setHeader('x-mcp-broker-version', '0.0.1');
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ servers: [], endpoint: 'http://127.0.0.1:1', version: '0.0.1' }));
+  });
+  await new Promise((resolve) => older.listen(path.join(ctx.home, 'run', 'broker.sock'), resolve));
+  t.after(() => older.close());
+  const r = await broker(ctx, ['status']);
+  assert.equal(r.code, 0, describeRun(r));
+  assert.match(stripAnsi(r.stderr), /service is version 0\.0\.1, this program [0-9.]+: run `mcp-broker stop`/, describeRun(r));
+  assert.equal(stripAnsi(r.stderr).match(/service is version/g).length, 1, 'said once');
+});
