@@ -66,6 +66,7 @@ impl Progress for LogProgress {
 /// Run the service until a shutdown request or a signal.
 pub async fn run(home: Home) -> anyhow::Result<()> {
     home.ensure()?;
+    raise_fd_limit();
     let paths = Paths::of(&home);
     let _lock = instance::lock(&paths)?;
     let broker = Arc::new(Broker::open(home.clone())?);
@@ -105,6 +106,25 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(&paths.socket);
     Ok(())
+}
+
+/// Let the service open as many files as the system allows it (the soft limit is often
+/// 1024, the hard one far more): each host connection takes one, and so does each upstream
+/// connection it needs ([`shim::MAX_CONNECTIONS`] of each at most, besides bridges).
+fn raise_fd_limit() {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit and setrlimit only read and write the struct they are given.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max.min(65_536) {
+                lim.rlim_cur = lim.rlim_max.min(65_536);
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    tracing::debug!("cannot raise the open-file limit: {}", std::io::Error::last_os_error());
+                }
+            }
+        }
+    }
 }
 
 /// The kept port if it is free, else a new one (remembered from then on).

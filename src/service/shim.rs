@@ -16,7 +16,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -38,17 +38,30 @@ use super::Service;
 /// connections sooner (undici after 4 s), so they never race this close.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How often a full endpoint says so in the log.
+const FULL_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// The most host connections open at once. More wait in the kernel's accept queue until one
+/// closes, so that a flood of connections (from any local user) cannot use up the service's
+/// file descriptors, which its control socket, bridges and upstream connections need too.
+pub const MAX_CONNECTIONS: usize = 512;
+
 /// Serve the endpoint until `stop` resolves; then open connections finish their requests
 /// and close (the caller bounds how long that may take).
 pub async fn serve(listener: TcpListener, service: Arc<Service>, stop: impl Future<Output = ()>) -> std::io::Result<()> {
     let (stopping, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let mut warned: Option<Instant> = None;
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if connections.len() < MAX_CONNECTIONS => match accepted {
                 Ok((stream, _)) => {
                     connections.spawn(connection(stream, service.clone(), stop_rx.clone()));
+                    if connections.len() == MAX_CONNECTIONS && warned.is_none_or(|t| t.elapsed() > FULL_WARNING_EVERY) {
+                        tracing::warn!("the MCP endpoint has {MAX_CONNECTIONS} connections open: new ones wait until one closes");
+                        warned = Some(Instant::now());
+                    }
                 }
                 Err(e) => accept_failed(e).await,
             },

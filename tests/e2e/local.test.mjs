@@ -257,3 +257,35 @@ test('connections that never finish a request head are closed after 30 s; hosts 
   assert.ok(first >= 25_000, `not closed early (${first} ms)`);
   assert.ok(last <= 40_000, `all closed within the 30 s header-read timeout (last at ${last} ms)`);
 });
+
+test('at most 512 host connections are open at once: one more waits until one closes, and the control socket is not starved', { timeout: 120_000 }, async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  const h = await addHost(ctx.home, 'flood-host');
+  const port = Number(new URL(h.endpoint).port);
+
+  // 512 idle connections (any local user can open them) take every slot.
+  const idle = await Promise.all(Array.from({ length: 512 }, () => new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    s.on('error', reject);
+  })));
+  idle.forEach((s) => s.on('error', () => {}));
+  t.after(() => idle.forEach((s) => s.destroy()));
+
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'flood-test', version: '0' } } });
+  const pending = rawHttp(port, {
+    path: '/servers/alpha/mcp', body, timeoutMs: 60_000,
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${h.key}` },
+  });
+  const early = await Promise.race([pending.then(() => 'answered'), new Promise((r) => setTimeout(() => r('waiting'), 1500))]);
+  assert.equal(early, 'waiting', 'the 513th connection is not served while 512 are open');
+
+  const st = await runBroker(['status', '--json'], { home: ctx.home, browserLog: ctx.browserLog });
+  assert.equal(st.code, 0, `the control socket still answers\n${describeRun(st)}`);
+
+  const freed = Date.now();
+  idle.slice(0, 5).forEach((s) => s.destroy());
+  const r = await pending;
+  assert.equal(r.status, 200, `served once connections close: ${r.status} ${r.body}`);
+  t.diagnostic(`the waiting request was answered ${Date.now() - freed} ms after 5 connections closed`);
+});
