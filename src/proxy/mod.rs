@@ -201,6 +201,9 @@ impl Proxy {
             }
         };
         let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&req.body) else { return };
+        for mark in &marks {
+            req.headers.remove(mark.name()); // a parameter with no value has no header
+        }
         for (name, value) in params::headers(&marks, msg.get("params").and_then(|p| p.get("arguments"))) {
             req.headers.insert(name, value);
         }

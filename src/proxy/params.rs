@@ -25,13 +25,20 @@ use serde_json::{Map, Value};
 use crate::bridge::headers::encode_value;
 
 /// The largest integer a header may carry (JavaScript's safe range).
-const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// One marked parameter: where its value sits in the arguments, and its header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamHeader {
     path: Vec<String>,
     name: HeaderName,
+}
+
+impl ParamHeader {
+    /// The header, `mcp-param-<mark>`.
+    pub fn name(&self) -> &HeaderName {
+        &self.name
+    }
 }
 
 /// The marked parameters of one tool's `inputSchema`, or why its marks are invalid.
@@ -83,12 +90,25 @@ fn annotation(schema: &Map<String, Value>, mark: &Value, path: Option<&[String]>
     if name.is_empty() || !name.bytes().all(is_tchar) {
         return Err(format!("x-mcp-header {mark} is not an HTTP header name"));
     }
-    let kind = schema.get("type").and_then(Value::as_str);
-    if !matches!(kind, Some("string" | "integer" | "boolean")) {
+    if !is_primitive(schema.get("type")) {
         return Err(format!("x-mcp-header {name:?} marks a parameter that is not a string, integer or boolean"));
     }
     let header = HeaderName::from_bytes(format!("mcp-param-{name}").as_bytes()).map_err(|e| format!("x-mcp-header {name:?}: {e}"))?;
     Ok(ParamHeader { path, name: header })
+}
+
+/// A string, integer or boolean type, or one of them made nullable (`["string", "null"]`:
+/// a `null` value then simply sends no header).
+fn is_primitive(kind: Option<&Value>) -> bool {
+    let primitive = |t: &str| matches!(t, "string" | "integer" | "boolean");
+    match kind {
+        Some(Value::String(t)) => primitive(t),
+        Some(Value::Array(ts)) => {
+            let mut named = ts.iter().filter(|t| t.as_str() != Some("null"));
+            matches!((named.next().and_then(Value::as_str), named.next()), (Some(t), None) if primitive(t))
+        }
+        _ => false,
+    }
 }
 
 /// RFC 9110 `tchar`: the characters of a header field name.
@@ -105,7 +125,7 @@ pub fn headers(marks: &[ParamHeader], arguments: Option<&Value>) -> Vec<(HeaderN
             let text = match value {
                 Value::String(s) => encode_value(s),
                 Value::Bool(b) => b.to_string(),
-                Value::Number(n) => n.as_i64().filter(|i| i.abs() <= MAX_SAFE_INTEGER)?.to_string(),
+                Value::Number(n) => n.as_i64().filter(|i| i.unsigned_abs() <= MAX_SAFE_INTEGER)?.to_string(),
                 _ => return None,
             };
             Some((m.name.clone(), HeaderValue::from_str(&text).ok()?))
@@ -200,6 +220,8 @@ mod tests {
             json!({"properties": {"a": {"type": "array", "items": {"type": "string", "x-mcp-header": "Item"}}}}),
             json!({"properties": {"a": {"oneOf": [{"type": "string", "x-mcp-header": "One"}]}}}),
             json!({"type": "string", "x-mcp-header": "Root"}),
+            json!({"properties": {"a": {"type": ["string", "integer"], "x-mcp-header": "Either"}}}),
+            json!({"properties": {"a": {"x-mcp-header": "Untyped"}}}),
         ];
         for schema in bad {
             assert!(annotations(Some(&schema)).is_err(), "{schema}");
@@ -232,10 +254,12 @@ mod tests {
             "b": {"type": "boolean", "x-mcp-header": "B"},
             "n": {"type": "string", "x-mcp-header": "N"},
             "missing": {"type": "string", "x-mcp-header": "Missing"},
-            "big": {"type": "integer", "x-mcp-header": "Big"}
+            "big": {"type": "integer", "x-mcp-header": "Big"},
+            "min": {"type": "integer", "x-mcp-header": "Min"},
+            "opt": {"type": ["string", "null"], "x-mcp-header": "Opt"}
         }});
         let marks = annotations(Some(&schema)).unwrap();
-        let args = json!({"s": "us-west1", "u": "Hello, 世界", "i": -7, "b": true, "n": null, "big": 9_007_199_254_740_993_i64});
+        let args = json!({"s": "us-west1", "u": "Hello, 世界", "i": -7, "b": true, "n": null, "big": 9_007_199_254_740_993_i64, "min": i64::MIN, "opt": null});
         let got: Vec<(String, String)> = headers(&marks, Some(&args)).into_iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned())).collect();
         let want = [("mcp-param-s", "us-west1"), ("mcp-param-u", "=?base64?SGVsbG8sIOS4lueVjA==?="), ("mcp-param-i", "-7"), ("mcp-param-b", "true")];
         let mut got_sorted = got.clone();
