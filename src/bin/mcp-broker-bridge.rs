@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (server, host, started) = match args.as_slice() {
         [server, host] => (server, host, None),
-        [server, host, pid] => (server, host, pid.parse().ok()),
+        [server, host, pid] => (server, host, pid.parse().ok().filter(|p: &i32| *p > 0)),
         _ => {
             eprintln!("error: mcp-broker-bridge is started by `mcp-broker connect NAME`; run that instead");
             return ExitCode::from(2);

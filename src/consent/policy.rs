@@ -44,14 +44,12 @@ pub fn tools_of(msg: &Value) -> Option<Vec<ToolInfo>> {
     )
 }
 
-/// Remove the disabled tools, and those with invalid `x-mcp-header` marks, from a
-/// `tools/list` result message, in place.
-pub fn filter_message(msg: &mut Value, disabled: &dyn Fn(&str) -> bool) {
+/// Keep, in a `tools/list` result message, only the tools named in `usable` (those whose
+/// `x-mcp-header` marks are valid) that are not disabled.
+pub fn filter_message(msg: &mut Value, usable: &[ToolInfo], disabled: &dyn Fn(&str) -> bool) {
+    let usable: std::collections::HashSet<&str> = usable.iter().map(|u| u.name.as_str()).collect();
     if let Some(tools) = msg.get_mut("result").and_then(|r| r.get_mut("tools")).and_then(Value::as_array_mut) {
-        tools.retain(|t| {
-            let off = t.get("name").and_then(Value::as_str).is_some_and(disabled);
-            !off && params::annotations(t.get("inputSchema")).is_ok()
-        });
+        tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(|name| usable.contains(name) && !disabled(name)));
     }
 }
 
@@ -85,8 +83,8 @@ fn rewrite_message(msg: &mut Value, disabled: &dyn Fn(&str) -> bool, found: &mut
         Value::Array(items) => items.iter_mut().for_each(|m| rewrite_message(m, disabled, found)),
         m => {
             if let Some(tools) = tools_of(m) {
+                filter_message(m, &tools, disabled);
                 *found = Some(tools);
-                filter_message(m, disabled);
             }
         }
     }

@@ -213,12 +213,18 @@ impl Proxy {
     /// new to the proxy, which learns them from `tools/list`), then send the call once more
     /// with the headers they ask for. Any other `400` goes back to the host as it came.
     async fn retry_on_header_mismatch(&self, req: &mut Inbound, tool: &str, resp: Response) -> Result<Response, Refusal> {
+        // A HeaderMismatch is a short JSON answer; anything else passes untouched, unread.
+        let json = resp.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/json"));
+        let length = hyper::body::Body::size_hint(resp.body()).exact(); // known once it is whole
+        if !json || length.is_none_or(|n| n > MAX_ERROR_BYTES as u64) {
+            return Ok(resp);
+        }
         let (parts, body) = resp.into_parts();
         let read = tokio::time::timeout(Duration::from_secs(10), axum::body::to_bytes(body, MAX_ERROR_BYTES)).await;
         let Ok(Ok(bytes)) = read else {
             return Err(Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, "the server's error answer was too large, too slow or cut off"));
         };
-        if !params::is_header_mismatch(&bytes, is_sse(&parts.headers)) {
+        if !params::is_header_mismatch(&bytes, false) {
             return Ok(Response::from_parts(parts, Body::from(bytes)));
         }
         tracing::info!(server = %req.server, tool, "the server wants Mcp-Param headers the proxy did not know of: listing its tools");

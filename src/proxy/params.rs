@@ -27,6 +27,9 @@ use crate::bridge::headers::encode_value;
 /// The largest integer a header may carry (JavaScript's safe range).
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
+/// The most marks one tool may have (each becomes a header on every call).
+const MAX_MARKS: usize = 64;
+
 /// One marked parameter: where its value sits in the arguments, and its header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamHeader {
@@ -47,10 +50,9 @@ pub fn annotations(input_schema: Option<&Value>) -> Result<Vec<ParamHeader>, Str
     if let Some(schema) = input_schema {
         walk(schema, Some(&[]), &mut found)?;
     }
-    for (i, a) in found.iter().enumerate() {
-        if found[..i].iter().any(|b| b.name == a.name) {
-            return Err(format!("header {} is named by two parameters", a.name));
-        }
+    let mut seen = std::collections::HashSet::with_capacity(found.len());
+    if let Some(twice) = found.iter().find(|a| !seen.insert(&a.name)) {
+        return Err(format!("header {} is named by two parameters", twice.name));
     }
     Ok(found)
 }
@@ -63,6 +65,7 @@ fn walk(node: &Value, path: Option<&[String]>, found: &mut Vec<ParamHeader>) -> 
         Value::Object(map) => {
             for (key, value) in map {
                 match (key.as_str(), value) {
+                    ("x-mcp-header", _) if found.len() >= MAX_MARKS => return Err(format!("more than {MAX_MARKS} x-mcp-header marks")),
                     ("x-mcp-header", _) => found.push(annotation(map, value, path)?),
                     ("properties", Value::Object(props)) => {
                         for (prop, schema) in props {

@@ -79,11 +79,14 @@ impl Control {
     /// Ask the service to stop and wait until it has exited (it finishes open requests and
     /// writes its audit first), so that whatever runs next finds it gone.
     pub async fn stop(self, timeout: Duration) -> Result<(), ClientError> {
+        let pid = self.call(Method::GET, "/v1/ping", None).await?["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
         self.call(Method::POST, "/v1/shutdown", None).await?;
         let paths = self.paths.clone();
         drop(self); // its kept connection would hold the stopping service's control socket
         let deadline = Instant::now() + timeout;
-        while instance::is_held(&paths) {
+        // Done when the lock is free, or when it is held by another service (a host's bridge
+        // may start the next one the moment this one lets go) because this one is gone.
+        while instance::is_held(&paths) && pid.is_none_or(process_alive) {
             if Instant::now() >= deadline {
                 return Err(ClientError::Api(format!("the service did not exit within {} s; see {}", timeout.as_secs(), paths.log.display())));
             }
@@ -111,7 +114,9 @@ impl Control {
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
             if self.is_running().await {
-                if let Ok(mut started) = self.started.lock() {
+                // Ours is the service only if it is still running (it may have lost the lock
+                // to another client's, which is not our child).
+                if let (Ok(None), Ok(mut started)) = (child.try_wait(), self.started.lock()) {
                     *started = Some(child.id());
                 }
                 std::thread::spawn(move || child.wait()); // reap it whenever it exits
@@ -177,7 +182,7 @@ impl Control {
             let copy = copy_request(&req);
             match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    check_version(resp.headers());
+                    check_version(&resp);
                     return Ok((resp, self.lease(sender)));
                 }
                 Err(mut e) => match (e.take_message(), e.into_error()) {
@@ -189,7 +194,7 @@ impl Control {
         }
         let mut sender = self.open_connection().await?;
         let resp = sender.send_request(req).await.map_err(|e| ClientError::Connection(e.to_string()))?;
-        check_version(resp.headers());
+        check_version(&resp);
         Ok((resp, self.lease(sender)))
     }
 
@@ -231,18 +236,36 @@ impl Control {
     }
 }
 
+/// Whether a process still exists (a zombie counts, but it has released the lock by then).
+fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else { return false };
+        // SAFETY: signal 0 only checks that the process exists and may be signalled.
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 /// Warn once per process when the service that answers is another version than this
 /// program: after an upgrade the old service runs on until stopped, and its API may differ.
-fn check_version(headers: &http::HeaderMap) {
+fn check_version<B>(resp: &hyper::Response<B>) {
     static WARNED: std::sync::Once = std::sync::Once::new();
-    let Some(theirs) = headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok()) else { return };
     let ours = env!("CARGO_PKG_VERSION");
-    if theirs != ours {
-        let theirs: String = theirs.chars().filter(char::is_ascii_graphic).take(32).collect();
-        WARNED.call_once(|| {
-            tracing::warn!("the running mcp-broker service is version {theirs}, this program {ours}: run `mcp-broker stop`, and the next command or host starts the new one");
-        });
-    }
+    let theirs = match resp.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(v) if v == ours => return,
+        Some(v) => format!("version {}", v.chars().filter(char::is_ascii_graphic).take(32).collect::<String>()),
+        // Services from before this check name no version: one still running is older.
+        None if resp.status().is_success() => "an older version".to_owned(),
+        None => return,
+    };
+    WARNED.call_once(|| {
+        tracing::warn!("the running mcp-broker service is {theirs}, this program {ours}: run `mcp-broker stop`, and the next command or host starts the new one");
+    });
 }
 
 /// The same request again (its body is reference-counted, so this copies the head only).

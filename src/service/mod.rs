@@ -114,15 +114,25 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
 fn raise_fd_limit() {
     #[cfg(unix)]
     {
+        // macOS refuses a soft limit above OPEN_MAX (10240) even when the hard one is unlimited.
+        let most: libc::rlim_t = if cfg!(target_os = "macos") { 10_240 } else { 65_536 };
         let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         // SAFETY: getrlimit and setrlimit only read and write the struct they are given.
         unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max.min(65_536) {
-                lim.rlim_cur = lim.rlim_max.min(65_536);
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return;
+            }
+            let want = lim.rlim_max.min(most);
+            if lim.rlim_cur < want {
+                lim.rlim_cur = want;
                 if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    tracing::debug!("cannot raise the open-file limit: {}", std::io::Error::last_os_error());
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
                 }
             }
+        }
+        let needed = (2 * shim::MAX_CONNECTIONS + 256) as libc::rlim_t;
+        if lim.rlim_cur < needed {
+            tracing::warn!("the service may open only {} files; {needed} lets every host connection and its upstream connection open at once (raise `ulimit -n`)", lim.rlim_cur);
         }
     }
 }

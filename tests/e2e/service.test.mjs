@@ -887,3 +887,18 @@ test('17: the service names its version; a command that reaches a service of ano
   assert.match(stripAnsi(r.stderr), /service is version 0\.0\.1, this program [0-9.]+: run `mcp-broker stop`/, describeRun(r));
   assert.equal(stripAnsi(r.stderr).match(/service is version/g).length, 1, 'said once');
 });
+
+test('17b: a service that names no version (from before the check) is reported as older', async (t) => {
+  const ctx = await setup(t, { mcp: null });
+  assert.equal((await broker(ctx, ['status'])).code, 0);
+  assert.equal((await broker(ctx, ['stop'])).code, 0);
+  const older = http.createServer((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ servers: [], endpoint: 'http://127.0.0.1:1' }));
+  });
+  await new Promise((resolve) => older.listen(path.join(ctx.home, 'run', 'broker.sock'), resolve));
+  t.after(() => older.close());
+  const r = await broker(ctx, ['status']);
+  assert.equal(r.code, 0, describeRun(r));
+  assert.match(stripAnsi(r.stderr), /service is an older version, this program [0-9.]+: run `mcp-broker stop`/, describeRun(r));
+});
