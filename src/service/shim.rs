@@ -13,8 +13,10 @@
 //! processes (any user can reach loopback TCP) from holding connections open without ever
 //! sending a request. It is one route, matched by hand ([`server_name`]).
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +30,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::Service;
@@ -41,10 +43,25 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a full endpoint says so in the log.
 const FULL_WARNING_EVERY: Duration = Duration::from_secs(60);
 
-/// The most host connections open at once. More wait in the kernel's accept queue until one
-/// closes, so that a flood of connections (from any local user) cannot use up the service's
-/// file descriptors, which its control socket, bridges and upstream connections need too.
+/// The most host connections open at once, so that a flood of connections (from any local
+/// user) cannot use up the service's file descriptors, which its control socket, bridges and
+/// upstream connections need too. When all are taken, a new connection closes the oldest one
+/// that has not yet shown a host key; when every one has, new ones wait (up to
+/// [`MAX_WAITING`]) until one closes. So a flood without a key never keeps a host out.
 pub const MAX_CONNECTIONS: usize = 512;
+
+/// How many accepted connections may wait for a place when every place is taken by a host
+/// (beyond that they are closed at once).
+const MAX_WAITING: usize = 64;
+
+/// What the accept loop knows of one open connection.
+#[derive(Default)]
+struct Slot {
+    /// A request on it carried a valid host key.
+    authenticated: AtomicBool,
+    /// Close it now (to make room for a new connection).
+    evict: Notify,
+}
 
 /// Serve the endpoint until `stop` resolves; then open connections finish their requests
 /// and close (the caller bounds how long that may take).
@@ -52,26 +69,55 @@ pub async fn serve(listener: TcpListener, service: Arc<Service>, stop: impl Futu
     let (stopping, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut warned: Option<Instant> = None;
+    let mut slots: Vec<Arc<Slot>> = Vec::new(); // oldest first
+    let mut waiting: VecDeque<TcpStream> = VecDeque::new();
+    let admit = |stream: TcpStream, slots: &mut Vec<Arc<Slot>>, connections: &mut JoinSet<()>| {
+        let slot = Arc::new(Slot::default());
+        slots.push(slot.clone());
+        connections.spawn(connection(stream, service.clone(), stop_rx.clone(), slot));
+    };
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            accepted = listener.accept(), if connections.len() < MAX_CONNECTIONS => match accepted {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) if connections.len() < MAX_CONNECTIONS || make_room(&mut slots) => admit(stream, &mut slots, &mut connections),
                 Ok((stream, _)) => {
-                    connections.spawn(connection(stream, service.clone(), stop_rx.clone()));
-                    if connections.len() == MAX_CONNECTIONS && warned.is_none_or(|t| t.elapsed() > FULL_WARNING_EVERY) {
-                        tracing::warn!("the MCP endpoint has {MAX_CONNECTIONS} connections open: new ones wait until one closes");
+                    if warned.is_none_or(|t| t.elapsed() > FULL_WARNING_EVERY) {
+                        tracing::warn!("the MCP endpoint has {MAX_CONNECTIONS} hosts connected: new connections wait until one closes");
                         warned = Some(Instant::now());
                     }
+                    if waiting.len() < MAX_WAITING {
+                        waiting.push_back(stream);
+                    } // else it is closed
                 }
                 Err(e) => accept_failed(e).await,
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = connections.join_next(), if !connections.is_empty() => {
+                if connections.len() < MAX_CONNECTIONS {
+                    if let Some(stream) = waiting.pop_front() {
+                        admit(stream, &mut slots, &mut connections);
+                    }
+                }
+            }
             () = &mut stop => break,
         }
     }
     let _ = stopping.send(true);
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Close the oldest connection that never showed a host key, if there is one. Its slot
+/// frees as its task ends; until then one more connection than the limit is open.
+fn make_room(slots: &mut Vec<Arc<Slot>>) -> bool {
+    slots.retain(|s| Arc::strong_count(s) > 1); // the connection's task holds the other
+    match slots.iter().position(|s| !s.authenticated.load(Ordering::Relaxed)) {
+        Some(oldest) => {
+            slots.remove(oldest).evict.notify_one();
+            true
+        }
+        None => false,
+    }
 }
 
 /// A connection that died in the accept queue is skipped; anything else (out of file
@@ -86,14 +132,15 @@ async fn accept_failed(e: std::io::Error) {
 
 /// One host connection: HTTP/1.1 keep-alive until the host closes it, it idles past the
 /// timeout, or the service stops (then the request in flight finishes first).
-async fn connection(stream: TcpStream, service: Arc<Service>, mut stop: watch::Receiver<bool>) {
+async fn connection(stream: TcpStream, service: Arc<Service>, mut stop: watch::Receiver<bool>, slot: Arc<Slot>) {
     // Small JSON-RPC answers must not wait for Nagle's algorithm and a delayed ACK (~40 ms).
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!("TCP_NODELAY: {e}");
     }
+    let seen = slot.clone();
     let handler = service_fn(move |req| {
-        let service = service.clone();
-        async move { Ok::<_, Infallible>(endpoint(&service, req).await) }
+        let (service, seen) = (service.clone(), seen.clone());
+        async move { Ok::<_, Infallible>(endpoint(&service, req, &seen.authenticated).await) }
     });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
@@ -107,6 +154,7 @@ async fn connection(stream: TcpStream, service: Arc<Service>, mut stop: watch::R
             return;
         }
         _ = stop.wait_for(|stop| *stop) => conn.as_mut().graceful_shutdown(),
+        () = slot.evict.notified() => return, // it never showed a key: dropped, not drained
     }
     let _ = conn.await;
 }
@@ -147,7 +195,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
 }
 
-async fn endpoint(s: &Service, req: Request<Incoming>) -> Response {
+async fn endpoint(s: &Service, req: Request<Incoming>, authenticated: &AtomicBool) -> Response {
     let Some(name) = server_name(req.uri().path()) else {
         return refuse(StatusCode::NOT_FOUND, "no such endpoint; MCP servers are at /servers/NAME/mcp");
     };
@@ -164,6 +212,7 @@ async fn endpoint(s: &Service, req: Request<Incoming>) -> Response {
         Some(Err(e)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &format!("cannot check host keys: {e}")),
         _ => return refuse(StatusCode::UNAUTHORIZED, "missing or unknown host key: create one with `mcp-broker hosts add NAME`"),
     };
+    authenticated.store(true, Ordering::Relaxed);
     // The body is read only once the host is known.
     s.proxy.serve(host, name, req).await
 }

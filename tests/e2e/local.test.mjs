@@ -258,34 +258,53 @@ test('connections that never finish a request head are closed after 30 s; hosts 
   assert.ok(last <= 40_000, `all closed within the 30 s header-read timeout (last at ${last} ms)`);
 });
 
-test('at most 512 host connections are open at once: one more waits until one closes, and the control socket is not starved', { timeout: 120_000 }, async (t) => {
+test('at most 512 host connections are open at once: connections without a host key make room for new ones; with 512 hosts connected one more waits', { timeout: 120_000 }, async (t) => {
   const ctx = await setup(t);
   await login(ctx, 'alpha');
   const h = await addHost(ctx.home, 'flood-host');
   const port = Number(new URL(h.endpoint).port);
-
-  // 512 idle connections (any local user can open them) take every slot.
-  const idle = await Promise.all(Array.from({ length: 512 }, () => new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1', () => resolve(s));
-    s.on('error', reject);
-  })));
-  idle.forEach((s) => s.on('error', () => {}));
-  t.after(() => idle.forEach((s) => s.destroy()));
-
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'flood-test', version: '0' } } });
-  const pending = rawHttp(port, {
+  const hostRequest = () => rawHttp(port, {
     path: '/servers/alpha/mcp', body, timeoutMs: 60_000,
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${h.key}` },
   });
-  const early = await Promise.race([pending.then(() => 'answered'), new Promise((r) => setTimeout(() => r('waiting'), 1500))]);
-  assert.equal(early, 'waiting', 'the 513th connection is not served while 512 are open');
+  const open = (send) => new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      if (!send) return resolve(s);
+      s.write(send);
+      s.once('data', () => resolve(s)); // answered; the connection stays open (keep-alive)
+    });
+    s.on('error', reject);
+  });
+  const sockets = [];
+  t.after(() => sockets.forEach((s) => s.destroy()));
 
+  // 512 connections that never send a request (any local user can open them): a host still
+  // gets in, and the oldest of them is closed to make room.
+  const idle = await Promise.all(Array.from({ length: 512 }, () => open(null)));
+  sockets.push(...idle);
+  const closed = idle.map((s) => new Promise((resolve) => s.on('close', () => resolve(true))));
+  idle.forEach((s) => s.on('error', () => {}));
+  const r1 = await hostRequest();
+  assert.equal(r1.status, 200, `a host gets in past 512 connections without a key: ${r1.status} ${r1.body}`);
+  assert.equal(await Promise.race([closed[0], new Promise((r) => setTimeout(() => r(false), 5000))]), true, 'the oldest keyless connection was closed');
+  idle.forEach((s) => s.destroy());
+
+  // 512 connections that each showed a host key hold their places: one more waits.
+  const badJson = `POST /servers/alpha/mcp HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: Bearer ${h.key}\r\ncontent-type: application/json\r\ncontent-length: 1\r\n\r\n{`;
+  await new Promise((r) => setTimeout(r, 500)); // the idle ones' slots free
+  const hosts = [];
+  for (let i = 0; i < 512; i += 1) hosts.push(await open(badJson));
+  sockets.push(...hosts);
+  hosts.forEach((s) => s.on('error', () => {}));
+  const pending = hostRequest();
+  const early = await Promise.race([pending.then(() => 'answered'), new Promise((r) => setTimeout(() => r('waiting'), 1500))]);
+  assert.equal(early, 'waiting', 'the 513th connection waits while 512 hosts are connected');
   const st = await runBroker(['status', '--json'], { home: ctx.home, browserLog: ctx.browserLog });
   assert.equal(st.code, 0, `the control socket still answers\n${describeRun(st)}`);
-
   const freed = Date.now();
-  idle.slice(0, 5).forEach((s) => s.destroy());
-  const r = await pending;
-  assert.equal(r.status, 200, `served once connections close: ${r.status} ${r.body}`);
+  hosts.slice(0, 5).forEach((s) => s.destroy());
+  const r2 = await pending;
+  assert.equal(r2.status, 200, `served once connections close: ${r2.status} ${r2.body}`);
   t.diagnostic(`the waiting request was answered ${Date.now() - freed} ms after 5 connections closed`);
 });
