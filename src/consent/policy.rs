@@ -44,12 +44,12 @@ pub fn tools_of(msg: &Value) -> Option<Vec<ToolInfo>> {
     )
 }
 
-/// Keep, in a `tools/list` result message, only the tools named in `usable` (those whose
-/// `x-mcp-header` marks are valid) that are not disabled.
+/// Remove, from a `tools/list` result message, the named tools that are disabled or not in
+/// `usable` (their `x-mcp-header` marks are invalid). A tool without a name passes as it came.
 pub fn filter_message(msg: &mut Value, usable: &[ToolInfo], disabled: &dyn Fn(&str) -> bool) {
     let usable: std::collections::HashSet<&str> = usable.iter().map(|u| u.name.as_str()).collect();
     if let Some(tools) = msg.get_mut("result").and_then(|r| r.get_mut("tools")).and_then(Value::as_array_mut) {
-        tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(|name| usable.contains(name) && !disabled(name)));
+        tools.retain(|t| t.get("name").and_then(Value::as_str).is_none_or(|name| usable.contains(name) && !disabled(name)));
     }
 }
 
