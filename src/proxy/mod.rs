@@ -156,16 +156,10 @@ impl Proxy {
             return self.refuse(&req, &info, r, started);
         }
         let mut req = req;
-        if let Some(tool) = info.tool() {
-            self.add_param_headers(&mut req, tool);
-        }
-        let mut answer = self.forward(&req).await;
-        if let Some(tool) = info.tool() {
-            answer = match answer {
-                Ok(resp) if resp.status() == StatusCode::BAD_REQUEST => self.retry_on_header_mismatch(&mut req, tool, resp).await,
-                other => other,
-            };
-        }
+        let answer = match info.tool() {
+            Some(tool) => self.forward_call(&mut req, tool).await,
+            None => self.forward(&req).await,
+        };
         match answer {
             Ok(resp) => {
                 self.record(&req, &info, resp.status().as_u16(), None, started);
@@ -187,6 +181,16 @@ impl Proxy {
                 Err(Refused::ToolDisabled { host: req.host.clone(), server: req.server.clone(), tool: tool.to_owned() })
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Forward a `tools/call` with the `Mcp-Param-*` headers its tool asks for; a server that
+    /// still answers `HeaderMismatch` gets it once more ([`Self::retry_on_header_mismatch`]).
+    async fn forward_call(&self, req: &mut Inbound, tool: &str) -> Result<Response, Refusal> {
+        self.add_param_headers(req, tool);
+        match self.forward(req).await {
+            Ok(resp) if resp.status() == StatusCode::BAD_REQUEST => self.retry_on_header_mismatch(req, tool, resp).await,
+            other => other,
         }
     }
 
@@ -214,14 +218,13 @@ impl Proxy {
     /// with the headers they ask for. Any other `400` goes back to the host as it came.
     async fn retry_on_header_mismatch(&self, req: &mut Inbound, tool: &str, resp: Response) -> Result<Response, Refusal> {
         // A HeaderMismatch is a short JSON answer; anything else passes untouched, unread.
-        let json = resp.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("application/json"));
+        let json = content_type(resp.headers()).starts_with("application/json");
         let length = hyper::body::Body::size_hint(resp.body()).exact(); // known once it is whole
         if !json || length.is_none_or(|n| n > MAX_ERROR_BYTES as u64) {
             return Ok(resp);
         }
         let (parts, body) = resp.into_parts();
-        let read = tokio::time::timeout(Duration::from_secs(10), axum::body::to_bytes(body, MAX_ERROR_BYTES)).await;
-        let Ok(Ok(bytes)) = read else {
+        let Some(bytes) = read_whole(body, MAX_ERROR_BYTES, Duration::from_secs(10)).await else {
             return Err(Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, "the server's error answer was too large, too slow or cut off"));
         };
         if !params::is_header_mismatch(&bytes, false) {
@@ -248,8 +251,8 @@ impl Proxy {
             let page = match self.forward(&list).await {
                 Ok(resp) if resp.status().is_success() => {
                     let sse = is_sse(resp.headers());
-                    let read = tokio::time::timeout(Duration::from_secs(30), axum::body::to_bytes(resp.into_body(), MAX_TOOLS_LIST_BYTES)).await;
-                    read.ok().and_then(Result::ok).and_then(|b| params::result_message(&b, sse))
+                    let bytes = read_whole(resp.into_body(), MAX_TOOLS_LIST_BYTES, Duration::from_secs(30)).await;
+                    bytes.and_then(|b| params::result_message(&b, sse))
                 }
                 _ => None,
             };
@@ -286,8 +289,7 @@ impl Proxy {
     async fn filter_tools(&self, req: &Inbound, resp: Response) -> Response {
         let (mut parts, body) = resp.into_parts();
         let sse = is_sse(&parts.headers);
-        let read = tokio::time::timeout(Duration::from_secs(60), axum::body::to_bytes(body, MAX_TOOLS_LIST_BYTES)).await;
-        let Ok(Ok(bytes)) = read else {
+        let Some(bytes) = read_whole(body, MAX_TOOLS_LIST_BYTES, Duration::from_secs(60)).await else {
             let r = Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, "the server's tools/list answer was too large, too slow or cut off");
             return self.refuse(req, &MessageInfo::default(), r, Instant::now());
         };
@@ -392,9 +394,19 @@ impl Proxy {
     }
 }
 
+/// An answer's `Content-Type` ("" when it has none).
+fn content_type(h: &HeaderMap) -> &str {
+    h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
 /// Whether an answer is an SSE stream.
 fn is_sse(h: &HeaderMap) -> bool {
-    h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"))
+    content_type(h).starts_with("text/event-stream")
+}
+
+/// An answer's body read whole, if it is at most `limit` bytes and ends within `wait`.
+async fn read_whole(body: Body, limit: usize, wait: Duration) -> Option<Bytes> {
+    tokio::time::timeout(wait, axum::body::to_bytes(body, limit)).await.ok()?.ok()
 }
 
 /// The scopes a 403 challenge asks for, when it is an `insufficient_scope` challenge.

@@ -63,17 +63,21 @@ impl Control {
     /// As [`Self::connect_or_start`], keeping the variables `hidden_env` out of a service
     /// it starts (the service, and the browser it opens, would otherwise inherit them).
     pub async fn connect_or_start_without(home: &Home, hidden_env: &[String]) -> Result<Self, ClientError> {
-        let paths = Paths::of(home);
-        let control = Self { socket: paths.socket.clone(), idle: Arc::default(), paths, home: home.clone(), hidden_env: hidden_env.to_vec(), started: Arc::default() };
+        let control = Self::at(home, hidden_env.to_vec());
         control.ensure_running().await?;
         Ok(control)
     }
 
     /// The running service, if one answers; never starts one.
     pub async fn connect(home: &Home) -> Option<Self> {
-        let paths = Paths::of(home);
-        let control = Self { socket: paths.socket.clone(), idle: Arc::default(), paths, home: home.clone(), hidden_env: Vec::new(), started: Arc::default() };
+        let control = Self::at(home, Vec::new());
         control.is_running().await.then_some(control)
+    }
+
+    /// A handle on `home`'s socket, not yet connected.
+    fn at(home: &Home, hidden_env: Vec<String>) -> Self {
+        let paths = Paths::of(home);
+        Self { socket: paths.socket.clone(), idle: Arc::default(), paths, home: home.clone(), hidden_env, started: Arc::default() }
     }
 
     /// Ask the service to stop and wait until it has exited (it finishes open requests and

@@ -867,6 +867,17 @@ test('16b: after the service restarts, a marked tool still works: on HeaderMisma
   assert.deepEqual(calls.map((x) => x.method), ['tools/call', 'tools/call', 'tools/call', 'tools/list'], `newest first, the host's three calls and its own listing, not the broker's retry or listing: ${JSON.stringify(calls)}`);
 });
 
+/** A stand-in for an older service on ctx's control socket: it answers `status`, naming `version` (null: no version at all). */
+async function olderServiceOnSocket(t, ctx, version) {
+  const older = http.createServer((req, res) => {
+    if (version) res.setHeader('x-mcp-broker-version', version);
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ servers: [], endpoint: 'http://127.0.0.1:1', ...(version ? { version } : {}) }));
+  });
+  await new Promise((resolve) => older.listen(path.join(ctx.home, 'run', 'broker.sock'), resolve));
+  t.after(() => older.close());
+}
+
 test('17: the service names its version; a command that reaches a service of another version says how to restart it', async (t) => {
   const ctx = await setup(t, { mcp: null });
   const doc = await status(ctx);
@@ -875,13 +886,7 @@ test('17: the service names its version; a command that reaches a service of ano
   assert.equal((await broker(ctx, ['stop'])).code, 0);
 
   // What an upgrade leaves behind: an older service still answering on the socket.
-  const older = http.createServer((req, res) => {
-    res.setHeader('x-mcp-broker-version', '0.0.1');
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ servers: [], endpoint: 'http://127.0.0.1:1', version: '0.0.1' }));
-  });
-  await new Promise((resolve) => older.listen(path.join(ctx.home, 'run', 'broker.sock'), resolve));
-  t.after(() => older.close());
+  await olderServiceOnSocket(t, ctx, '0.0.1');
   const r = await broker(ctx, ['status']);
   assert.equal(r.code, 0, describeRun(r));
   assert.match(stripAnsi(r.stderr), /service is version 0\.0\.1, this program [0-9.]+: run `mcp-broker stop`/, describeRun(r));
@@ -892,12 +897,7 @@ test('17b: a service that names no version (from before the check) is reported a
   const ctx = await setup(t, { mcp: null });
   assert.equal((await broker(ctx, ['status'])).code, 0);
   assert.equal((await broker(ctx, ['stop'])).code, 0);
-  const older = http.createServer((req, res) => {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ servers: [], endpoint: 'http://127.0.0.1:1' }));
-  });
-  await new Promise((resolve) => older.listen(path.join(ctx.home, 'run', 'broker.sock'), resolve));
-  t.after(() => older.close());
+  await olderServiceOnSocket(t, ctx, null);
   const r = await broker(ctx, ['status']);
   assert.equal(r.code, 0, describeRun(r));
   assert.match(stripAnsi(r.stderr), /service is an older version, this program [0-9.]+: run `mcp-broker stop`/, describeRun(r));
