@@ -10,6 +10,7 @@
 pub mod client;
 pub mod control;
 pub mod instance;
+pub mod process;
 pub mod shim;
 
 use std::sync::Arc;
@@ -66,7 +67,8 @@ impl Progress for LogProgress {
 /// Run the service until a shutdown request or a signal.
 pub async fn run(home: Home) -> anyhow::Result<()> {
     home.ensure()?;
-    raise_fd_limit();
+    process::keep_memory_private();
+    process::raise_fd_limit();
     let paths = Paths::of(&home);
     let _lock = instance::lock(&paths)?;
     let broker = Arc::new(Broker::open(home.clone())?);
@@ -106,35 +108,6 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(&paths.socket);
     Ok(())
-}
-
-/// Let the service open as many files as the system allows it (the soft limit is often
-/// 1024, the hard one far more): each host connection takes one, and so does each upstream
-/// connection it needs ([`shim::MAX_CONNECTIONS`] of each at most, besides bridges).
-fn raise_fd_limit() {
-    #[cfg(unix)]
-    {
-        // macOS refuses a soft limit above OPEN_MAX (10240) even when the hard one is unlimited.
-        let most: libc::rlim_t = if cfg!(target_os = "macos") { 10_240 } else { 65_536 };
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: getrlimit and setrlimit only read and write the struct they are given.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-                return;
-            }
-            let want = lim.rlim_max.min(most);
-            if lim.rlim_cur < want {
-                lim.rlim_cur = want;
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-                }
-            }
-        }
-        let needed = (2 * shim::MAX_CONNECTIONS + 256) as libc::rlim_t;
-        if lim.rlim_cur < needed {
-            tracing::warn!("the service may open only {} files; {needed} lets every host connection and its upstream connection open at once (raise `ulimit -n`)", lim.rlim_cur);
-        }
-    }
 }
 
 /// The kept port if it is free, else a new one (remembered from then on).

@@ -902,3 +902,30 @@ test('17b: a service that names no version (from before the check) is reported a
   assert.equal(r.code, 0, describeRun(r));
   assert.match(stripAnsi(r.stderr), /service is an older version, this program [0-9.]+: run `mcp-broker stop`/, describeRun(r));
 });
+
+test('18: the service\'s memory and environment are closed to the user\'s other processes (non-dumpable); MCP_BROKER_DUMPABLE=1 opens them', async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  assert.equal((await broker(ctx, ['stop'])).code, 0);
+  // Tests run as root, whose processes can read one another's memory by capability. Here the
+  // service and the probe both run without capabilities, as any user's processes do.
+  const noCaps = (args, env = {}) => run('setpriv', ['--bounding-set=-all', '--inh-caps=-all', '--', ...args],
+    { env: brokerEnv(ctx.home, { browserLog: ctx.browserLog, env }) });
+  const startService = async (env) => {
+    const r = await noCaps([BROKER_BIN, 'refresh', 'alpha'], env); // starts it; it now holds alpha's tokens
+    assert.equal(r.code, 0, `refresh without capabilities: exit ${r.code}\n${r.stdout}${r.stderr}`);
+    const pids = await daemonPids(ctx.home);
+    assert.equal(pids.length, 1, `one service: ${pids}`);
+    return pids[0];
+  };
+  // What a token thief among the user's programs would try: open the memory, read the environment.
+  const probe = async (pid) => {
+    const r = await noCaps(['sh', '-c', `true < /proc/${pid}/mem && echo mem-open; cat /proc/${pid}/environ > /dev/null && echo environ-read`]);
+    return r.stdout.trim().split('\n').filter(Boolean);
+  };
+  assert.deepEqual(await probe(await startService({})), [], 'neither the memory nor the environment of the service can be opened');
+  assert.equal((await broker(ctx, ['stop'])).code, 0);
+  // The probe does read a service left dumpable (what a developer's strace or perf needs).
+  assert.deepEqual(await probe(await startService({ MCP_BROKER_DUMPABLE: '1' })), ['mem-open', 'environ-read'],
+    'with MCP_BROKER_DUMPABLE=1 the same probe opens both');
+});
