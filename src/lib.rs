@@ -12,6 +12,7 @@ pub mod consent;
 pub mod discovery;
 pub mod login;
 pub mod net;
+pub mod peer;
 pub mod proxy;
 pub mod registration;
 pub mod revocation;

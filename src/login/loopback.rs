@@ -2,13 +2,17 @@
 //!
 //! It serves exactly one authorization response: the first request to `/callback` is
 //! checked ([`super::callback::check`]), the browser gets a page saying what happened, and
-//! the listener closes. Any other path is a 404 and changes nothing.
+//! the listener closes. Any other path is a 404 and changes nothing. So is a callback from
+//! another user's process ([`crate::peer`]): `state` sits in the browser's command line, which
+//! every user can read, and with it another user could race the browser and sign this user
+//! in to an account of theirs (login CSRF).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
@@ -18,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::callback::{check, CallbackError, Expected};
+use crate::peer;
 
 /// Why waiting for the browser ended without a code.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +45,13 @@ pub struct Loopback {
 /// outcome (the code redeemed or not) so the browser page tells the truth.
 type Handoff = (Result<AuthorizationCode, CallbackError>, oneshot::Sender<Result<(), String>>);
 type Slot = Arc<Mutex<Option<(Expected, oneshot::Sender<Handoff>)>>>;
+
+/// What the callback handler needs: the one slot, and our address (to find the peer's owner).
+#[derive(Clone)]
+struct Listening {
+    slot: Slot,
+    local: SocketAddr,
+}
 
 /// A received authorization code whose browser tab is still waiting for the outcome.
 pub struct Received {
@@ -78,8 +90,10 @@ impl Loopback {
     pub async fn wait(self, expected: Expected, timeout: Duration) -> Result<Received, WaitError> {
         let (tx, rx) = oneshot::channel();
         let slot: Slot = Arc::new(Mutex::new(Some((expected, tx))));
+        let local = self.listener.local_addr()?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let app = Router::new().route("/callback", get(callback)).with_state(slot);
+        let app = Router::new().route("/callback", get(callback)).with_state(Listening { slot, local });
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
             axum::serve(self.listener, app).with_graceful_shutdown(async { stop_rx.await.ok(); }).await
         });
@@ -111,8 +125,17 @@ impl Loopback {
 /// How long the browser's page waits for the code to be redeemed.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
 
-async fn callback(State(slot): State<Slot>, Query(params): Query<HashMap<String, String>>) -> impl IntoResponse {
-    let Some((expected, tx)) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+async fn callback(
+    State(at): State<Listening>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Query(params): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
+    let owner = peer::owner(at.local, from);
+    if !owner.admitted() {
+        tracing::warn!("refused a sign-in callback from another user's process ({owner:?}) at {from}");
+        return page(StatusCode::FORBIDDEN, "Not your sign-in", "This sign-in belongs to another user of this computer.");
+    }
+    let Some((expected, tx)) = at.slot.lock().unwrap_or_else(|p| p.into_inner()).take() else {
         return page(StatusCode::GONE, "This sign-in is already finished", "You can close this tab.");
     };
     let (finish_tx, finish_rx) = oneshot::channel();

@@ -24,7 +24,7 @@ import net from 'node:net';
 import path from 'node:path';
 import {
   startAs, startMcpServer, makeServiceHome, runBroker, describeRun, keychainService, keychainLookup,
-  addHost, mcpStats, RawBridge, BROKER_BIN, keychainGate, controlRequest, rawHttp, run
+  addHost, mcpStats, RawBridge, BROKER_BIN, keychainGate, controlRequest, rawHttp, run, PEERS_DIR
 } from './lib/harness.mjs';
 
 const needKeychain = keychainGate();
@@ -307,4 +307,36 @@ test('at most 512 host connections are open at once: connections without a host 
   const r2 = await pending;
   assert.equal(r2.status, 200, `served once connections close: ${r2.status} ${r2.body}`);
   t.diagnostic(`the waiting request was answered ${Date.now() - freed} ms after 5 connections closed`);
+});
+
+test('another user who reads the authorization URL from the browser\'s argv cannot answer the sign-in callback (403); the same forgery from this user\'s process takes it (control)', async (t) => {
+  await needRoot();
+  const ctx = await setup(t);
+  const dir = await fs.mkdtemp(path.join(ctx.home, 'forge-'));
+  const attempt = async (as, name) => {
+    // The service runs the browser with the environment of the command that started it.
+    assert.equal((await runBroker(['stop'], { home: ctx.home })).code, 0);
+    const out = path.join(dir, `${as}.json`);
+    const r = await runBroker(['login', ctx.mcp.url, '--name', name], {
+      home: ctx.home, browserLog: ctx.browserLog, browser: path.join(PEERS_DIR, 'browser-raced.mjs'),
+      env: { FORGE_AS: as, FORGE_ISS: ctx.as.issuer, FORGE_OUT: out, FORGE_THEN_BROWSE: as === 'nobody' ? '1' : '0' },
+    });
+    return { r, forged: JSON.parse(await fs.readFile(out, 'utf8')) };
+  };
+
+  // Control: a process of this user can answer the callback first, and the sign-in is lost
+  // (the attacker's code is not redeemable here, so it fails rather than signing in to their
+  // account, but it shows who gets to answer).
+  const self = await attempt('self', 'alpha');
+  assert.notEqual(self.forged.status, 403, `this user's forged callback is taken: ${JSON.stringify(self.forged)}`);
+  assert.notEqual(self.r.code, 0, `the sign-in fails on the forged code\n${describeRun(self.r)}`);
+
+  // Another user: refused without using up the callback; the real browser then signs in.
+  const other = await attempt('nobody', 'beta');
+  assert.equal(other.forged.status, 403, `another user's forged callback is refused: ${JSON.stringify(other.forged)}`);
+  assert.match(other.forged.page, /belongs to another user/);
+  assert.equal(other.r.code, 0, `the real browser's callback completes the sign-in\n${describeRun(other.r)}`);
+  const st = await runBroker(['status', '--json'], { home: ctx.home });
+  const beta = JSON.parse(st.stdout).servers.find((s) => s.name === 'beta');
+  assert.equal(beta?.state, 'signed_in', `beta is signed in: ${st.stdout}`);
 });
