@@ -115,6 +115,10 @@ enum HostsCommand {
     /// Create a key for an HTTP host; it is shown once.
     Add {
         name: String,
+        /// Let programs of other users of this computer present the key too (an agent run
+        /// under an account of its own). By default only your own programs may (Linux).
+        #[arg(long)]
+        any_user: bool,
         #[arg(long)]
         json: bool,
     },
@@ -352,8 +356,8 @@ async fn connect(control: Control, args: ConnectArgs) -> Result<()> {
 
 async fn hosts(control: &Control, command: HostsCommand) -> Result<()> {
     match command {
-        HostsCommand::Add { name, json: json_out } => {
-            let v = control.call(Method::POST, "/v1/hosts", Some(json!({ "name": name }))).await?;
+        HostsCommand::Add { name, any_user, json: json_out } => {
+            let v = control.call(Method::POST, "/v1/hosts", Some(json!({ "name": name, "any_user": any_user }))).await?;
             if json_out {
                 println!("{}", json!({ "host": v["host"], "key": v["key"], "endpoint": v["endpoint"] }));
             } else {
@@ -373,7 +377,10 @@ async fn hosts(control: &Control, command: HostsCommand) -> Result<()> {
                 .into_iter()
                 .flatten()
                 .filter(|h| !usage.iter().any(|u| u["host"] == h["name"]))
-                .map(|h| [text(&h["name"]), "http key".into(), "-".into(), "-".into()])
+                .map(|h| {
+                    let key = if h["any_user"] == true { "http key (any user)" } else { "http key" };
+                    [text(&h["name"]), key.into(), "-".into(), "-".into()]
+                })
                 .collect();
             rows.extend(usage.iter().map(|u| [text(&u["host"]), text(&u["server"]), text(&u["last_used"]), text(&u["calls"])]));
             print_table(["HOST", "SERVER", "LAST USED", "CALLS"], &rows);

@@ -296,7 +296,7 @@ function renderHosts() {
             h("strong", {}, u.server), " · last used ", when(u.last_used), ` · ${u.calls} call${u.calls === 1 ? "" : "s"}`)))
         : h("span", { class: "muted" }, "no use yet")),
       h("td", {}, key
-        ? h("span", {}, "HTTP key, created ", when(key.created_at))
+        ? h("span", {}, key.any_user ? "HTTP key (any user), created " : "HTTP key, created ", when(key.created_at))
         : h("span", { class: "muted" }, "stdio bridge")),
       h("td", {}, key
         ? h("button", { type: "button", class: "danger", onclick: (e) => busy(e.currentTarget, () => removeHost(name)) }, "Delete key")
@@ -308,8 +308,10 @@ function renderHosts() {
 async function addHost(ev) {
   ev.preventDefault();
   const input = $("host-name");
-  const r = await call("add_host", { name: input.value });
+  const anyUser = $("host-any-user");
+  const r = await call("add_host", { name: input.value, anyUser: anyUser.checked });
   input.value = "";
+  anyUser.checked = false;
   $("key-host").textContent = r.host;
   $("key-value").value = r.key;
   $("key-endpoint").textContent = `${r.endpoint}/servers/NAME/mcp`;

@@ -172,14 +172,15 @@ pub async fn hosts(api: Api_<'_>) -> Result<Value, String> {
     api.call(Method::GET, "/v1/hosts", None).await
 }
 
-/// Create an HTTP key for a host; the answer holds the key, shown this once.
+/// Create an HTTP key for a host; the answer holds the key, shown this once. With
+/// `any_user`, programs of other users may present it too.
 #[tauri::command]
-pub async fn add_host(api: Api_<'_>, name: String) -> Result<Value, String> {
+pub async fn add_host(api: Api_<'_>, name: String, any_user: Option<bool>) -> Result<Value, String> {
     let name = name.trim().to_owned();
     if !mcp_broker::vault::valid_name(&name) {
         return Err("a host name is letters, digits, '.', '-' and '_' (at most 64, not starting with '.' or '-')".into());
     }
-    api.call(Method::POST, "/v1/hosts", Some(json!({ "name": name }))).await
+    api.call(Method::POST, "/v1/hosts", Some(json!({ "name": name, "any_user": any_user.unwrap_or(false) }))).await
 }
 
 /// Delete a host's HTTP key.

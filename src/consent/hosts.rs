@@ -4,9 +4,10 @@
 //! shown once and kept in the keychain (`host:<name>`); the service holds only the keys'
 //! SHA-256 digests in memory and looks a presented key's digest up among them: one hash and
 //! one map lookup per request, however many hosts, and what timing could tell about a digest
-//! says nothing about a key. Bridge
-//! hosts are named by their parent process instead and need no key: the control socket is
-//! private to the user.
+//! says nothing about a key. A key serves only the user's own programs unless its host was
+//! added for any user (`--any-user`: an agent run under an account of its own); the
+//! endpoint checks who connects ([`crate::peer`]). Bridge hosts are named by their parent
+//! process instead and need no key: the control socket is private to the user.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,16 @@ pub struct HostInfo {
     pub name: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Programs of other users may present this host's key (by default only the user's own).
+    #[serde(default)]
+    pub any_user: bool,
+}
+
+/// Who a presented key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHolder {
+    pub host: String,
+    pub any_user: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -54,7 +65,7 @@ pub struct Hosts {
     keychain: Keychain,
     /// Host names by the SHA-256 of their key; `None` until the keys could be read (the
     /// keychain may be locked at start).
-    keys: RwLock<Option<HashMap<KeyDigest, String>>>,
+    keys: RwLock<Option<HashMap<KeyDigest, KeyHolder>>>,
 }
 
 impl Hosts {
@@ -66,9 +77,9 @@ impl Hosts {
 
     fn load_keys(&self) -> Result<(), HostError> {
         let mut keys = HashMap::new();
-        for name in self.read()?.hosts.into_keys() {
+        for (name, info) in self.read()?.hosts {
             if let Some(key) = self.keychain.get(&account(&name))? {
-                keys.insert(digest(key.expose()), name);
+                keys.insert(digest(key.expose()), KeyHolder { host: name, any_user: info.any_user });
             }
         }
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(keys);
@@ -79,8 +90,9 @@ impl Hosts {
         Ok(self.read()?.hosts.into_values().collect())
     }
 
-    /// Create a host and its key; the key is returned once and never shown again.
-    pub fn add(&self, name: &str) -> Result<Secret, HostError> {
+    /// Create a host and its key; the key is returned once and never shown again. With
+    /// `any_user`, other users' programs may present it too.
+    pub fn add(&self, name: &str, any_user: bool) -> Result<Secret, HostError> {
         if !vault::valid_name(name) {
             return Err(HostError::BadName(name.to_owned()));
         }
@@ -90,10 +102,10 @@ impl Hosts {
         }
         let key = new_key();
         self.keychain.set(&account(name), &key)?;
-        file.hosts.insert(name.to_owned(), HostInfo { name: name.to_owned(), created_at: OffsetDateTime::now_utc() });
+        file.hosts.insert(name.to_owned(), HostInfo { name: name.to_owned(), created_at: OffsetDateTime::now_utc(), any_user });
         self.write(&file)?;
         if let Some(keys) = self.keys.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            keys.insert(digest(key.expose()), name.to_owned());
+            keys.insert(digest(key.expose()), KeyHolder { host: name.to_owned(), any_user });
         }
         Ok(key)
     }
@@ -104,7 +116,7 @@ impl Hosts {
             return Err(HostError::Unknown(name.to_owned()));
         }
         if let Some(keys) = self.keys.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            keys.retain(|_, n| n != name);
+            keys.retain(|_, k| k.host != name);
         }
         self.write(&file)?;
         self.keychain.delete(&account(name))?;
@@ -113,7 +125,7 @@ impl Hosts {
 
     /// The host a key belongs to, found by the key's digest (see the module doc). Fails when
     /// the keys cannot be read (a locked keychain).
-    pub fn authenticate(&self, presented: &str) -> Result<Option<String>, HostError> {
+    pub fn authenticate(&self, presented: &str) -> Result<Option<KeyHolder>, HostError> {
         if self.keys.read().unwrap_or_else(|p| p.into_inner()).is_none() {
             self.load_keys()?;
         }

@@ -242,10 +242,13 @@ async fn hosts_list(State(s): S) -> Result<Json<Value>, ApiError> {
 #[derive(Deserialize)]
 struct HostBody {
     name: String,
+    /// Let other users' programs present the key too.
+    #[serde(default)]
+    any_user: bool,
 }
 
 async fn hosts_add(State(s): S, Json(body): Json<HostBody>) -> Result<Json<Value>, ApiError> {
-    let key = s.hosts.add(&body.name).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let key = s.hosts.add(&body.name, body.any_user).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok(Json(json!({ "host": body.name, "key": key.expose(), "endpoint": s.endpoint() })))
 }
 

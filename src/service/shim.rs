@@ -6,7 +6,11 @@
 //! 2. an `Origin`, if present, must be that same loopback origin (a web page) → else 403,
 //!    which also refuses every cross-site CORS preflight: no `Access-Control-*` is ever sent;
 //! 3. `Authorization: Bearer <host key>` must name a host (`mcp-broker hosts add`) → else 401;
-//!    only then is the body read.
+//! 4. the connection must come from a program of this user, unless the host was added with
+//!    `--any-user` ([`crate::peer`]; Linux) → else 403, so a key that leaks to another user
+//!    of the machine is of no use to them;
+//!
+//! only then is the body read.
 //!
 //! Served by hyper directly rather than through `axum::serve`, whose connection builder
 //! cannot be configured: hyper's gives the header-read timeout that keeps other local
@@ -16,8 +20,9 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
@@ -34,6 +39,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::Service;
+use crate::peer;
 
 /// How long a connection may take to send a request's head, and may sit idle between
 /// requests (hyper counts both), before it is closed. Hosts' own clients drop idle
@@ -138,9 +144,10 @@ async fn connection(stream: TcpStream, service: Arc<Service>, mut stop: watch::R
         tracing::debug!("TCP_NODELAY: {e}");
     }
     let seen = slot.clone();
+    let peer = Arc::new(Peer::of(&stream));
     let handler = service_fn(move |req| {
-        let (service, seen) = (service.clone(), seen.clone());
-        async move { Ok::<_, Infallible>(endpoint(&service, req, &seen.authenticated).await) }
+        let (service, seen, peer) = (service.clone(), seen.clone(), peer.clone());
+        async move { Ok::<_, Infallible>(endpoint(&service, req, &seen.authenticated, &peer).await) }
     });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
@@ -157,6 +164,23 @@ async fn connection(stream: TcpStream, service: Arc<Service>, mut stop: watch::R
         () = slot.evict.notified() => return, // it never showed a key: dropped, not drained
     }
     let _ = conn.await;
+}
+
+/// The other end of a host connection; who opened it is looked up once, when a key that
+/// serves only the user's own programs is first presented on it.
+struct Peer {
+    addrs: Option<(SocketAddr, SocketAddr)>,
+    owner: OnceLock<peer::Owner>,
+}
+
+impl Peer {
+    fn of(stream: &TcpStream) -> Self {
+        Self { addrs: stream.local_addr().ok().zip(stream.peer_addr().ok()), owner: OnceLock::new() }
+    }
+
+    fn owner(&self) -> peer::Owner {
+        *self.owner.get_or_init(|| self.addrs.map_or(peer::Owner::Unknown, |(local, remote)| peer::owner(local, remote)))
+    }
 }
 
 /// `NAME` in `/servers/NAME/mcp`, the endpoint's one route.
@@ -195,7 +219,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
 }
 
-async fn endpoint(s: &Service, req: Request<Incoming>, authenticated: &AtomicBool) -> Response {
+async fn endpoint(s: &Service, req: Request<Incoming>, authenticated: &AtomicBool, from: &Peer) -> Response {
     let Some(name) = server_name(req.uri().path()) else {
         return refuse(StatusCode::NOT_FOUND, "no such endpoint; MCP servers are at /servers/NAME/mcp");
     };
@@ -207,14 +231,21 @@ async fn endpoint(s: &Service, req: Request<Incoming>, authenticated: &AtomicBoo
     if !allowed_origin(headers, s.port) {
         return refuse(StatusCode::FORBIDDEN, "forbidden Origin: web pages may not use mcp-broker");
     }
-    let host = match bearer(headers).map(|k| s.hosts.authenticate(k)) {
-        Some(Ok(Some(host))) => host,
+    let holder = match bearer(headers).map(|k| s.hosts.authenticate(k)) {
+        Some(Ok(Some(holder))) => holder,
         Some(Err(e)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &format!("cannot check host keys: {e}")),
         _ => return refuse(StatusCode::UNAUTHORIZED, "missing or unknown host key: create one with `mcp-broker hosts add NAME`"),
     };
+    if !holder.any_user && !from.owner().admitted() {
+        tracing::warn!(host = %holder.host, "refused host {}'s key from another user's program ({:?})", holder.host, from.owner());
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "this host key serves only the programs of the user who created it; for a host run as another user, create its key with `mcp-broker hosts add NAME --any-user`",
+        );
+    }
     authenticated.store(true, Ordering::Relaxed);
     // The body is read only once the host is known.
-    s.proxy.serve(host, name, req).await
+    s.proxy.serve(holder.host, name, req).await
 }
 
 #[cfg(test)]

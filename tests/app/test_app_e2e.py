@@ -612,7 +612,16 @@ def test_hosts_view_and_http_keys(s):
     one(s, '#key-dialog button[value="close"]').click()
     until(lambda: "HTTP key" in text(s, '#hosts-list tr[data-host="vscode"]'), what="vscode's key listed")
     assert key not in s.driver.page_source
-    assert "vscode" in [h["name"] for h in json.loads(cli(s, "hosts", "list", "--json").stdout)["hosts"]]
+    # A key for an agent run under another account: the checkbox lets other users' programs use it.
+    one(s, "#host-name").send_keys("agent-box")
+    one(s, "#host-any-user").click()
+    one(s, '#add-host button[type="submit"]').click()
+    until(lambda: one(s, "#key-value").get_attribute("value") not in ("", key), what="the agent's key")
+    one(s, '#key-dialog button[value="close"]').click()
+    until(lambda: "HTTP key (any user)" in text(s, '#hosts-list tr[data-host="agent-box"]'), what="agent-box listed for any user")
+    assert not one(s, "#host-any-user").is_selected(), "the checkbox is cleared for the next key"
+    keys = {h["name"]: h["any_user"] for h in json.loads(cli(s, "hosts", "list", "--json").stdout)["hosts"]}
+    assert keys.get("vscode") is False and keys.get("agent-box") is True, keys
     shot(s, "hosts")
 
 

@@ -11,8 +11,9 @@
 // - `nobody` cannot connect to the control socket (EACCES), even when the directories above
 //   it are opened up (the socket's own mode holds), cannot start or use a service in the
 //   home, and cannot reach this user's Secret Service;
-// - the loopback HTTP endpoint listens on 127.0.0.1 only; `nobody` can connect to it (TCP on
-//   loopback carries no user identity) and is refused without a host key;
+// - the loopback HTTP endpoint listens on 127.0.0.1 only; `nobody` can connect to it and is
+//   refused without a host key, and with a key unless its host was added `--any-user`;
+// - another user racing the browser to the sign-in callback is refused;
 // - a tool disabled for a host stays disabled however the host frames its JSON-RPC;
 // - a connection that never finishes a request head (or idles) is closed after 30 s, and
 //   holding many such open does not stop the service answering others.
@@ -154,7 +155,7 @@ test('another user (nobody) cannot connect to the control socket (EACCES), even 
   t.diagnostic(`nobody's secret-tool: ${kc.stderr.trim().split('\n')[0]}`);
 });
 
-test('the loopback HTTP endpoint listens on 127.0.0.1 only; another user reaching it is refused without a host key (401)', async (t) => {
+test('the loopback HTTP endpoint listens on 127.0.0.1 only; another user reaching it is refused without a host key (401), and with this user\'s host key (403) unless the host was added --any-user', async (t) => {
   await needRoot();
   const ctx = await setup(t);
   await login(ctx, 'alpha');
@@ -182,10 +183,22 @@ test('the loopback HTTP endpoint listens on 127.0.0.1 only; another user reachin
   assert.equal(prefix.stdout, '401', `nobody with all but the last character of the key: ${prefix.stdout}`);
   assert.equal((await mcpStats(ctx.mcp)).requests, upstreamBefore, 'nothing reached the MCP server');
 
-  // The documented limit: the key is a bearer credential. Whoever holds it is served,
-  // whatever their user id (loopback TCP carries none).
+  // Even holding the key, another user is refused: the key serves this user's programs only
+  // (the kernel's socket table says who opened the connection).
   const stolen = await curl([`authorization: Bearer ${h.key}`]);
-  assert.equal(stolen.stdout, '200', `nobody holding the key is served (documented in SECURITY.md): ${stolen.stdout}`);
+  assert.equal(stolen.stdout, '403', `nobody holding the key is refused: ${stolen.stdout}`);
+  assert.equal((await mcpStats(ctx.mcp)).requests, upstreamBefore, 'still nothing reached the MCP server');
+  const ours = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-H', 'content-type: application/json',
+    '-H', 'accept: application/json, text/event-stream', '-H', `authorization: Bearer ${h.key}`, '--data', body, `http://127.0.0.1:${port}/servers/alpha/mcp`]);
+  assert.equal(ours.stdout, '200', `this user's program with the key is served: ${ours.stdout}`);
+
+  // A host made for an agent that runs as another user: its key works for them.
+  const agent = await addHost(ctx.home, 'agent-account', { anyUser: true });
+  const served = await curl([`authorization: Bearer ${agent.key}`]);
+  assert.equal(served.stdout, '200', `nobody with an --any-user host's key is served: ${served.stdout}`);
+  const listed = JSON.parse((await runBroker(['hosts', 'list', '--json'], { home: ctx.home })).stdout);
+  t.diagnostic(JSON.stringify(listed.hosts));
+  assert.deepEqual(listed.hosts.map((x) => [x.name, x.any_user]).sort(), [['agent-account', true], ['vscode-local', false]]);
 });
 
 test('a tool disabled for a host stays disabled when the host wraps tools/call in a JSON-RPC batch (HTTP endpoint and bridge)', async (t) => {

@@ -621,8 +621,8 @@ export async function makeServiceHome(t, { keychainEnv } = {}) {
 }
 
 /** Create an HTTP host key: {host, key, endpoint}. */
-export async function addHost(home, name) {
-  const r = await runBroker(['hosts', 'add', name, '--json'], { home });
+export async function addHost(home, name, { anyUser = false } = {}) {
+  const r = await runBroker(['hosts', 'add', name, '--json', ...(anyUser ? ['--any-user'] : [])], { home });
   if (r.code !== 0) throw new Error(`hosts add failed\n${describeRun(r)}`);
   try {
     return JSON.parse(r.stdout);
