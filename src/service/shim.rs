@@ -179,7 +179,7 @@ impl Peer {
     }
 
     fn owner(&self) -> peer::Owner {
-        *self.owner.get_or_init(|| self.addrs.map_or(peer::Owner::Unknown, |(local, remote)| peer::owner(local, remote)))
+        *self.owner.get_or_init(|| self.addrs.map_or(peer::Owner::Gone, |(local, remote)| peer::owner(local, remote)))
     }
 }
 
