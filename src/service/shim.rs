@@ -78,6 +78,9 @@ pub async fn serve(listener: TcpListener, service: Arc<Service>, stop: impl Futu
     let mut slots: Vec<Arc<Slot>> = Vec::new(); // oldest first
     let mut waiting: VecDeque<TcpStream> = VecDeque::new();
     let admit = |stream: TcpStream, slots: &mut Vec<Arc<Slot>>, connections: &mut JoinSet<()>| {
+        if slots.len() >= 2 * MAX_CONNECTIONS {
+            forget_closed(slots); // else a service serving short connections for days grows
+        }
         let slot = Arc::new(Slot::default());
         slots.push(slot.clone());
         connections.spawn(connection(stream, service.clone(), stop_rx.clone(), slot));
@@ -116,7 +119,7 @@ pub async fn serve(listener: TcpListener, service: Arc<Service>, stop: impl Futu
 /// Close the oldest connection that never showed a host key, if there is one. Its slot
 /// frees as its task ends; until then one more connection than the limit is open.
 fn make_room(slots: &mut Vec<Arc<Slot>>) -> bool {
-    slots.retain(|s| Arc::strong_count(s) > 1); // the connection's task holds the other
+    forget_closed(slots);
     match slots.iter().position(|s| !s.authenticated.load(Ordering::Relaxed)) {
         Some(oldest) => {
             slots.remove(oldest).evict.notify_one();
@@ -124,6 +127,12 @@ fn make_room(slots: &mut Vec<Arc<Slot>>) -> bool {
         }
         None => false,
     }
+}
+
+/// Drop the slots of connections that have closed (a live connection's task holds the other
+/// reference).
+fn forget_closed(slots: &mut Vec<Arc<Slot>>) {
+    slots.retain(|s| Arc::strong_count(s) > 1);
 }
 
 /// A connection that died in the accept queue is skipped; anything else (out of file
