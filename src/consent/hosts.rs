@@ -46,13 +46,6 @@ pub struct HostInfo {
     pub any_user: bool,
 }
 
-/// Who a presented key belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyHolder {
-    pub host: String,
-    pub any_user: bool,
-}
-
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct HostsFile {
     #[serde(default)]
@@ -63,9 +56,9 @@ struct HostsFile {
 pub struct Hosts {
     path: PathBuf,
     keychain: Keychain,
-    /// Host names by the SHA-256 of their key; `None` until the keys could be read (the
-    /// keychain may be locked at start).
-    keys: RwLock<Option<HashMap<KeyDigest, KeyHolder>>>,
+    /// Hosts by the SHA-256 of their key; `None` until the keys could be read (the keychain
+    /// may be locked at start).
+    keys: RwLock<Option<HashMap<KeyDigest, HostInfo>>>,
 }
 
 impl Hosts {
@@ -79,7 +72,7 @@ impl Hosts {
         let mut keys = HashMap::new();
         for (name, info) in self.read()?.hosts {
             if let Some(key) = self.keychain.get(&account(&name))? {
-                keys.insert(digest(key.expose()), KeyHolder { host: name, any_user: info.any_user });
+                keys.insert(digest(key.expose()), info);
             }
         }
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(keys);
@@ -102,10 +95,11 @@ impl Hosts {
         }
         let key = new_key();
         self.keychain.set(&account(name), &key)?;
-        file.hosts.insert(name.to_owned(), HostInfo { name: name.to_owned(), created_at: OffsetDateTime::now_utc(), any_user });
+        let info = HostInfo { name: name.to_owned(), created_at: OffsetDateTime::now_utc(), any_user };
+        file.hosts.insert(name.to_owned(), info.clone());
         self.write(&file)?;
         if let Some(keys) = self.keys.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            keys.insert(digest(key.expose()), KeyHolder { host: name.to_owned(), any_user });
+            keys.insert(digest(key.expose()), info);
         }
         Ok(key)
     }
@@ -116,7 +110,7 @@ impl Hosts {
             return Err(HostError::Unknown(name.to_owned()));
         }
         if let Some(keys) = self.keys.write().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            keys.retain(|_, k| k.host != name);
+            keys.retain(|_, h| h.name != name);
         }
         self.write(&file)?;
         self.keychain.delete(&account(name))?;
@@ -125,7 +119,7 @@ impl Hosts {
 
     /// The host a key belongs to, found by the key's digest (see the module doc). Fails when
     /// the keys cannot be read (a locked keychain).
-    pub fn authenticate(&self, presented: &str) -> Result<Option<KeyHolder>, HostError> {
+    pub fn authenticate(&self, presented: &str) -> Result<Option<HostInfo>, HostError> {
         if self.keys.read().unwrap_or_else(|p| p.into_inner()).is_none() {
             self.load_keys()?;
         }

@@ -60,13 +60,28 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// (beyond that they are closed at once).
 const MAX_WAITING: usize = 64;
 
-/// What the accept loop knows of one open connection.
-#[derive(Default)]
+/// What the accept loop and the connection's requests know of one open connection.
 struct Slot {
     /// A request on it carried a valid host key.
     authenticated: AtomicBool,
     /// Close it now (to make room for a new connection).
     evict: Notify,
+    /// Our address and the host's.
+    addrs: Option<(SocketAddr, SocketAddr)>,
+    /// Who opened it, looked up once, when a key that serves only the user's own programs is
+    /// first presented on it.
+    owner: OnceLock<peer::Owner>,
+}
+
+impl Slot {
+    fn of(stream: &TcpStream) -> Self {
+        let addrs = stream.local_addr().ok().zip(stream.peer_addr().ok());
+        Self { authenticated: AtomicBool::new(false), evict: Notify::new(), addrs, owner: OnceLock::new() }
+    }
+
+    fn owner(&self) -> peer::Owner {
+        *self.owner.get_or_init(|| self.addrs.map_or(peer::Owner::Gone, |(local, remote)| peer::owner(local, remote)))
+    }
 }
 
 /// Serve the endpoint until `stop` resolves; then open connections finish their requests
@@ -81,7 +96,7 @@ pub async fn serve(listener: TcpListener, service: Arc<Service>, stop: impl Futu
         if slots.len() >= 2 * MAX_CONNECTIONS {
             forget_closed(slots); // else a service serving short connections for days grows
         }
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot::of(&stream));
         slots.push(slot.clone());
         connections.spawn(connection(stream, service.clone(), stop_rx.clone(), slot));
     };
@@ -153,10 +168,9 @@ async fn connection(stream: TcpStream, service: Arc<Service>, mut stop: watch::R
         tracing::debug!("TCP_NODELAY: {e}");
     }
     let seen = slot.clone();
-    let peer = Arc::new(Peer::of(&stream));
     let handler = service_fn(move |req| {
-        let (service, seen, peer) = (service.clone(), seen.clone(), peer.clone());
-        async move { Ok::<_, Infallible>(endpoint(&service, req, &seen.authenticated, &peer).await) }
+        let (service, seen) = (service.clone(), seen.clone());
+        async move { Ok::<_, Infallible>(endpoint(&service, req, &seen).await) }
     });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
@@ -173,23 +187,6 @@ async fn connection(stream: TcpStream, service: Arc<Service>, mut stop: watch::R
         () = slot.evict.notified() => return, // it never showed a key: dropped, not drained
     }
     let _ = conn.await;
-}
-
-/// The other end of a host connection; who opened it is looked up once, when a key that
-/// serves only the user's own programs is first presented on it.
-struct Peer {
-    addrs: Option<(SocketAddr, SocketAddr)>,
-    owner: OnceLock<peer::Owner>,
-}
-
-impl Peer {
-    fn of(stream: &TcpStream) -> Self {
-        Self { addrs: stream.local_addr().ok().zip(stream.peer_addr().ok()), owner: OnceLock::new() }
-    }
-
-    fn owner(&self) -> peer::Owner {
-        *self.owner.get_or_init(|| self.addrs.map_or(peer::Owner::Gone, |(local, remote)| peer::owner(local, remote)))
-    }
 }
 
 /// `NAME` in `/servers/NAME/mcp`, the endpoint's one route.
@@ -228,7 +225,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
 }
 
-async fn endpoint(s: &Service, req: Request<Incoming>, authenticated: &AtomicBool, from: &Peer) -> Response {
+async fn endpoint(s: &Service, req: Request<Incoming>, conn: &Slot) -> Response {
     let Some(name) = server_name(req.uri().path()) else {
         return refuse(StatusCode::NOT_FOUND, "no such endpoint; MCP servers are at /servers/NAME/mcp");
     };
@@ -240,21 +237,21 @@ async fn endpoint(s: &Service, req: Request<Incoming>, authenticated: &AtomicBoo
     if !allowed_origin(headers, s.port) {
         return refuse(StatusCode::FORBIDDEN, "forbidden Origin: web pages may not use mcp-broker");
     }
-    let holder = match bearer(headers).map(|k| s.hosts.authenticate(k)) {
-        Some(Ok(Some(holder))) => holder,
+    let host = match bearer(headers).map(|k| s.hosts.authenticate(k)) {
+        Some(Ok(Some(host))) => host,
         Some(Err(e)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &format!("cannot check host keys: {e}")),
         _ => return refuse(StatusCode::UNAUTHORIZED, "missing or unknown host key: create one with `mcp-broker hosts add NAME`"),
     };
-    if !holder.any_user && !from.owner().admitted() {
-        tracing::warn!(host = %holder.host, "refused host {}'s key from another user's program ({:?})", holder.host, from.owner());
+    if !host.any_user && !conn.owner().admitted() {
+        tracing::warn!(host = %host.name, owner = ?conn.owner(), "refused a host key from another user's program");
         return refuse(
             StatusCode::FORBIDDEN,
             "this host key serves only the programs of the user who created it; for a host run as another user, create its key with `mcp-broker hosts add NAME --any-user`",
         );
     }
-    authenticated.store(true, Ordering::Relaxed);
+    conn.authenticated.store(true, Ordering::Relaxed);
     // The body is read only once the host is known.
-    s.proxy.serve(holder.host, name, req).await
+    s.proxy.serve(host.name, name, req).await
 }
 
 #[cfg(test)]
