@@ -171,7 +171,9 @@ test('the loopback HTTP endpoint listens on 127.0.0.1 only; another user reachin
   assert.deepEqual(await listeners('/proc/net/tcp6'), [], 'no IPv6 listener on the port');
 
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'nobody', version: '0' } } });
-  const curl = (headers) => asNobody(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
+  // POST initialize with `headers`, as `nobody` (or as this user: `asUs`); prints the status.
+  const asUs = (args) => run(args[0], args.slice(1));
+  const curl = (headers, as = asNobody) => as(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
     '-H', 'content-type: application/json', '-H', 'accept: application/json, text/event-stream',
     ...headers.flatMap((x) => ['-H', x]), '--data', body, `http://127.0.0.1:${port}/servers/alpha/mcp`]);
   const upstreamBefore = (await mcpStats(ctx.mcp)).requests;
@@ -184,12 +186,11 @@ test('the loopback HTTP endpoint listens on 127.0.0.1 only; another user reachin
   assert.equal((await mcpStats(ctx.mcp)).requests, upstreamBefore, 'nothing reached the MCP server');
 
   // Even holding the key, another user is refused: the key serves this user's programs only
-  // (the kernel's socket table says who opened the connection).
+  // (the kernel says who opened the connection).
   const stolen = await curl([`authorization: Bearer ${h.key}`]);
   assert.equal(stolen.stdout, '403', `nobody holding the key is refused: ${stolen.stdout}`);
   assert.equal((await mcpStats(ctx.mcp)).requests, upstreamBefore, 'still nothing reached the MCP server');
-  const ours = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-H', 'content-type: application/json',
-    '-H', 'accept: application/json, text/event-stream', '-H', `authorization: Bearer ${h.key}`, '--data', body, `http://127.0.0.1:${port}/servers/alpha/mcp`]);
+  const ours = await curl([`authorization: Bearer ${h.key}`], asUs);
   assert.equal(ours.stdout, '200', `this user's program with the key is served: ${ours.stdout}`);
 
   // A host made for an agent that runs as another user: its key works for them.
