@@ -136,7 +136,7 @@ fn main() -> ExitCode {
     init_logging(matches!(cli.command, Command::Daemon { .. }));
     if let Command::Connect(args) = &cli.command {
         if !needs_resolving(args) {
-            let host = args.host.clone().unwrap_or_else(mcp_broker::bridge::parent_name);
+            let host = args.host.clone().unwrap_or_else(mcp_broker::hosts::process::parent_name);
             exec_bridge(&args.server, &host, &[], None);
         }
     }
@@ -263,7 +263,7 @@ async fn login(control: &Control, args: LoginArgs) -> Result<()> {
         }
     };
     let mut body = login_body(url, name, &args.client)?;
-    body.scopes = args.scope.as_deref().map(mcp_broker::discovery::www_authenticate::split_scopes).unwrap_or_default();
+    body.scopes = args.scope.as_deref().map(mcp_broker::oauth::discovery::www_authenticate::split_scopes).unwrap_or_default();
     body.timeout_secs = Some(args.timeout);
     let resp = control.send(json_request(Method::POST, "/v1/login", Some(serde_json::to_value(&body)?))).await?;
     let mut events = resp.into_body();
@@ -349,7 +349,7 @@ async fn connect(control: Control, args: ConnectArgs) -> Result<()> {
     } else {
         args.server.clone()
     };
-    let host = args.host.unwrap_or_else(mcp_broker::bridge::parent_name);
+    let host = args.host.unwrap_or_else(mcp_broker::hosts::process::parent_name);
     exec_bridge(&name, &host, &hidden_env, control.started_service());
     mcp_broker::bridge::run(control, &name, &host).await
 }

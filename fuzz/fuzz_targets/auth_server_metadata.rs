@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_broker::discovery::auth_server::{metadata_urls, AuthServerMetadata};
+use mcp_broker::oauth::discovery::auth_server::{metadata_urls, AuthServerMetadata};
 use mcp_broker::net::require_secure;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,8 +4,8 @@
 
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
-use mcp_broker::bridge::headers::{encode_value, mcp_name, meta_protocol_version};
-use mcp_broker::proxy::jsonrpc::MessageInfo;
+use mcp_broker::mcp::metadata::{encode_value, mcp_name, meta_protocol_version};
+use mcp_broker::mcp::jsonrpc::MessageInfo;
 use serde_json::Value;
 
 fn header_round_trip(v: &str) {

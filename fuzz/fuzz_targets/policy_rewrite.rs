@@ -6,8 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_broker::consent::policy::rewrite_body;
-use mcp_broker::proxy::params::annotations;
+use mcp_broker::mcp::tools::rewrite_body;
+use mcp_broker::mcp::params::annotations;
 use serde_json::Value;
 
 #[path = "../whatwg_sse.rs"]

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_broker::discovery::canonical::ResourceUri;
-use mcp_broker::discovery::resource_metadata::{well_known_urls, ProtectedResourceMetadata};
+use mcp_broker::oauth::discovery::canonical::ResourceUri;
+use mcp_broker::oauth::discovery::resource_metadata::{well_known_urls, ProtectedResourceMetadata};
 
 fuzz_target!(|data: &[u8]| {
     let split = data.iter().position(|&b| b == b'\n').unwrap_or(0);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_broker::sse::Parser;
+use mcp_broker::mcp::sse::Parser;
 
 fuzz_target!(|input: (Vec<u8>, Vec<u8>)| {
     let (stream, cuts) = input;

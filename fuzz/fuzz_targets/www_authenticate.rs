@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_broker::discovery::www_authenticate::{bearer_challenge, parse, split_scopes};
+use mcp_broker::oauth::discovery::www_authenticate::{bearer_challenge, parse, split_scopes};
 
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)

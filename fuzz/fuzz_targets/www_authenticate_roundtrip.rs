@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_broker::discovery::www_authenticate::{bearer_challenge, parse};
+use mcp_broker::oauth::discovery::www_authenticate::{bearer_challenge, parse};
 
 fn token(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(*c)).take(20).collect()

@@ -9,7 +9,6 @@
 //! concurrently; `initialize` and `notifications/initialized` are sent in order. If the
 //! service restarts, the next message starts it again and goes on.
 
-pub mod headers;
 mod stdio;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +25,7 @@ use tokio::sync::{mpsc, RwLock};
 use tokio::task::JoinSet;
 
 use crate::service::client::{ClientError, Control, Lease};
-use crate::sse;
+use crate::mcp::{metadata, sse};
 use crate::service::control::HOST_HEADER;
 
 /// How long the bridge waits for answers still in flight once stdin closes.
@@ -153,7 +152,7 @@ impl Bridge {
 
     fn request_headers(&self, msg: &Value) -> Vec<(&'static str, String)> {
         let mut h = vec![("content-type", "application/json".to_owned()), ("accept", "application/json, text/event-stream".to_owned())];
-        let version = headers::meta_protocol_version(msg).map(str::to_owned).or_else(|| self.version.lock().ok()?.clone());
+        let version = metadata::meta_protocol_version(msg).map(str::to_owned).or_else(|| self.version.lock().ok()?.clone());
         if let Some(v) = version {
             h.push(("mcp-protocol-version", v));
         }
@@ -161,10 +160,10 @@ impl Bridge {
             h.push(("mcp-session-id", s));
         }
         if let Some(m) = msg.get("method").and_then(Value::as_str) {
-            h.push(("mcp-method", headers::encode_value(m)));
+            h.push(("mcp-method", metadata::encode_value(m)));
         }
-        if let Some(n) = headers::mcp_name(msg) {
-            h.push(("mcp-name", headers::encode_value(n)));
+        if let Some(n) = metadata::mcp_name(msg) {
+            h.push(("mcp-name", metadata::encode_value(n)));
         }
         h
     }
@@ -331,18 +330,4 @@ impl Bridge {
 fn is_response_to(data: &[u8], id: &Value) -> bool {
     serde_json::from_slice::<Value>(data)
         .is_ok_and(|v| v.get("id") == Some(id) && (v.get("result").is_some() || v.get("error").is_some()))
-}
-
-/// The host's name: the executable of the process that launched the bridge.
-pub fn parent_name() -> String {
-    #[cfg(target_os = "linux")]
-    {
-        let ppid = std::os::unix::process::parent_id();
-        let exe = std::fs::read_link(format!("/proc/{ppid}/exe")).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-        let comm = || std::fs::read_to_string(format!("/proc/{ppid}/comm")).ok().map(|s| s.trim().to_owned());
-        if let Some(name) = exe.or_else(comm).filter(|n| !n.is_empty()) {
-            return name;
-        }
-    }
-    "unknown".to_owned()
 }

@@ -1,15 +1,13 @@
 //! Consent: which host may use which server, and which of its tools.
 //!
-//! - [`hosts`]: the named keys of HTTP hosts.
 //! - First-use approval: while a UI is attached (it polled the approvals within the last
 //!   [`UI_PRESENCE`]), a host's first request to a server waits for the user's decision
 //!   (Allow once / Always / Deny); with no UI, use is allowed — the user's own host
 //!   configuration is the consent. Kept decisions and tool policies live in
 //!   `consent.json` in the config dir.
-//! - [`policy`]: tools disabled per host × server.
+//! - Tool policy: tools disabled per host × server (applied to `tools/list` answers by
+//!   [`crate::mcp::tools`]).
 
-pub mod hosts;
-pub mod policy;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,8 +18,13 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
-pub use hosts::{HostError, HostInfo, Hosts};
-pub use policy::ToolInfo;
+
+/// A tool a server listed, as the policy view shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ToolInfo {
+    pub name: String,
+    pub description: Option<String>,
+}
 
 /// How recently a UI must have polled to count as attached.
 pub const UI_PRESENCE: Duration = Duration::from_secs(5);
@@ -206,7 +209,7 @@ impl Consent {
         // Disabled tools the server has not listed since the service started still show.
         for name in disabled.into_iter().flatten() {
             if !out.iter().any(|(t, _)| &t.name == name) {
-                out.push((ToolInfo { name: name.clone(), description: None, param_headers: Vec::new() }, false));
+                out.push((ToolInfo { name: name.clone(), description: None }, false));
             }
         }
         out

@@ -90,7 +90,7 @@ impl Control {
         let deadline = Instant::now() + timeout;
         // Done when the lock is free, or when it is held by another service (a host's bridge
         // may start the next one the moment this one lets go) because this one is gone.
-        while instance::is_held(&paths) && pid.is_none_or(process_alive) {
+        while instance::is_held(&paths) && pid.is_none_or(crate::platform::process::process_alive) {
             if Instant::now() >= deadline {
                 return Err(ClientError::Api(format!("the service did not exit within {} s; see {}", timeout.as_secs(), paths.log.display())));
             }
@@ -237,21 +237,6 @@ impl Control {
         }
         let message = value["error"].as_str().map(str::to_owned).unwrap_or_else(|| format!("HTTP {status}"));
         Err(ClientError::Api(message))
-    }
-}
-
-/// Whether a process still exists (a zombie counts, but it has released the lock by then).
-fn process_alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(pid) = i32::try_from(pid) else { return false };
-        // SAFETY: signal 0 only checks that the process exists and may be signalled.
-        unsafe { libc::kill(pid, 0) == 0 }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
     }
 }
 

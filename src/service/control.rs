@@ -30,9 +30,10 @@ use url::Url;
 use super::{client, Service};
 use crate::broker::{Error as BrokerError, LoginRequest};
 use crate::consent::Decision;
-use crate::login::{browser::BrowserError, Progress};
-use crate::registration::ClientChoice;
-use crate::vault::{Secret, ServerRecord};
+use crate::oauth::login::{browser::BrowserError, Progress};
+use crate::oauth::registration::ClientChoice;
+use crate::secret::Secret;
+use crate::vault::ServerRecord;
 
 /// The header naming the host behind a bridge.
 pub const HOST_HEADER: &str = "x-mcp-broker-host";
@@ -195,8 +196,8 @@ fn ndjson(rx: mpsc::UnboundedReceiver<Value>) -> impl futures_util::Stream<Item 
 }
 
 async fn resolve(State(s): S, Json(mut body): Json<LoginBody>) -> Result<Json<Value>, ApiError> {
-    let bad = |e: crate::discovery::canonical::CanonicalError| ApiError(StatusCode::BAD_REQUEST, e.to_string());
-    let uri = if body.url.is_empty() { None } else { Some(crate::discovery::ResourceUri::parse(&body.url).map_err(bad)?) };
+    let bad = |e: crate::oauth::discovery::canonical::CanonicalError| ApiError(StatusCode::BAD_REQUEST, e.to_string());
+    let uri = if body.url.is_empty() { None } else { Some(crate::oauth::discovery::ResourceUri::parse(&body.url).map_err(bad)?) };
     let canonical = uri.as_ref().map(|u| u.as_canonical());
     let known = s.broker.servers()?.into_iter().find(|r| Some(&r.url) == canonical.as_ref() || Some(&r.name) == body.name.as_ref());
     let name = match (&known, &body.name, &uri) {

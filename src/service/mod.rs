@@ -3,27 +3,28 @@
 //! - the **control socket** (HTTP over a 0600 Unix socket): the API every client uses —
 //!   the CLI, the stdio bridge, the tray app ([`control`]);
 //! - the **MCP endpoint** on loopback TCP for hosts that speak Streamable HTTP, guarded by
-//!   per-host keys, `Origin` and `Host` checks ([`shim`]).
+//!   per-host keys, `Origin` and `Host` checks ([`endpoint`]).
 //!
-//! Both hand MCP traffic to the one [`crate::proxy::Proxy`].
+//! Both hand MCP traffic to the one [`crate::mcp::Proxy`].
 
 pub mod client;
 pub mod control;
 pub mod instance;
-pub mod process;
-pub mod shim;
+pub mod endpoint;
 
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use url::Url;
 
 use crate::audit::Audit;
 use crate::broker::Broker;
-use crate::consent::{Consent, Hosts};
-use crate::login::{browser::BrowserError, Progress};
-use crate::proxy::Proxy;
+use crate::consent::Consent;
+use crate::hosts::Hosts;
+use crate::platform::{process, socket};
+use crate::oauth::login::{browser::BrowserError, Progress};
+use crate::mcp::Proxy;
 use crate::vault::Home;
 use instance::{InstanceError, Paths, Settings};
 
@@ -68,7 +69,7 @@ impl Progress for LogProgress {
 pub async fn run(home: Home) -> anyhow::Result<()> {
     home.ensure()?;
     process::keep_memory_private();
-    process::raise_fd_limit();
+    process::raise_fd_limit(2 * endpoint::MAX_CONNECTIONS + 256);
     let paths = Paths::of(&home);
     let _lock = instance::lock(&paths)?;
     let broker = Arc::new(Broker::open(home.clone())?);
@@ -76,7 +77,7 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
     let hosts = Hosts::open(&home.config_dir, &home.keychain_service)?;
     let tcp = bind_tcp(&paths).await?;
     let port = tcp.local_addr()?.port();
-    let unix = bind_socket(&paths)?;
+    let unix = socket::bind_private(&paths.socket).map_err(|e| InstanceError::Io(paths.socket.clone(), e))?;
     let consent = Arc::new(Consent::open(&home.config_dir));
     let proxy = Proxy::new(broker.clone(), audit.clone(), consent.clone(), Arc::new(LogProgress))?;
     let service = Arc::new(Service { broker, proxy, hosts, consent, audit, port, shutdown: watch::channel(false).0 });
@@ -88,7 +89,7 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
         }
     };
     let control = axum::serve(unix, control::router(service.clone())).with_graceful_shutdown(stopping());
-    let shim = shim::serve(tcp, service.clone(), stopping());
+    let endpoint = endpoint::serve(tcp, service.clone(), stopping());
     // Graceful shutdown lets requests in flight finish, but open streams (a bridge's GET
     // stream, a long SSE answer) would hold the service forever: they get a grace period.
     let grace = {
@@ -99,7 +100,7 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        r = async { tokio::try_join!(control, shim) } => { r?; }
+        r = async { tokio::try_join!(control, endpoint) } => { r?; }
         _ = grace => tracing::info!("stopping with streams still open"),
         _ = shutdown_signal() => {}
     }
@@ -123,28 +124,6 @@ async fn bind_tcp(paths: &Paths) -> anyhow::Result<TcpListener> {
     settings.port = Some(l.local_addr()?.port());
     settings.save(paths)?;
     Ok(l)
-}
-
-/// Bind the control socket, readable and writable by this user only. A socket file left
-/// by a dead service is replaced (the instance lock proves nobody serves it).
-fn bind_socket(paths: &Paths) -> Result<UnixListener, InstanceError> {
-    let io = |e| InstanceError::Io(paths.socket.clone(), e);
-    // sun_path holds 108 bytes with its NUL on Linux (104 on macOS).
-    if paths.socket.as_os_str().len() > 103 {
-        return Err(InstanceError::Io(paths.socket.clone(), std::io::Error::other("the socket path is too long; use a shorter MCP_BROKER_HOME")));
-    }
-    match std::fs::remove_file(&paths.socket) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(e)),
-    }
-    let listener = UnixListener::bind(&paths.socket).map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    }
-    Ok(listener)
 }
 
 async fn shutdown_signal() {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::secret::Secret;
+use crate::secret::Secret;
 
 /// The keychain is unusable, in words a user can act on.
 #[derive(Debug, thiserror::Error)]

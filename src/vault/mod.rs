@@ -2,14 +2,13 @@
 
 pub mod keychain;
 pub mod paths;
-pub mod secret;
 pub mod store;
 
 use std::path::PathBuf;
 
 pub use keychain::{Keychain, KeychainError};
 pub use paths::Home;
-pub use secret::Secret;
+
 pub use store::{ClientRecord, Registry, RegistrationKind, ServerRecord, ServerState, Store, TokenAuthMethod};
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::VaultError;
-use crate::discovery::AuthServerMetadata;
+use crate::oauth::discovery::AuthServerMetadata;
 
 /// A server's sign-in state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

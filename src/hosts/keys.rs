@@ -6,7 +6,7 @@
 //! one map lookup per request, however many hosts, and what timing could tell about a digest
 //! says nothing about a key. A key serves only the user's own programs unless its host was
 //! added for any user (`--any-user`: an agent run under an account of its own); the
-//! endpoint checks who connects ([`crate::peer`]). Bridge hosts are named by their parent
+//! endpoint checks who connects ([`crate::platform::peer`]). Bridge hosts are named by their parent
 //! process instead and need no key: the control socket is private to the user.
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::vault::{self, Keychain, KeychainError, Secret};
+use crate::secret::Secret;
+use crate::vault::{self, Keychain, KeychainError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {

@@ -11,12 +11,12 @@ use std::time::Duration;
 use oauth2::{AccessToken, RefreshToken};
 use time::OffsetDateTime;
 
-use crate::discovery::{self, DiscoveryError, Discovery};
-use crate::login::{self, scopes, DynProgress, LoginError, Loopback, TokenError};
+use crate::oauth::discovery::{self, DiscoveryError, Discovery};
+use crate::oauth::login::{self, scopes, DynProgress, LoginError, Loopback, TokenError};
 use crate::net::{FetchError, HttpClient};
-use crate::registration::{self, ClientChoice, Credentials};
-use crate::revocation;
-use crate::tokens::{self, Issued, TokenSet};
+use crate::oauth::registration::{self, ClientChoice, Credentials};
+use crate::oauth::revocation;
+use crate::oauth::tokens::{self, Issued, TokenSet};
 use crate::vault::{self, RegistrationKind, ServerRecord, ServerState, Vault, VaultError};
 
 /// Everything that can end an engine call, each a one-line message for the user.

@@ -15,11 +15,6 @@
 //! On the way, `tools/list` answers are filtered by the host's tool policy, and `tools/call`
 //! gets the `Mcp-Param-*` headers its tool's schema asks for ([`params`]).
 
-pub mod answer;
-pub mod headers;
-pub mod jsonrpc;
-pub mod params;
-pub mod upstream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,11 +30,12 @@ use time::OffsetDateTime;
 
 use crate::audit::{Audit, Call};
 use crate::broker::{Broker, Error as BrokerError, LoginRequest};
-use crate::consent::{policy, Consent, Refused};
-use crate::discovery::www_authenticate::bearer_challenge;
-use crate::login::{scopes, DynProgress};
+use crate::consent::{Consent, Refused};
+use crate::oauth::discovery::www_authenticate::bearer_challenge;
+use crate::oauth::login::{scopes, DynProgress};
 use crate::vault::ServerState;
-use jsonrpc::{code, MessageInfo};
+use super::jsonrpc::{code, MessageInfo};
+use super::{answer, headers, jsonrpc, params, tools as policy, upstream};
 
 /// The largest `tools/list` answer read for filtering.
 const MAX_TOOLS_LIST_BYTES: usize = 8 * 1024 * 1024;
@@ -272,7 +268,7 @@ impl Proxy {
 
     /// Remember which of a server's tools have `x-mcp-header` parameters (merged: a
     /// `tools/list` answer may be one page of several).
-    fn remember_param_headers(&self, server: &str, tools: &[policy::ToolInfo]) {
+    fn remember_param_headers(&self, server: &str, tools: &[policy::ListedTool]) {
         let mut known = self.param_headers.lock().unwrap_or_else(|p| p.into_inner());
         let marked = known.entry(server.to_owned()).or_default();
         for t in tools {
@@ -297,7 +293,7 @@ impl Proxy {
         let (body, tools) = policy::rewrite_body(&bytes, sse, &|name| disabled.contains(name));
         if let Some(tools) = tools {
             self.remember_param_headers(&req.server, &tools);
-            self.consent.remember_tools(&req.server, tools);
+            self.consent.remember_tools(&req.server, tools.iter().map(policy::ListedTool::info).collect());
         }
         parts.headers.remove(http::header::CONTENT_LENGTH);
         Response::from_parts(parts, Body::from(body))
@@ -445,7 +441,7 @@ fn refusal(e: BrokerError) -> Refusal {
     match &e {
         BrokerError::UnknownServer(_) => Refusal::new(StatusCode::NOT_FOUND, code::UNKNOWN_SERVER, e.to_string()),
         BrokerError::NotSignedIn(name) => not_signed_in(name, "not signed in"),
-        BrokerError::Refresh { name, source: crate::login::TokenError::InvalidGrant(_) | crate::login::TokenError::InvalidClient(_) } => {
+        BrokerError::Refresh { name, source: crate::oauth::login::TokenError::InvalidGrant(_) | crate::oauth::login::TokenError::InvalidClient(_) } => {
             not_signed_in(name, "its authorization server ended the grant")
         }
         _ => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, code::UPSTREAM_UNAVAILABLE, e.to_string()),

@@ -16,9 +16,10 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::discovery::AuthServerMetadata;
+use crate::oauth::discovery::AuthServerMetadata;
 use crate::net::{FetchError, HttpClient};
-use crate::vault::{ClientRecord, RegistrationKind, Secret, TokenAuthMethod};
+use crate::secret::Secret;
+use crate::vault::{ClientRecord, RegistrationKind, TokenAuthMethod};
 
 /// What the user asked for.
 #[derive(Debug, Clone, Default)]

@@ -18,10 +18,10 @@ use oauth2::{CsrfToken, PkceCodeChallenge, RequestTokenError, Scope};
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::discovery::Discovery;
+use crate::oauth::discovery::Discovery;
 use crate::net::HttpClient;
-use crate::registration::{Credentials, RegistrationError};
-use crate::tokens::{Issued, WrongTokenType};
+use crate::oauth::registration::{Credentials, RegistrationError};
+use crate::oauth::tokens::{Issued, WrongTokenType};
 pub use loopback::Loopback;
 
 /// How long a user has to finish signing in.

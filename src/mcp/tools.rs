@@ -1,29 +1,35 @@
-//! Per-tool policy on the client side: a tool disabled for a host × server is removed from
-//! that host's `tools/list` results (least privilege) and its `tools/call` is refused.
+//! `tools/list` answers as a host sees them: a tool its policy disables for a host × server
+//! ([`crate::consent`]) is removed (least privilege; its `tools/call` is refused too).
 //!
 //! A `tools/list` answer is small, so it is read whole, rewritten and sent on, whether it
 //! came as JSON or as an SSE stream. Tools whose `x-mcp-header` marks are invalid are
-//! dropped here too ([`crate::proxy::params`]).
+//! dropped here too ([`crate::mcp::params`]).
 
-use serde::Serialize;
 use serde_json::Value;
 
-use crate::proxy::params::{self, ParamHeader};
-use crate::sse;
+use super::params::{self, ParamHeader};
+use super::sse;
+use crate::consent::ToolInfo;
 
 /// A tool a server listed.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ToolInfo {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedTool {
     pub name: String,
     pub description: Option<String>,
     /// Its parameters that go out as `Mcp-Param-*` headers too.
-    #[serde(skip)]
     pub param_headers: Vec<ParamHeader>,
+}
+
+impl ListedTool {
+    /// The tool as the policy view shows it.
+    pub fn info(&self) -> ToolInfo {
+        ToolInfo { name: self.name.clone(), description: self.description.clone() }
+    }
 }
 
 /// The usable tools in a `tools/list` result message, if it is one (a tool with invalid
 /// `x-mcp-header` marks is left out, with a warning).
-pub fn tools_of(msg: &Value) -> Option<Vec<ToolInfo>> {
+pub fn tools_of(msg: &Value) -> Option<Vec<ListedTool>> {
     let tools = msg.get("result")?.get("tools")?.as_array()?;
     Some(
         tools
@@ -38,7 +44,7 @@ pub fn tools_of(msg: &Value) -> Option<Vec<ToolInfo>> {
                     }
                 };
                 let description = t.get("description").and_then(Value::as_str).map(str::to_owned);
-                Some(ToolInfo { name, description, param_headers })
+                Some(ListedTool { name, description, param_headers })
             })
             .collect(),
     )
@@ -46,7 +52,7 @@ pub fn tools_of(msg: &Value) -> Option<Vec<ToolInfo>> {
 
 /// Remove, from a `tools/list` result message, the named tools that are disabled or not in
 /// `usable` (their `x-mcp-header` marks are invalid). A tool without a name passes as it came.
-pub fn filter_message(msg: &mut Value, usable: &[ToolInfo], disabled: &dyn Fn(&str) -> bool) {
+pub fn filter_message(msg: &mut Value, usable: &[ListedTool], disabled: &dyn Fn(&str) -> bool) {
     let usable: std::collections::HashSet<&str> = usable.iter().map(|u| u.name.as_str()).collect();
     if let Some(tools) = msg.get_mut("result").and_then(|r| r.get_mut("tools")).and_then(Value::as_array_mut) {
         tools.retain(|t| t.get("name").and_then(Value::as_str).is_none_or(|name| usable.contains(name) && !disabled(name)));
@@ -56,7 +62,7 @@ pub fn filter_message(msg: &mut Value, usable: &[ToolInfo], disabled: &dyn Fn(&s
 /// Rewrite a whole response body (JSON or SSE). Returns the new body and the tools the
 /// server listed (before filtering), when a `tools/list` result was found. A batch (array)
 /// answer is filtered element by element. Anything that is not JSON passes unchanged.
-pub fn rewrite_body(body: &[u8], sse: bool, disabled: &dyn Fn(&str) -> bool) -> (Vec<u8>, Option<Vec<ToolInfo>>) {
+pub fn rewrite_body(body: &[u8], sse: bool, disabled: &dyn Fn(&str) -> bool) -> (Vec<u8>, Option<Vec<ListedTool>>) {
     let mut found = None;
     if !sse {
         let Ok(mut msg) = serde_json::from_slice::<Value>(body) else { return (body.to_vec(), None) };
@@ -78,7 +84,7 @@ pub fn rewrite_body(body: &[u8], sse: bool, disabled: &dyn Fn(&str) -> bool) -> 
     (out.into_bytes(), found)
 }
 
-fn rewrite_message(msg: &mut Value, disabled: &dyn Fn(&str) -> bool, found: &mut Option<Vec<ToolInfo>>) {
+fn rewrite_message(msg: &mut Value, disabled: &dyn Fn(&str) -> bool, found: &mut Option<Vec<ListedTool>>) {
     match msg {
         Value::Array(items) => items.iter_mut().for_each(|m| rewrite_message(m, disabled, found)),
         m => {

@@ -7,7 +7,7 @@
 //!    which also refuses every cross-site CORS preflight: no `Access-Control-*` is ever sent;
 //! 3. `Authorization: Bearer <host key>` must name a host (`mcp-broker hosts add`) → else 401;
 //! 4. the connection must come from a program of this user, unless the host was added with
-//!    `--any-user` ([`crate::peer`]; Linux) → else 403, so a key that leaks to another user
+//!    `--any-user` ([`crate::platform::peer`]; Linux) → else 403, so a key that leaks to another user
 //!    of the machine is of no use to them;
 //!
 //! only then is the body read.
@@ -39,7 +39,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::Service;
-use crate::peer;
+use crate::platform::peer;
 
 /// How long a connection may take to send a request's head, and may sit idle between
 /// requests (hyper counts both), before it is closed. Hosts' own clients drop idle

@@ -11,7 +11,7 @@ use oauth2::{AccessToken, RefreshToken, TokenResponse};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::vault::Secret;
+use crate::secret::Secret;
 
 /// The secrets of one server's grant. `Debug` is redacted by the `oauth2` newtypes.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! Which scopes to ask for (MCP "Scope Selection Strategy" and "Step-Up Authorization").
 
-use crate::discovery::{AuthServerMetadata, BearerChallenge, ProtectedResourceMetadata};
+use crate::oauth::discovery::{AuthServerMetadata, BearerChallenge, ProtectedResourceMetadata};
 
 /// Initial scopes: the challenge's `scope` if given, else the PRM's `scopes_supported`,
 /// else none (the `scope` parameter is then omitted). `offline_access` is added when the

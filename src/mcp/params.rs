@@ -22,7 +22,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
-use crate::bridge::headers::encode_value;
+use crate::mcp::metadata::encode_value;
 
 /// The largest integer a header may carry (JavaScript's safe range).
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
@@ -185,7 +185,7 @@ fn messages(body: &[u8], sse: bool) -> Vec<Value> {
     if !sse {
         return serde_json::from_slice(body).into_iter().collect();
     }
-    let mut parser = crate::sse::Parser::default();
+    let mut parser = crate::mcp::sse::Parser::default();
     parser.feed(body).iter().filter_map(|e| serde_json::from_str(&e.data).ok()).collect()
 }
 

@@ -7,7 +7,7 @@ use base64::Engine;
 use url::Url;
 
 use crate::net::HttpClient;
-use crate::registration::Credentials;
+use crate::oauth::registration::Credentials;
 use crate::vault::TokenAuthMethod;
 
 /// Revoke one token. Success is HTTP 200 (RFC 7009 §2.2); an AS that does not revoke

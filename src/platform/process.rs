@@ -38,8 +38,8 @@ pub fn keep_memory_private() {
 
 /// Let the service open as many files as the system allows it (the soft limit is often
 /// 1024, the hard one far more): each host connection takes one, and so does each upstream
-/// connection it needs ([`super::shim::MAX_CONNECTIONS`] of each at most, besides bridges).
-pub fn raise_fd_limit() {
+/// connection it needs: `needed` is what they take at most at once.
+pub fn raise_fd_limit(needed: usize) {
     #[cfg(unix)]
     {
         // macOS refuses a soft limit above OPEN_MAX (10240) even when the hard one is unlimited.
@@ -58,9 +58,24 @@ pub fn raise_fd_limit() {
                 }
             }
         }
-        let needed = (2 * super::shim::MAX_CONNECTIONS + 256) as libc::rlim_t;
+        let needed = needed as libc::rlim_t;
         if lim.rlim_cur < needed {
             tracing::warn!("the service may open only {} files; {needed} lets every host connection and its upstream connection open at once (raise `ulimit -n`)", lim.rlim_cur);
         }
+    }
+}
+
+/// Whether a process still exists (a zombie counts, but it has released its locks by then).
+pub fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else { return false };
+        // SAFETY: signal 0 only checks that the process exists and may be signalled.
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
     }
 }

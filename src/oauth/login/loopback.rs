@@ -3,7 +3,7 @@
 //! It serves exactly one authorization response: the first request to `/callback` is
 //! checked ([`super::callback::check`]), the browser gets a page saying what happened, and
 //! the listener closes. Any other path is a 404 and changes nothing. So is a callback from
-//! another user's process ([`crate::peer`]): `state` sits in the browser's command line, which
+//! another user's process ([`crate::platform::peer`]): `state` sits in the browser's command line, which
 //! every user can read, and with it another user could race the browser and sign this user
 //! in to an account of theirs (login CSRF).
 
@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::callback::{check, CallbackError, Expected};
-use crate::peer;
+use crate::platform::peer;
 
 /// Why waiting for the browser ended without a code.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,9 @@
+//! Who is calling: the hosts (AI apps and agents) that use the broker.
+//!
+//! - [`keys`]: the named keys of hosts that speak Streamable HTTP to the loopback endpoint.
+//! - [`process`]: the host behind a stdio bridge, named by the bridge's parent process.
+
+pub mod keys;
+pub mod process;
+
+pub use keys::{HostError, HostInfo, Hosts};

@@ -1,0 +1,17 @@
+//! OAuth 2.1 as an MCP client does it, one step a module, in the order a sign-in takes them:
+//!
+//! 1. [`discovery`]: from the server's URL to its validated authorization server (RFC 9728
+//!    protected resource metadata, RFC 8414 / OpenID discovery, canonical resource URIs).
+//! 2. [`registration`]: a client id there (pre-registered, Client ID Metadata Document, or
+//!    RFC 7591 dynamic registration, in the MCP spec's priority order).
+//! 3. [`login`]: authorization code + PKCE S256 through a browser and a loopback redirect.
+//! 4. [`tokens`]: what the token endpoint issued, and when to refresh it.
+//! 5. [`revocation`]: RFC 7009 sign-out.
+//!
+//! Nothing here stores anything: the [`crate::broker`] decides what is kept.
+
+pub mod discovery;
+pub mod login;
+pub mod registration;
+pub mod revocation;
+pub mod tokens;
