@@ -2,9 +2,12 @@
 
 use std::fmt;
 
-/// A secret value: `Debug` and `Display` print `[redacted]`; [`Secret::expose`] is the one
-/// way to read it, so every use is greppable.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret value: `Debug` prints `[redacted]` and there is no `Display`; [`Secret::expose`]
+/// is the one way to read it, so every use is greppable. Secrets are not `PartialEq`: a
+/// comparison that ends at the first differing byte tells an attacker how much they guessed,
+/// so the one comparison there is, [`Secret::matches`], takes the same time for every guess
+/// of a given length.
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
@@ -14,6 +17,17 @@ impl Secret {
 
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `candidate` is this secret, in time that depends on the lengths only
+    /// (hand-written: eight lines, not worth a crate).
+    pub fn matches(&self, candidate: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+        std::hint::black_box(diff) == 0
     }
 }
 
@@ -25,6 +39,16 @@ impl fmt::Debug for Secret {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn matches_only_the_same_value() {
+        let s = super::Secret::new("tok-123");
+        assert!(s.matches("tok-123"));
+        assert!(!s.matches("tok-124"));
+        assert!(!s.matches("tok-12"));
+        assert!(!s.matches(""));
+        assert!(super::Secret::new("").matches(""));
+    }
+
     #[test]
     fn debug_is_redacted() {
         let s = super::Secret::new("tok-123");
