@@ -197,7 +197,8 @@ fn secret_name(name: &str) -> bool {
 /// VS Code's `${input:id}`).
 fn plaintext(value: &str) -> bool {
     let v = value.trim();
-    !v.is_empty() && !v.contains("${") && !(v.starts_with('$') && v[1..].chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    let reference = v.contains("${") || v.strip_prefix('$').is_some_and(|name| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    !v.is_empty() && !reference
 }
 
 #[cfg(test)]
