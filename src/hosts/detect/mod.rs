@@ -129,8 +129,8 @@ fn read_capped(path: &Path) -> Result<String, ReadError> {
 
 /// JSON with the comments and trailing commas VS Code, Zed and Gemini CLI allow, and none of
 /// the parser's other leniencies (single quotes, missing commas, hex numbers).
-fn parse_jsonc(text: &str) -> Result<JsonConfig, ReadError> {
-    let strict = jsonc_parser::ParseOptions {
+pub fn jsonc_options() -> jsonc_parser::ParseOptions {
+    jsonc_parser::ParseOptions {
         allow_comments: true,
         allow_trailing_commas: true,
         allow_loose_object_property_names: false,
@@ -141,8 +141,11 @@ fn parse_jsonc(text: &str) -> Result<JsonConfig, ReadError> {
         allow_bare_decimal_point_numbers: false,
         allow_non_finite_numbers: false,
         allow_extended_string_escapes: false,
-    };
-    let value = jsonc_parser::parse_to_serde_value(text, &strict).map_err(|e| ReadError::Json(e.to_string()))?;
+    }
+}
+
+fn parse_jsonc(text: &str) -> Result<JsonConfig, ReadError> {
+    let value = jsonc_parser::parse_to_serde_value(text, &jsonc_options()).map_err(|e| ReadError::Json(e.to_string()))?;
     match value {
         None => Ok(JsonConfig::default()),
         Some(v) => serde_json::from_value(v).map_err(|e| ReadError::Json(e.to_string())),

@@ -1,0 +1,408 @@
+//! Switching a host to the broker, and back: each chosen remote entry of a host's config
+//! (mcp-remote in front of a URL, or a URL the host speaks to itself) becomes
+//! `mcp-broker connect URL` over stdio, so the host's file holds no secret and the broker
+//! signs in, refreshes and audits for it. Only the chosen entries' bytes change
+//! ([`splice`]); undoing puts each entry's original bytes back.
+//!
+//! 1. [`plan`]: what would change, and what is left alone and why (local programs, entries
+//!    already through the broker, entries holding a plaintext secret the broker cannot take
+//!    yet).
+//! 2. [`write`]: the new text, written atomically over the file with its mode kept, after a
+//!    timestamped private backup, refusing a symbolic link and a file that changed since it
+//!    was read.
+//! 3. [`undo`]: the text with each connected entry put back, where the host has not changed
+//!    it since.
+//!
+//! JSON and JSON-with-comments files only; Codex CLI's TOML is detected but not yet written.
+
+pub mod splice;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::detect::{DetectedConfig, DetectedServer, Format, HostKind, Location};
+use super::detect::entry::Transport;
+use splice::EntryPath;
+
+/// Which of a file's entries to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// Every remote entry.
+    All,
+    /// These, by name.
+    Servers(Vec<String>),
+}
+
+/// One entry to rewrite: its bytes before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub name: String,
+    pub project: Option<String>,
+    pub url: String,
+    pub before: String,
+    pub after: String,
+    /// mcp-remote flags the broker does not carry over.
+    #[serde(default)]
+    pub not_carried: Vec<String>,
+}
+
+/// An entry left as it is, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub name: String,
+    pub reason: String,
+}
+
+/// What connecting one file would do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub host: HostKind,
+    pub path: PathBuf,
+    /// The file as it was read: [`write`] refuses if it is not that any more.
+    pub original: String,
+    pub changes: Vec<Change>,
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{path}: {why}")]
+    Unusable { path: PathBuf, why: String },
+    #[error("{0} is a symbolic link; connect the file it points to instead")]
+    Symlink(PathBuf),
+    #[error("{0} changed since it was read (is the host running and saving it?); nothing was written: run the command again")]
+    Changed(PathBuf),
+    #[error("cannot write {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+}
+
+/// Plan the switch of `config`'s chosen entries to `mcp-broker connect` (run as `exe`).
+pub fn plan(location: &Location, config: &DetectedConfig, choice: &Choice, exe: &Path) -> Result<Plan, ConnectError> {
+    let unusable = |why: String| ConnectError::Unusable { path: location.path.clone(), why };
+    if location.format == Format::Toml {
+        return Err(unusable("writing TOML configs (Codex CLI) is not supported yet; edit the entries by hand".into()));
+    }
+    if let Some(e) = &config.error {
+        return Err(unusable(e.clone()));
+    }
+    let original = std::fs::read_to_string(&location.path).map_err(|e| unusable(e.to_string()))?;
+    let mut plan = Plan { host: location.host, path: location.path.clone(), original, changes: Vec::new(), skipped: Vec::new() };
+    if let Choice::Servers(names) = choice {
+        if let Some(missing) = names.iter().find(|n| !config.servers.iter().any(|s| &s.name == *n)) {
+            return Err(unusable(format!("it has no server {missing:?}")));
+        }
+    }
+    for server in config.servers.iter().filter(|s| chosen(choice, s)) {
+        match rewrite(location.host, server, exe) {
+            Ok((url, after, not_carried)) => {
+                let path = entry_path(location.host, server);
+                let range = splice::find(&plan.original, &path).map_err(|e| unusable(e.to_string()))?;
+                let before = plan.original[range].to_owned();
+                plan.changes.push(Change { name: server.name.clone(), project: server.project.clone(), url, before, after, not_carried });
+            }
+            Err(reason) => plan.skipped.push(Skipped { name: server.name.clone(), reason }),
+        }
+    }
+    Ok(plan)
+}
+
+fn chosen(choice: &Choice, server: &DetectedServer) -> bool {
+    match choice {
+        Choice::All => true,
+        Choice::Servers(names) => names.contains(&server.name),
+    }
+}
+
+fn entry_path(host: HostKind, server: &DetectedServer) -> EntryPath {
+    EntryPath { servers_key: host.servers_key(), project: server.project.clone(), name: server.name.clone() }
+}
+
+/// The new entry for `server`, or why it stays as it is.
+fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path) -> Result<(String, String, Vec<String>), String> {
+    if let Some(first) = server.plaintext_secrets.first() {
+        return Err(format!("it holds a plaintext secret ({first}), which the broker cannot take into the keychain yet; left as it is"));
+    }
+    let (url, not_carried) = match &server.transport {
+        Transport::Broker { .. } => return Err("already through mcp-broker".into()),
+        Transport::Local { command } => return Err(format!("a local program ({command}), left alone")),
+        Transport::Unknown => return Err("neither a command nor a URL".into()),
+        Transport::McpRemote(r) if r.static_client_info.is_some() => {
+            return Err("it uses --static-oauth-client-info; sign in with `mcp-broker login URL --client-id …` first, then connect it by hand".into())
+        }
+        Transport::McpRemote(r) => (r.url.clone(), r.not_carried.clone()),
+        Transport::Remote { url } => (url.clone(), Vec::new()),
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!("{url:?} is not an http(s) URL"));
+    }
+    let mut after = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut after, OneLine);
+    StdioEntry::new(host, exe, &url).serialize(&mut ser).map_err(|e| e.to_string())?;
+    Ok((url, String::from_utf8_lossy(&after).into_owned(), not_carried))
+}
+
+/// JSON on one line with a space after each `:` and `,`, as people write a short entry
+/// (serde_json has compact and multi-line pretty output only).
+struct OneLine;
+
+impl serde_json::ser::Formatter for OneLine {
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+}
+
+/// The entry every host runs: `mcp-broker connect URL --host HOST` over stdio.
+#[derive(Debug, Serialize)]
+struct StdioEntry {
+    /// Claude Code and VS Code name the transport.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    transport: Option<&'static str>,
+    command: String,
+    args: Vec<String>,
+}
+
+impl StdioEntry {
+    fn new(host: HostKind, exe: &Path, url: &str) -> Self {
+        let transport = matches!(host, HostKind::ClaudeCode | HostKind::VsCode).then_some("stdio");
+        let args = vec!["connect".into(), url.to_owned(), "--host".into(), host.id().to_owned()];
+        Self { transport, command: exe.to_string_lossy().into_owned(), args }
+    }
+}
+
+impl Plan {
+    /// The file's text after the changes.
+    pub fn new_text(&self) -> Result<String, ConnectError> {
+        let mut text = self.original.clone();
+        for c in &self.changes {
+            text = swap(&text, self.host, c, &c.before, &c.after).map_err(|why| ConnectError::Unusable { path: self.path.clone(), why })?;
+        }
+        Ok(text)
+    }
+
+    /// A readable diff: each changed entry's lines before and after.
+    pub fn diff(&self) -> String {
+        let mut out = String::new();
+        for c in &self.changes {
+            out.push_str(&format!("  {}:\n", c.name));
+            out.extend(c.before.lines().map(|l| format!("  - {l}\n")));
+            out.extend(c.after.lines().map(|l| format!("  + {l}\n")));
+        }
+        out
+    }
+}
+
+/// `text` with `change`'s entry replaced by `to`, if it is now `from`.
+fn swap(text: &str, host: HostKind, change: &Change, from: &str, to: &str) -> Result<String, String> {
+    let path = EntryPath { servers_key: host.servers_key(), project: change.project.clone(), name: change.name.clone() };
+    let range = splice::find(text, &path).map_err(|e| e.to_string())?;
+    if text[range.clone()] != *from {
+        return Err(format!("the entry {:?} changed since mcp-broker connected it; left as it is", change.name));
+    }
+    Ok(splice::replace(text, range, to))
+}
+
+/// `text` with each of `changes` put back as it was, where the host has not changed it since;
+/// the entries that could not be put back, with the reason.
+pub fn undo(host: HostKind, text: &str, changes: &[Change]) -> (String, Vec<Skipped>) {
+    let mut out = text.to_owned();
+    let mut skipped = Vec::new();
+    for c in changes {
+        match swap(&out, host, c, &c.after, &c.before) {
+            Ok(t) => out = t,
+            Err(reason) => skipped.push(Skipped { name: c.name.clone(), reason }),
+        }
+    }
+    (out, skipped)
+}
+
+/// Write `new_text` over `path` if the file is still `expected`: a private backup of it in
+/// `backups` first, then a temporary file beside it with the same mode, renamed over it.
+/// Returns the backup's path.
+pub fn write(path: &Path, expected: &str, new_text: &str, backups: &Path) -> Result<PathBuf, ConnectError> {
+    let io = |e| ConnectError::Io(path.to_owned(), e);
+    let meta = std::fs::symlink_metadata(path).map_err(io)?;
+    if meta.file_type().is_symlink() {
+        return Err(ConnectError::Symlink(path.to_owned()));
+    }
+    if std::fs::read(path).map_err(io)? != expected.as_bytes() {
+        return Err(ConnectError::Changed(path.to_owned()));
+    }
+    let backup = backup_path(path, backups);
+    crate::vault::write_private(&backup, expected.as_bytes()).map_err(|e| ConnectError::Io(backup.clone(), e))?;
+    let tmp = path.with_extension(format!("mcp-broker-tmp.{}", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.set_permissions(meta.permissions())?;
+        f.write_all(new_text.as_bytes())?;
+        f.sync_all()?;
+        // The last look: a host that saved the file meanwhile keeps its version.
+        if std::fs::read(path)? != expected.as_bytes() {
+            return Err(std::io::Error::other("changed"));
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(if e.to_string() == "changed" { ConnectError::Changed(path.to_owned()) } else { io(e) });
+    }
+    Ok(backup)
+}
+
+/// `<backups>/<file name>.<UTC time>.bak`
+fn backup_path(path: &Path, backups: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "config".into());
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = format!("{:04}{:02}{:02}T{:02}{:02}{:02}.{:09}Z", now.year(), u8::from(now.month()), now.day(), now.hour(), now.minute(), now.second(), now.nanosecond());
+    backups.join(format!("{name}.{stamp}.bak"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hosts::detect::{self, Scope};
+
+    const CLAUDE: &str = r#"{
+  "numStartups": 12,
+  "mcpServers": {
+    "linear": {
+      "type": "stdio",
+      "command": "npx",
+      "args": ["-y", "mcp-remote", "https://mcp.linear.app/mcp?q=\":,", "--ignore-tool", "x"]
+    },
+    "git": { "type": "stdio", "command": "uvx", "args": ["mcp-server-git"] },
+    "api": { "type": "http", "url": "https://api.example/mcp", "headers": { "Authorization": "Bearer sk-1" } },
+    "docs": { "type": "http", "url": "https://docs.example/mcp" }
+  },
+  "tipsHistory": { "a": 1 }
+}
+"#;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        location: Location,
+    }
+
+    fn fixture(text: &str) -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(".claude.json");
+        std::fs::write(&path, text).expect("write");
+        let location = Location { host: HostKind::ClaudeCode, path, scope: Scope::User, format: Format::Json };
+        Fixture { dir, location }
+    }
+
+    fn planned(f: &Fixture, choice: &Choice) -> Plan {
+        let config = detect::read_location(&f.location);
+        plan(&f.location, &config, choice, Path::new("/usr/bin/mcp-broker")).expect("a plan")
+    }
+
+    #[test]
+    fn plans_the_remote_entries_and_says_why_others_stay() {
+        let f = fixture(CLAUDE);
+        let p = planned(&f, &Choice::All);
+        let changed: Vec<_> = p.changes.iter().map(|c| (c.name.as_str(), c.url.as_str())).collect();
+        assert_eq!(changed, [("docs", "https://docs.example/mcp"), ("linear", "https://mcp.linear.app/mcp?q=\":,")]);
+        assert!(p.changes[1].after.contains(r#""connect", "https://mcp.linear.app/mcp?q=\":,", "--host""#), "{}", p.changes[1].after);
+        assert_eq!(p.changes[1].not_carried, ["--ignore-tool"]);
+        let skipped: Vec<_> = p.skipped.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(skipped, ["api", "git"]);
+        assert!(p.skipped[0].reason.contains("plaintext secret (headers.Authorization)"), "{}", p.skipped[0].reason);
+        assert_eq!(
+            p.changes[0].after,
+            r#"{"type": "stdio", "command": "/usr/bin/mcp-broker", "args": ["connect", "https://docs.example/mcp", "--host", "claude-code"]}"#
+        );
+    }
+
+    #[test]
+    fn connect_then_undo_is_byte_for_byte() {
+        let f = fixture(CLAUDE);
+        let p = planned(&f, &Choice::All);
+        let new_text = p.new_text().expect("new text");
+        let backup = write(&f.location.path, &p.original, &new_text, f.dir.path()).expect("written");
+        assert_eq!(std::fs::read_to_string(&backup).expect("backup"), CLAUDE);
+        let now = std::fs::read_to_string(&f.location.path).expect("read");
+        assert!(now.contains("\"numStartups\": 12") && now.contains("\"tipsHistory\": { \"a\": 1 }") && !now.contains("mcp-remote"));
+        // What a host reads now: every remote entry runs the broker.
+        let again = detect::read_location(&f.location);
+        let through: Vec<_> = again.servers.iter().filter(|s| matches!(s.transport, Transport::Broker { .. })).map(|s| s.name.as_str()).collect();
+        assert_eq!(through, ["docs", "linear"]);
+        // Connecting again changes nothing.
+        assert!(planned(&f, &Choice::All).changes.is_empty());
+        let (restored, skipped) = undo(HostKind::ClaudeCode, &now, &p.changes);
+        assert!(skipped.is_empty());
+        assert_eq!(restored, CLAUDE);
+    }
+
+    #[test]
+    fn undo_leaves_an_entry_the_host_changed() {
+        let f = fixture(CLAUDE);
+        let p = planned(&f, &Choice::Servers(vec!["docs".into()]));
+        let edited = p.new_text().expect("text").replace("--host\", \"claude-code\"", "--host\", \"me\"");
+        let (restored, skipped) = undo(HostKind::ClaudeCode, &edited, &p.changes);
+        assert_eq!(restored, edited);
+        assert_eq!(skipped.len(), 1);
+    }
+
+    #[test]
+    fn unknown_server_names_are_refused() {
+        let f = fixture(CLAUDE);
+        let config = detect::read_location(&f.location);
+        let err = plan(&f.location, &config, &Choice::Servers(vec!["nope".into()]), Path::new("/b")).expect_err("refused");
+        assert!(err.to_string().contains("no server \"nope\""), "{err}");
+    }
+
+    #[test]
+    fn broken_file_is_refused_before_anything() {
+        let f = fixture("{\"mcpServers\": ");
+        let config = detect::read_location(&f.location);
+        let err = plan(&f.location, &config, &Choice::All, Path::new("/b")).expect_err("refused");
+        assert!(err.to_string().contains("not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn a_file_changed_since_it_was_read_is_not_written() {
+        let f = fixture(CLAUDE);
+        let p = planned(&f, &Choice::All);
+        std::fs::write(&f.location.path, CLAUDE.replace("12", "13")).expect("the host saves");
+        let err = write(&f.location.path, &p.original, &p.new_text().expect("text"), f.dir.path()).expect_err("refused");
+        assert!(matches!(err, ConnectError::Changed(_)), "{err}");
+        assert_eq!(std::fs::read_to_string(&f.location.path).expect("read"), CLAUDE.replace("12", "13"), "the host's version stays");
+    }
+
+    #[test]
+    fn a_symlink_is_refused_and_the_mode_is_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let f = fixture(CLAUDE);
+        let link = f.dir.path().join("link.json");
+        std::os::unix::fs::symlink(&f.location.path, &link).expect("symlink");
+        let p = planned(&f, &Choice::All);
+        let err = write(&link, &p.original, "{}", f.dir.path()).expect_err("refused");
+        assert!(matches!(err, ConnectError::Symlink(_)), "{err}");
+        std::fs::set_permissions(&f.location.path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let backup = write(&f.location.path, &p.original, &p.new_text().expect("text"), f.dir.path()).expect("written");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!((mode(&f.location.path), mode(&backup)), (0o640, 0o600));
+    }
+
+    #[test]
+    fn vscode_and_project_scopes_and_toml() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("mcp.json");
+        let text = "{\n  // work\n  \"servers\": { \"gh\": { \"type\": \"http\", \"url\": \"https://gh.example/mcp\" }, },\n}\n";
+        std::fs::write(&path, text).expect("write");
+        let location = Location { host: HostKind::VsCode, path, scope: Scope::User, format: Format::Jsonc };
+        let p = plan(&location, &detect::read_location(&location), &Choice::All, Path::new("/b")).expect("plan");
+        let new_text = p.new_text().expect("text");
+        assert!(new_text.starts_with("{\n  // work\n  \"servers\": { \"gh\": {\"type\": \"stdio\", \"command\": \"/b\"") && new_text.ends_with("\"vs-code\"]}, },\n}\n"), "{new_text}");
+        let toml = Location { host: HostKind::CodexCli, path: dir.path().join("config.toml"), scope: Scope::User, format: Format::Toml };
+        std::fs::write(&toml.path, "").expect("write");
+        assert!(plan(&toml, &detect::read_location(&toml), &Choice::All, Path::new("/b")).is_err());
+    }
+}
