@@ -8,7 +8,7 @@
 //! 2. Attach its access token (refreshed ahead of expiry, single-flight).
 //! 3. Upstream 401: refresh once and retry; still 401: `needs_login` and a clear error.
 //! 4. Upstream 403 `insufficient_scope`: step up to the union of scopes, retry, at most
-//!    [`MAX_STEP_UPS`] times.
+//!    [`crate::broker::step_up::MAX_STEP_UPS`] times.
 //! 5. Pass the answer back ([`answer`]: whole when it already is, else streamed as it
 //!    arrives), and record the call.
 //!
@@ -29,11 +29,10 @@ use oauth2::AccessToken;
 use time::OffsetDateTime;
 
 use crate::audit::{Audit, Call};
-use crate::broker::{Broker, Error as BrokerError, LoginRequest};
+use crate::broker::{Broker, Error as BrokerError};
 use crate::consent::{Consent, Refused};
 use crate::oauth::discovery::www_authenticate::bearer_challenge;
-use crate::oauth::login::{scopes, DynProgress};
-use crate::vault::ServerState;
+use crate::oauth::login::DynProgress;
 use super::jsonrpc::{code, MessageInfo};
 use super::{answer, headers, jsonrpc, params, tools as policy, upstream};
 
@@ -45,9 +44,6 @@ const MAX_ERROR_BYTES: usize = 64 * 1024;
 
 /// The most `tools/list` pages the proxy reads to learn a server's `x-mcp-header` marks.
 const MAX_LIST_PAGES: usize = 20;
-
-/// How many step-up sign-ins one request may cause before it fails for good.
-pub const MAX_STEP_UPS: usize = 2;
 
 /// One request from a host, with its body read (MCP messages are small; responses stream).
 #[derive(Debug)]
@@ -87,8 +83,6 @@ pub struct Proxy {
     upstream: upstream::Upstream,
     urls: UrlCache,
     progress: Arc<DynProgress>,
-    /// Servers named by `connect URL` that have no record yet: how to sign in to them.
-    pending: Mutex<HashMap<String, LoginRequest>>,
     /// Per server, its tools (from the last `tools/list`) with `x-mcp-header` parameters.
     param_headers: Mutex<HashMap<String, HashMap<String, Vec<params::ParamHeader>>>>,
 }
@@ -109,16 +103,7 @@ impl Refusal {
 impl Proxy {
     pub fn new(broker: Arc<Broker>, audit: Arc<Audit>, consent: Arc<Consent>, progress: Arc<DynProgress>) -> Result<Self, upstream::UpstreamError> {
         let upstream = upstream::Upstream::new()?;
-        Ok(Self { broker, audit, consent, upstream, urls: UrlCache::default(), progress, pending: Mutex::default(), param_headers: Mutex::default() })
-    }
-
-    /// Remember how to sign in to a server known only by URL so far.
-    pub fn add_pending(&self, name: &str, req: LoginRequest) {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), req);
-    }
-
-    fn pending(&self, name: &str) -> Option<LoginRequest> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        Ok(Self { broker, audit, consent, upstream, urls: UrlCache::default(), progress, param_headers: Mutex::default() })
     }
 
     /// A shim's request from `host` for `server`: read its body, forward it, answer the host.
@@ -318,16 +303,10 @@ impl Proxy {
                     return Err(not_signed_in(&req.server, why));
                 }
                 StatusCode::FORBIDDEN => match insufficient_scope(resp.headers()) {
-                    Some(needed) if step_ups < MAX_STEP_UPS => {
-                        step_ups += 1;
-                        let granted = self.broker.server(&req.server).map_err(refusal)?.scopes;
-                        let wanted = scopes::union(&granted, &needed);
-                        self.broker.step_up(&req.server, &wanted, self.progress.as_ref()).await.map_err(refusal)?;
-                        token = self.token(&req.server).await?;
-                    }
                     Some(needed) => {
-                        let msg = format!("{} still answers insufficient_scope (needs {}) after step-up; ask its administrator for access", req.server, needed.join(" "));
-                        return Err(Refusal::new(StatusCode::FORBIDDEN, code::FORBIDDEN, msg));
+                        self.broker.step_up(&req.server, &needed, step_ups, self.progress.as_ref()).await.map_err(refusal)?;
+                        step_ups += 1;
+                        token = self.token(&req.server).await?;
                     }
                     None => return Ok(answer::pass_back(resp, &req.method).await),
                 },
@@ -343,16 +322,7 @@ impl Proxy {
             Err(BrokerError::NotSignedIn(_) | BrokerError::UnknownServer(_)) => {}
             Err(e) => return Err(refusal(e)),
         }
-        let login = match (self.pending(name), self.broker.server(name)) {
-            // Signing out is the user's word: no host may undo it by asking.
-            (_, Ok(record)) if record.state == ServerState::SignedOut => {
-                let msg = format!("{name} is signed out; sign in again with `mcp-broker login {name}` (or from the mcp-broker window)");
-                return Err(Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, msg));
-            }
-            (Some(req), _) => req,
-            (None, Ok(record)) => LoginRequest { url: record.url, name: Some(name.to_owned()), ..Default::default() },
-            (None, Err(e)) => return Err(refusal(e)),
-        };
+        let login = self.broker.sign_in_request(name).map_err(refusal)?;
         self.broker.ensure_signed_in(name, &login, self.progress.as_ref()).await.map_err(refusal)?;
         self.broker.access_token(name).await.map_err(refusal)
     }
@@ -441,6 +411,8 @@ fn refusal(e: BrokerError) -> Refusal {
     match &e {
         BrokerError::UnknownServer(_) => Refusal::new(StatusCode::NOT_FOUND, code::UNKNOWN_SERVER, e.to_string()),
         BrokerError::NotSignedIn(name) => not_signed_in(name, "not signed in"),
+        BrokerError::SignedOut(_) => Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, e.to_string()),
+        BrokerError::StepUp { .. } => Refusal::new(StatusCode::FORBIDDEN, code::FORBIDDEN, e.to_string()),
         BrokerError::Refresh { name, source: crate::oauth::login::TokenError::InvalidGrant(_) | crate::oauth::login::TokenError::InvalidClient(_) } => {
             not_signed_in(name, "its authorization server ended the grant")
         }

@@ -1,4 +1,4 @@
-//! Client registration, in the MCP spec's priority order, keyed by issuer.
+//! Client registration, in the MCP spec's priority order.
 //!
 //! 1. **Pre-registered**: the user passes a client id (and perhaps a secret, read from an
 //!    environment variable, never from argv).
@@ -7,19 +7,16 @@
 //! 3. **Dynamic Client Registration** (RFC 7591): a native public client with a loopback
 //!    redirect URI.
 //!
-//! Otherwise a client registered earlier at the same issuer is reused. A new issuer always
+//! Otherwise a client registered earlier at the same issuer (`existing`) is reused. A new issuer always
 //! means a new registration: credentials never travel between authorization servers.
 
-use oauth2::basic::BasicClient;
-use oauth2::{AuthType, AuthUrl, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, RedirectUrl, RevocationUrl, TokenUrl};
 use serde::Deserialize;
-use time::OffsetDateTime;
 use url::Url;
 
-use crate::oauth::discovery::AuthServerMetadata;
 use crate::net::{FetchError, HttpClient};
+use crate::oauth::client::{Client, Credentials, RegistrationKind, TokenAuthMethod};
+use crate::oauth::discovery::AuthServerMetadata;
 use crate::secret::Secret;
-use crate::vault::{ClientRecord, RegistrationKind, TokenAuthMethod};
 
 /// What the user asked for.
 #[derive(Debug, Clone, Default)]
@@ -30,38 +27,6 @@ pub enum ClientChoice {
     Automatic,
 }
 
-/// A client ready for use: its record and, for confidential clients, its secret.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    pub record: ClientRecord,
-    pub secret: Option<Secret>,
-}
-
-/// The `oauth2` client for one AS, with auth, token and (maybe) revocation endpoints.
-pub type OAuthClient = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointSet>;
-
-impl Credentials {
-    pub fn oauth_client(&self, auth_server: &AuthServerMetadata) -> OAuthClient {
-        let mut client = BasicClient::new(ClientId::new(self.record.client_id.clone()))
-            .set_auth_uri(AuthUrl::from_url(auth_server.authorization_endpoint.clone()))
-            .set_token_uri(TokenUrl::from_url(auth_server.token_endpoint.clone()))
-            .set_revocation_url_option(auth_server.revocation_endpoint.clone().map(RevocationUrl::from_url));
-        if let Some(secret) = &self.secret {
-            client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
-        }
-        let auth = match self.record.auth_method {
-            TokenAuthMethod::ClientSecretBasic => AuthType::BasicAuth,
-            TokenAuthMethod::ClientSecretPost | TokenAuthMethod::None => AuthType::RequestBody,
-        };
-        client.set_auth_type(auth)
-    }
-
-    pub fn with_redirect(client: OAuthClient, redirect_uri: &str) -> Result<OAuthClient, RegistrationError> {
-        let uri = RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| RegistrationError::Invalid(e.to_string()))?;
-        Ok(client.set_redirect_uri(uri))
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
     #[error("{issuer} supports neither client metadata documents nor dynamic client registration; pass --client-id (and --client-secret-env) for a client registered there")]
@@ -70,8 +35,8 @@ pub enum RegistrationError {
     Failed { url: String, reason: String },
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    #[error("invalid client settings: {0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] crate::oauth::client::InvalidClient),
 }
 
 /// Choose or obtain a client at `auth_server`. `existing` is a client this home already
@@ -83,24 +48,17 @@ pub async fn obtain(
     existing: Option<Credentials>,
     redirect_uri: &str,
 ) -> Result<Credentials, RegistrationError> {
-    let record = |client_id: String, kind, auth_method, has_secret| ClientRecord {
-        issuer: auth_server.issuer.clone(),
-        client_id,
-        kind,
-        auth_method,
-        has_secret,
-        registered_at: OffsetDateTime::now_utc(),
-    };
+    let client = |client_id: String, kind, auth_method| Client { issuer: auth_server.issuer.clone(), client_id, kind, auth_method };
     match choice {
         ClientChoice::PreRegistered { client_id, secret } => {
             let method = secret_method(auth_server, secret.is_some());
-            Ok(Credentials { record: record(client_id.clone(), RegistrationKind::PreRegistered, method, secret.is_some()), secret: secret.clone() })
+            Ok(Credentials { client: client(client_id.clone(), RegistrationKind::PreRegistered, method), secret: secret.clone() })
         }
         ClientChoice::MetadataDocument(url) if auth_server.client_id_metadata_document_supported => Ok(Credentials {
-            record: record(url.to_string(), RegistrationKind::MetadataDocument, TokenAuthMethod::None, false),
+            client: client(url.to_string(), RegistrationKind::MetadataDocument, TokenAuthMethod::None),
             secret: None,
         }),
-        _ => match existing.filter(|c| c.record.issuer == auth_server.issuer) {
+        _ => match existing.filter(|c| c.client.issuer == auth_server.issuer) {
             Some(c) => Ok(c),
             None => register_dynamic(http, auth_server, redirect_uri).await,
         },
@@ -156,14 +114,7 @@ async fn register_dynamic(http: &HttpClient, auth_server: &AuthServerMetadata, r
         (true, _) => TokenAuthMethod::ClientSecretBasic,
     };
     Ok(Credentials {
-        record: ClientRecord {
-            issuer: auth_server.issuer.clone(),
-            client_id: reg.client_id,
-            kind: RegistrationKind::Dynamic,
-            auth_method: method,
-            has_secret: reg.client_secret.is_some(),
-            registered_at: OffsetDateTime::now_utc(),
-        },
+        client: Client { issuer: auth_server.issuer.clone(), client_id: reg.client_id, kind: RegistrationKind::Dynamic, auth_method: method },
         secret: reg.client_secret.map(Secret::new),
     })
 }

@@ -7,23 +7,22 @@ use base64::Engine;
 use url::Url;
 
 use crate::net::HttpClient;
-use crate::oauth::registration::Credentials;
-use crate::vault::TokenAuthMethod;
+use crate::oauth::client::{Credentials, TokenAuthMethod};
 
 /// Revoke one token. Success is HTTP 200 (RFC 7009 §2.2); an AS that does not revoke
 /// this token type (`unsupported_token_type`, e.g. for JWT access tokens) is not a failure,
 /// since revoking the refresh token is what ends the grant.
 pub async fn revoke(http: &HttpClient, endpoint: &Url, credentials: &Credentials, token: &str, hint: &str) -> Result<(), String> {
     let mut form = vec![("token", token.to_owned()), ("token_type_hint", hint.to_owned())];
-    let basic = match (&credentials.secret, credentials.record.auth_method) {
-        (Some(secret), TokenAuthMethod::ClientSecretBasic) => Some(basic_auth(&credentials.record.client_id, secret.expose())),
+    let basic = match (&credentials.secret, credentials.client.auth_method) {
+        (Some(secret), TokenAuthMethod::ClientSecretBasic) => Some(basic_auth(&credentials.client.client_id, secret.expose())),
         (Some(secret), _) => {
-            form.push(("client_id", credentials.record.client_id.clone()));
+            form.push(("client_id", credentials.client.client_id.clone()));
             form.push(("client_secret", secret.expose().to_owned()));
             None
         }
         (None, _) => {
-            form.push(("client_id", credentials.record.client_id.clone()));
+            form.push(("client_id", credentials.client.client_id.clone()));
             None
         }
     };

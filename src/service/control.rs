@@ -213,7 +213,7 @@ async fn resolve(State(s): S, Json(mut body): Json<LoginBody>) -> Result<Json<Va
         }
         let mut req = body.into_request();
         req.name = Some(name.clone());
-        s.proxy.add_pending(&name, req);
+        s.broker.add_pending(&name, req);
     }
     Ok(Json(json!({ "name": name })))
 }

@@ -1,15 +1,20 @@
-//! The vault: secrets in the OS keychain, everything else in the config dir.
+//! The vault: secrets in the OS keychain ([`secrets`]), everything else in typed files in
+//! the config dir ([`store`]).
 
 pub mod keychain;
 pub mod paths;
+pub mod secrets;
 pub mod store;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use keychain::{Keychain, KeychainError};
 pub use paths::Home;
+pub use secrets::{MemorySecrets, SecretStore};
 
-pub use store::{ClientRecord, Registry, RegistrationKind, ServerRecord, ServerState, Store, TokenAuthMethod};
+use crate::oauth::client::ClientKey;
+pub use store::{ClientRecord, Placement, Registry, ServerRecord, ServerState, Store, StoredAuthServer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
@@ -28,8 +33,13 @@ pub fn server_account(name: &str) -> String {
     format!("server:{name}")
 }
 
-/// The keychain account holding the client secret registered at `issuer`.
-pub fn client_account(issuer: &str) -> String {
+/// The keychain account holding a client's secret: its issuer and client id.
+pub fn client_account(key: &ClientKey) -> String {
+    format!("client:{} {}", key.issuer, key.client_id)
+}
+
+/// Where versions that kept one client per issuer put its secret.
+pub fn legacy_client_account(issuer: &str) -> String {
     format!("client:{issuer}")
 }
 
@@ -56,17 +66,24 @@ pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()
     std::fs::rename(&tmp, path)
 }
 
-/// A home's two halves together.
+/// A home's two halves together: secrets in a [`SecretStore`], metadata in the [`Store`].
 #[derive(Debug)]
 pub struct Vault {
     pub home: Home,
-    pub keychain: Keychain,
+    pub secrets: Arc<dyn SecretStore>,
     pub store: Store,
 }
 
 impl Vault {
+    /// The home with its secrets in the OS keychain.
     pub fn open(home: Home) -> Result<Self, VaultError> {
+        let keychain = Arc::new(Keychain::new(home.keychain_service.clone()));
+        Self::with_secrets(home, keychain)
+    }
+
+    /// The home with its secrets in `secrets` (unit tests pass a [`MemorySecrets`]).
+    pub fn with_secrets(home: Home, secrets: Arc<dyn SecretStore>) -> Result<Self, VaultError> {
         home.ensure()?;
-        Ok(Self { keychain: Keychain::new(home.keychain_service.clone()), store: Store::new(&home.config_dir), home })
+        Ok(Self { secrets, store: Store::new(&home.config_dir), home })
     }
 }

@@ -20,7 +20,8 @@ use url::Url;
 
 use crate::oauth::discovery::Discovery;
 use crate::net::HttpClient;
-use crate::oauth::registration::{Credentials, RegistrationError};
+use crate::oauth::client::{Credentials, Endpoints};
+use crate::oauth::registration::RegistrationError;
 use crate::oauth::tokens::{Issued, WrongTokenType};
 pub use loopback::Loopback;
 
@@ -107,7 +108,8 @@ pub async fn authorize(
     timeout: Duration,
     progress: &DynProgress,
 ) -> Result<Issued, LoginError> {
-    let client = Credentials::with_redirect(credentials.oauth_client(&discovery.auth_server), &loopback.redirect_uri())?;
+    let endpoints = Endpoints::from(&discovery.auth_server);
+    let client = Credentials::with_redirect(credentials.oauth_client(&endpoints), &loopback.redirect_uri()).map_err(RegistrationError::from)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let resource = discovery.resource.as_canonical();
     let mut request = client

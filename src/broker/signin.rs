@@ -1,0 +1,151 @@
+//! Signing a server in: discover, choose a name, obtain a client, authorize through the
+//! browser, then store: secrets in the keychain first, the records after, so a crash in
+//! between never leaves metadata pointing at tokens that were not stored. Nothing is stored
+//! unless every step succeeds.
+
+use super::{account_hint, step_up, validate_name, Broker, Error, LoginRequest};
+use crate::oauth::client::{Credentials, RegistrationKind};
+use crate::oauth::discovery::{self, Discovery};
+use crate::oauth::login::{self, scopes, DynProgress, LoginError, Loopback, TokenError};
+use crate::oauth::registration;
+use crate::oauth::tokens::Issued;
+use crate::vault::{self, Placement, ServerRecord, ServerState, VaultError};
+
+impl Broker {
+    /// Discover, register, sign in through the browser, store.
+    pub async fn login(&self, req: &LoginRequest, progress: &DynProgress) -> Result<ServerRecord, Error> {
+        self.vault.secrets.check_writable().map_err(VaultError::from)?;
+        let discovery = discovery::discover(&self.http, &req.url).await?;
+        let name = self.choose_name(req, &discovery)?;
+        let _flight = self.flights.lock(&name).await;
+        self.login_as(&name, &discovery, req, progress).await
+    }
+
+    /// Make sure `name` is signed in, signing in through the browser if not. Concurrent
+    /// callers share one sign-in. Returns the server's record.
+    pub async fn ensure_signed_in(&self, name: &str, req: &LoginRequest, progress: &DynProgress) -> Result<ServerRecord, Error> {
+        let _flight = self.flights.lock(name).await;
+        if let Some(record) = self.usable(name)? {
+            return Ok(record);
+        }
+        self.vault.secrets.check_writable().map_err(VaultError::from)?;
+        let discovery = discovery::discover(&self.http, &req.url).await?;
+        self.login_as(name, &discovery, req, progress).await
+    }
+
+    /// Step-up: sign in again asking for `needed` on top of what was granted (step
+    /// `attempt` of a request), unless a concurrent step-up already got them.
+    pub async fn step_up(&self, name: &str, needed: &[String], attempt: u32, progress: &DynProgress) -> Result<ServerRecord, Error> {
+        let _flight = self.flights.lock(name).await;
+        let record = self.server(name)?;
+        if record.state == ServerState::SignedIn && needed.iter().all(|s| record.scopes.contains(s)) {
+            return Ok(record);
+        }
+        let wanted = step_up::scopes(&record.scopes, needed, attempt).map_err(|e| Error::StepUp { name: name.to_owned(), reason: e })?;
+        let req = LoginRequest { url: record.url.clone(), name: Some(name.to_owned()), extra_scopes: wanted, ..Default::default() };
+        let discovery = discovery::discover(&self.http, &req.url).await?;
+        self.login_as(name, &discovery, &req, progress).await
+    }
+
+    /// The record, if the server is signed in with tokens in the keychain.
+    fn usable(&self, name: &str) -> Result<Option<ServerRecord>, Error> {
+        let record = self.vault.store.with(|r| r.servers.get(name).cloned())?;
+        match record {
+            Some(r) if r.state == ServerState::SignedIn && self.tokens(name)?.is_some() => Ok(Some(r)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn login_as(&self, name: &str, discovery: &Discovery, req: &LoginRequest, progress: &DynProgress) -> Result<ServerRecord, Error> {
+        let previous = self.vault.store.with(|r| r.servers.get(name).map(|s| s.scopes.clone()))?.unwrap_or_default();
+        let selected = scopes::select(discovery.challenge.as_ref(), &discovery.resource_metadata, &discovery.auth_server);
+        let wanted = scopes::union(&scopes::union(&selected, &req.extra_scopes), &previous);
+        let (credentials, issued) = self.authorize_with_retry(name, req, discovery, &wanted, progress).await?;
+        self.save_login(name, discovery, &credentials, &issued, &wanted)
+    }
+
+    /// Sign in once; a dynamically registered client the AS has forgotten is registered
+    /// again, once.
+    async fn authorize_with_retry(
+        &self,
+        name: &str,
+        req: &LoginRequest,
+        discovery: &Discovery,
+        scopes: &[String],
+        progress: &DynProgress,
+    ) -> Result<(Credentials, Issued), Error> {
+        let timeout = req.timeout.unwrap_or(login::DEFAULT_TIMEOUT);
+        let mut existing = self.reusable_client(name, discovery.issuer())?;
+        let mut attempt = 0;
+        loop {
+            let loopback = Loopback::bind().await.map_err(|e| LoginError::Wait(e.into()))?;
+            let credentials = registration::obtain(&self.http, &discovery.auth_server, &req.client, existing.take(), &loopback.redirect_uri())
+                .await
+                .map_err(LoginError::from)?;
+            match login::authorize(&self.http, discovery, &credentials, scopes, loopback, timeout, progress).await {
+                Err(LoginError::Token(e)) if register_again(attempt, &e, &credentials) => self.forget_client(&credentials.client.key())?,
+                other => return Ok((credentials, other?)),
+            }
+            attempt += 1;
+        }
+    }
+
+    fn choose_name(&self, req: &LoginRequest, discovery: &Discovery) -> Result<String, Error> {
+        let url = discovery.server.as_canonical();
+        self.vault.store.with(|registry| {
+            let name = match &req.name {
+                Some(n) => n.clone(),
+                None => registry.servers.values().find(|s| s.url == url).map(|s| s.name.clone()).unwrap_or_else(|| discovery.server.default_name()),
+            };
+            validate_name(&name)?;
+            match registry.servers.get(&name) {
+                Some(s) if s.url != url => Err(Error::NameTaken { name, url: s.url.clone() }),
+                _ => Ok(name),
+            }
+        })?
+    }
+
+    fn save_login(&self, name: &str, discovery: &Discovery, credentials: &Credentials, issued: &Issued, requested: &[String]) -> Result<ServerRecord, Error> {
+        self.keep_client_secret(credentials)?;
+        self.vault.secrets.set(&vault::server_account(name), &issued.tokens.to_secret()).map_err(VaultError::from)?;
+        let at = Placement {
+            name: name.to_owned(),
+            url: discovery.server.as_canonical(),
+            resource: discovery.resource.as_canonical(),
+            client: credentials.client.key(),
+            auth_server: (&discovery.auth_server).into(),
+        };
+        let record = ServerRecord::signed_in(at, issued, requested, account_hint(&issued.tokens.access_token));
+        let client = self.client_record(credentials)?;
+        self.vault.store.update(|r| {
+            r.insert_client(client);
+            r.servers.insert(name.to_owned(), record.clone());
+        })?;
+        Ok(record)
+    }
+}
+
+/// Whether a failed code exchange is worth one more try with a new registration: the AS
+/// does not know the dynamic client this home registered there (it was reset, or expired it).
+fn register_again(attempt: u32, error: &TokenError, credentials: &Credentials) -> bool {
+    attempt == 0 && matches!(error, TokenError::InvalidClient(_)) && credentials.client.kind == RegistrationKind::Dynamic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::client::{Client, TokenAuthMethod};
+
+    fn creds(kind: RegistrationKind) -> Credentials {
+        Credentials { client: Client { issuer: "https://as".into(), client_id: "c".into(), kind, auth_method: TokenAuthMethod::None }, secret: None }
+    }
+
+    #[test]
+    fn invalid_client_registers_a_dynamic_client_again_once() {
+        let e = TokenError::InvalidClient("gone".into());
+        assert!(register_again(0, &e, &creds(RegistrationKind::Dynamic)));
+        assert!(!register_again(1, &e, &creds(RegistrationKind::Dynamic)));
+        assert!(!register_again(0, &e, &creds(RegistrationKind::PreRegistered)), "a pre-registered client is the user's: never replaced");
+        assert!(!register_again(0, &TokenError::InvalidGrant("x".into()), &creds(RegistrationKind::Dynamic)));
+    }
+}
