@@ -16,10 +16,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An AI host whose configuration mcp-broker can read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostKind {
     ClaudeDesktop,
@@ -103,6 +103,20 @@ impl HostKind {
 
     pub fn from_id(id: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|h| h.id() == id)
+    }
+
+    /// The names its programs run under (to tell whether it is running).
+    pub fn program_names(self) -> &'static [&'static str] {
+        match self {
+            Self::ClaudeDesktop => &["claude-desktop", "Claude"],
+            Self::ClaudeCode => &["claude"],
+            Self::Cursor => &["cursor", "Cursor"],
+            Self::VsCode => &["code", "code-insiders"],
+            Self::Windsurf => &["windsurf", "Windsurf"],
+            Self::GeminiCli => &["gemini"],
+            Self::CodexCli => &["codex"],
+            Self::Zed => &["zed", "zed-editor"],
+        }
     }
 
     /// The key under which the file lists its servers.

@@ -1,0 +1,249 @@
+//! Adopting a host in one step, and letting it go: `connect` rewrites the remote entries of
+//! every config file a host reads ([`super::connect`]) and keeps what it changed in a
+//! ledger (`host-connections.json` in the config dir); `disconnect` puts those entries back
+//! from the ledger, byte for byte where the host has not touched them since.
+//!
+//! Running it twice changes nothing the second time (connected entries are already through
+//! the broker). A host that is running is named, since it reads its config only at start.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::connect::{self, Change, Choice, ConnectError, Skipped};
+use super::detect::{self, Dirs, HostKind, Location};
+
+/// What one connect or disconnect did (or, with `dry_run`, would do) to one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub changed: Vec<Changed>,
+    pub skipped: Vec<Skipped>,
+    /// Each changed entry's lines before and after.
+    pub diff: String,
+    /// The copy of the file as it was, when it was written.
+    pub backup: Option<PathBuf>,
+}
+
+/// One entry that was (or would be) rewritten.
+#[derive(Debug, Clone, Serialize)]
+pub struct Changed {
+    pub name: String,
+    pub url: String,
+    /// mcp-remote flags the broker does not carry over.
+    pub not_carried: Vec<String>,
+}
+
+/// What a connect or disconnect of one host did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub host: HostKind,
+    pub dry_run: bool,
+    pub files: Vec<FileReport>,
+    /// The host's programs running now (they read their config at start), `None` when this
+    /// platform cannot tell.
+    pub running: Option<Vec<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdoptError {
+    #[error("no config file of {host} found (looked at {looked})")]
+    NoConfig { host: &'static str, looked: String },
+    #[error("{host} lists no server named {name:?}; see `mcp-broker hosts detect`")]
+    NoServer { host: &'static str, name: String },
+    #[error("{host} was not connected by mcp-broker; nothing to undo")]
+    NotConnected { host: &'static str },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("{0} is damaged ({1}); it records what `hosts connect` changed: fix it, or move it aside and restore the hosts' files from the backups")]
+    Ledger(PathBuf, String),
+    #[error("cannot write {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+}
+
+/// The ledger: every connected file, with the entries changed in it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Ledger {
+    #[serde(default)]
+    pub connections: Vec<Connection>,
+}
+
+/// What one `hosts connect` changed in one file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Connection {
+    pub host: HostKind,
+    pub path: PathBuf,
+    pub changes: Vec<Change>,
+    pub backup: PathBuf,
+    #[serde(with = "time::serde::rfc3339")]
+    pub connected_at: OffsetDateTime,
+}
+
+/// Where a home keeps what adopting needs.
+#[derive(Debug, Clone)]
+pub struct Adopter {
+    pub dirs: Dirs,
+    /// A project directory whose project-scope files count too.
+    pub project: Option<PathBuf>,
+    /// The broker's config dir: the ledger, and `host-backups/`.
+    pub config_dir: PathBuf,
+    /// The `mcp-broker` the rewritten entries run.
+    pub exe: PathBuf,
+}
+
+impl Adopter {
+    fn ledger_path(&self) -> PathBuf {
+        self.config_dir.join("host-connections.json")
+    }
+
+    fn backups(&self) -> PathBuf {
+        self.config_dir.join("host-backups")
+    }
+
+    /// The backups folder, readable by the user only (the copies may hold secrets).
+    fn ensure_backups(&self) -> Result<PathBuf, AdoptError> {
+        let dir = self.backups();
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(&dir).map_err(|e| AdoptError::Io(dir.clone(), e))?;
+        Ok(dir)
+    }
+
+    pub fn ledger(&self) -> Result<Ledger, AdoptError> {
+        let path = self.ledger_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| AdoptError::Ledger(path, e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),
+            Err(e) => Err(AdoptError::Ledger(path, e.to_string())),
+        }
+    }
+
+    fn save_ledger(&self, ledger: &Ledger) -> Result<(), AdoptError> {
+        let path = self.ledger_path();
+        let json = serde_json::to_vec_pretty(ledger).map_err(|e| AdoptError::Ledger(path.clone(), e.to_string()))?;
+        crate::vault::write_private(&path, &json).map_err(|e| AdoptError::Io(path, e))
+    }
+
+    /// The config files of `host` that exist here.
+    fn files_of(&self, host: HostKind) -> Result<Vec<Location>, AdoptError> {
+        let all: Vec<Location> = detect::catalog::locations(&self.dirs, self.project.as_deref()).into_iter().filter(|l| l.host == host).collect();
+        let found: Vec<Location> = all.iter().filter(|l| l.path.is_file()).cloned().collect();
+        if found.is_empty() {
+            let looked = all.iter().map(|l| l.path.display().to_string()).collect::<Vec<_>>().join(", ");
+            return Err(AdoptError::NoConfig { host: host.display_name(), looked });
+        }
+        Ok(found)
+    }
+
+    /// Switch `host`'s chosen remote entries to the broker, in every file it reads.
+    pub fn connect(&self, host: HostKind, choice: &Choice, dry_run: bool) -> Result<Report, AdoptError> {
+        let files = self.files_of(host)?;
+        let configs: Vec<_> = files.iter().map(|l| (l, detect::read_location(l))).collect();
+        if let Choice::Servers(names) = choice {
+            if let Some(name) = names.iter().find(|n| !configs.iter().any(|(_, c)| c.servers.iter().any(|s| &s.name == *n))) {
+                return Err(AdoptError::NoServer { host: host.display_name(), name: name.clone() });
+            }
+        }
+        let mut ledger = if dry_run { Ledger::default() } else { self.ledger()? };
+        let mut reports = Vec::new();
+        for (location, config) in &configs {
+            let here = match choice {
+                Choice::All => Choice::All,
+                Choice::Servers(names) => Choice::Servers(names.iter().filter(|n| config.servers.iter().any(|s| &s.name == *n)).cloned().collect()),
+            };
+            if matches!(&here, Choice::Servers(n) if n.is_empty()) {
+                continue;
+            }
+            let plan = connect::plan(location, config, &here, &self.exe)?;
+            let mut report = file_report(&plan.path, &plan.changes, plan.skipped.clone(), plan.diff());
+            if !dry_run && !plan.changes.is_empty() {
+                let backup = connect::write(&plan.path, &plan.original, &plan.new_text()?, &self.ensure_backups()?)?;
+                ledger.connections.push(Connection {
+                    host,
+                    path: plan.path.clone(),
+                    changes: plan.changes.clone(),
+                    backup: backup.clone(),
+                    connected_at: OffsetDateTime::now_utc(),
+                });
+                self.save_ledger(&ledger)?;
+                report.backup = Some(backup);
+            }
+            reports.push(report);
+        }
+        Ok(Report { host, dry_run, files: reports, running: running(host) })
+    }
+
+    /// Put back every entry `connect` changed in `host`'s files.
+    pub fn disconnect(&self, host: HostKind, dry_run: bool) -> Result<Report, AdoptError> {
+        let mut ledger = self.ledger()?;
+        let (mine, others): (Vec<Connection>, Vec<Connection>) = ledger.connections.drain(..).partition(|c| c.host == host);
+        if mine.is_empty() {
+            return Err(AdoptError::NotConnected { host: host.display_name() });
+        }
+        ledger.connections = others;
+        let mut reports = Vec::new();
+        // The newest first, so entries connected twice come back in order.
+        for c in mine.into_iter().rev() {
+            let (report, kept) = self.undo_one(&c, dry_run)?;
+            if let Some(kept) = kept {
+                ledger.connections.push(kept);
+            }
+            reports.push(report);
+        }
+        if !dry_run {
+            self.save_ledger(&ledger)?;
+        }
+        Ok(Report { host, dry_run, files: reports, running: running(host) })
+    }
+
+    /// Undo one connection; what could not be undone stays in the ledger.
+    fn undo_one(&self, c: &Connection, dry_run: bool) -> Result<(FileReport, Option<Connection>), AdoptError> {
+        let current = match std::fs::read_to_string(&c.path) {
+            Ok(t) => t,
+            Err(e) => {
+                let skipped = c.changes.iter().map(|ch| Skipped { name: ch.name.clone(), reason: format!("cannot read the file: {e}") }).collect();
+                return Ok((file_report(&c.path, &[], skipped, String::new()), Some(c.clone())));
+            }
+        };
+        let (text, skipped) = connect::undo(c.host, &current, &c.changes);
+        let restored: Vec<Change> = c.changes.iter().filter(|ch| !skipped.iter().any(|s| s.name == ch.name)).map(swap_sides).collect();
+        let diff = diff_of(&restored);
+        let mut report = file_report(&c.path, &restored, skipped.clone(), diff);
+        if !dry_run && !restored.is_empty() {
+            report.backup = Some(connect::write(&c.path, &current, &text, &self.ensure_backups()?)?);
+        }
+        let left: Vec<Change> = c.changes.iter().filter(|ch| skipped.iter().any(|s| s.name == ch.name)).cloned().collect();
+        let kept = (!left.is_empty()).then(|| Connection { changes: left, ..c.clone() });
+        Ok((report, kept))
+    }
+}
+
+/// A change read backwards (for the diff of an undo).
+fn swap_sides(c: &Change) -> Change {
+    Change { before: c.after.clone(), after: c.before.clone(), ..c.clone() }
+}
+
+fn diff_of(changes: &[Change]) -> String {
+    let mut out = String::new();
+    for c in changes {
+        out.push_str(&format!("  {}:\n", c.name));
+        out.extend(c.before.lines().map(|l| format!("  - {l}\n")));
+        out.extend(c.after.lines().map(|l| format!("  + {l}\n")));
+    }
+    out
+}
+
+fn file_report(path: &Path, changes: &[Change], skipped: Vec<Skipped>, diff: String) -> FileReport {
+    let changed = changes.iter().map(|c| Changed { name: c.name.clone(), url: c.url.clone(), not_carried: c.not_carried.clone() }).collect();
+    FileReport { path: path.to_owned(), changed, skipped, diff, backup: None }
+}
+
+fn running(host: HostKind) -> Option<Vec<String>> {
+    crate::platform::programs::running(host.program_names())
+}
+
+#[cfg(test)]
+mod tests;

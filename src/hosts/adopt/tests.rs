@@ -1,0 +1,150 @@
+use super::*;
+
+const CLAUDE: &str = r#"{
+  "numStartups": 12,
+  "mcpServers": {
+    "linear": { "type": "stdio", "command": "npx", "args": ["-y", "mcp-remote", "https://mcp.linear.app/mcp"] },
+    "git": { "type": "stdio", "command": "uvx", "args": ["mcp-server-git"] },
+    "docs": { "type": "http", "url": "https://docs.example/mcp" }
+  },
+  "tipsHistory": { "a": 1 }
+}
+"#;
+
+const PROJECT: &str = "{\n  \"mcpServers\": {\n    \"wiki\": {\"type\": \"http\", \"url\": \"https://wiki.example/mcp\"}\n  }\n}\n";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    adopter: Adopter,
+}
+
+impl Fixture {
+    fn home_file(&self) -> PathBuf {
+        self.dir.path().join("home/.claude.json")
+    }
+    fn project_file(&self) -> PathBuf {
+        self.dir.path().join("proj/.mcp.json")
+    }
+    fn read(&self, p: &Path) -> String {
+        std::fs::read_to_string(p).unwrap()
+    }
+    fn backups(&self) -> usize {
+        std::fs::read_dir(self.adopter.backups()).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(dir.path().join("proj")).unwrap();
+    std::fs::create_dir_all(dir.path().join("cfg")).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".claude.json"), CLAUDE).unwrap();
+    std::fs::write(dir.path().join("proj/.mcp.json"), PROJECT).unwrap();
+    let adopter = Adopter {
+        dirs: Dirs { home: home.clone(), config: home.join(".config"), codex_home: None },
+        project: Some(dir.path().join("proj")),
+        config_dir: dir.path().join("cfg"),
+        exe: "/usr/bin/mcp-broker".into(),
+    };
+    Fixture { dir, adopter }
+}
+
+#[test]
+fn connect_rewrites_the_remote_entries_of_every_file_and_keeps_the_rest() {
+    let f = fixture();
+    let r = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false).unwrap();
+    let names: Vec<Vec<&str>> = r.files.iter().map(|fr| fr.changed.iter().map(|c| c.name.as_str()).collect()).collect();
+    assert_eq!(names, [vec!["docs", "linear"], vec!["wiki"]]);
+    let text = f.read(&f.home_file());
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["mcpServers"]["docs"]["args"], serde_json::json!(["connect", "https://docs.example/mcp", "--host", "claude-code"]));
+    assert_eq!(v["mcpServers"]["git"]["command"], "uvx", "local programs are left alone");
+    assert_eq!(v["tipsHistory"]["a"], 1);
+    assert!(r.files[0].skipped.iter().any(|s| s.name == "git"));
+    assert_eq!(f.backups(), 2);
+    assert_eq!(f.adopter.ledger().unwrap().connections.len(), 2);
+}
+
+#[test]
+fn connecting_twice_changes_nothing_the_second_time() {
+    let f = fixture();
+    f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false).unwrap();
+    let after = f.read(&f.home_file());
+    let again = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false).unwrap();
+    assert!(again.files.iter().all(|fr| fr.changed.is_empty() && fr.backup.is_none()));
+    assert_eq!(f.read(&f.home_file()), after);
+    assert_eq!(f.backups(), 2);
+    assert_eq!(f.adopter.ledger().unwrap().connections.len(), 2);
+}
+
+#[test]
+fn disconnect_puts_every_file_back_byte_for_byte() {
+    let f = fixture();
+    f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["docs".into()]), false).unwrap();
+    f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false).unwrap();
+    let r = f.adopter.disconnect(HostKind::ClaudeCode, false).unwrap();
+    assert!(r.files.iter().all(|fr| fr.skipped.is_empty()));
+    assert_eq!(f.read(&f.home_file()), CLAUDE);
+    assert_eq!(f.read(&f.project_file()), PROJECT);
+    assert!(f.adopter.ledger().unwrap().connections.is_empty());
+    assert!(matches!(f.adopter.disconnect(HostKind::ClaudeCode, false), Err(AdoptError::NotConnected { .. })));
+}
+
+#[test]
+fn an_entry_the_host_changed_since_stays_and_is_remembered() {
+    let f = fixture();
+    f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["docs".into(), "linear".into()]), false).unwrap();
+    let text = f.read(&f.home_file());
+    let start = text.find("\"docs\": ").unwrap() + "\"docs\": ".len();
+    let end = start + text[start..].find('}').unwrap() + 1;
+    let edited = format!("{}{}{}", &text[..start], r#"{ "type": "http", "url": "https://docs2.example/mcp" }"#, &text[end..]);
+    std::fs::write(f.home_file(), &edited).unwrap();
+    let r = f.adopter.disconnect(HostKind::ClaudeCode, false).unwrap();
+    assert_eq!(r.files[0].skipped.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["docs"]);
+    assert!(f.read(&f.home_file()).contains("mcp-remote"), "linear is back");
+    let left = f.adopter.ledger().unwrap().connections;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].changes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["docs"]);
+}
+
+#[test]
+fn a_dry_run_writes_nothing() {
+    let f = fixture();
+    let r = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, true).unwrap();
+    assert!(r.dry_run && r.files[0].diff.contains("+ "));
+    assert_eq!(f.read(&f.home_file()), CLAUDE);
+    assert_eq!(f.backups(), 0);
+    assert!(!f.adopter.ledger_path().exists());
+}
+
+#[test]
+fn unknown_servers_and_hosts_without_a_config_are_refused() {
+    let f = fixture();
+    assert!(matches!(f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["nope".into()]), false), Err(AdoptError::NoServer { .. })));
+    let e = f.adopter.connect(HostKind::Cursor, &Choice::All, false).unwrap_err();
+    assert!(matches!(e, AdoptError::NoConfig { .. }) && e.to_string().contains(".cursor/mcp.json"), "{e}");
+    assert_eq!(f.read(&f.home_file()), CLAUDE);
+}
+
+#[test]
+fn a_damaged_ledger_is_refused_and_nothing_is_written() {
+    let f = fixture();
+    std::fs::write(f.adopter.ledger_path(), "{not json").unwrap();
+    let e = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false).unwrap_err();
+    assert!(e.to_string().contains("host-connections.json"), "{e}");
+    assert_eq!(f.read(&f.home_file()), CLAUDE);
+    assert_eq!(f.read(&f.adopter.ledger_path()), "{not json");
+}
+
+#[test]
+fn a_symlinked_config_is_refused() {
+    let f = fixture();
+    let real = f.dir.path().join("elsewhere.json");
+    std::fs::write(&real, CLAUDE).unwrap();
+    std::fs::remove_file(f.home_file()).unwrap();
+    std::os::unix::fs::symlink(&real, f.home_file()).unwrap();
+    let e = f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["docs".into()]), false).unwrap_err();
+    assert!(matches!(e, AdoptError::Connect(ConnectError::Symlink(_))), "{e}");
+    assert_eq!(f.read(&real), CLAUDE);
+}
