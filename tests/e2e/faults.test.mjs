@@ -535,3 +535,27 @@ test('a damaged hosts.json: HTTP hosts get a clear error naming it, key changes 
   assert.equal(await fs.readFile(file, 'utf8'), DAMAGED, 'hosts.json is unchanged');
   assert.deepEqual(await daemonPids(ctx.home), [pid], 'the same service is still up');
 });
+
+test('a damaged servers.json and service.json: the service starts on a new port without saving over the settings, hosts get a clear error naming servers.json, both files are left as they were', async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  await broker(ctx, ['stop']);
+  const servers = path.join(ctx.home, 'config', 'servers.json');
+  const settings = path.join(ctx.home, 'config', 'service.json');
+  await fs.writeFile(servers, DAMAGED, { mode: 0o600 });
+  await fs.writeFile(settings, '{"port": "not a port"}', { mode: 0o600 });
+
+  const raw = new RawBridge(t, { home: ctx.home, args: ['alpha', '--host', 'bridge-damaged'], browserLog: ctx.browserLog });
+  raw.request(1, 'initialize', RAW_INIT_PARAMS);
+  const init = await raw.response(1);
+  assert.ok(init.error, `alpha cannot be used: ${JSON.stringify(init)}`);
+  assert.match(init.error.message, /servers\.json is damaged.*move it aside/, init.error.message);
+  assert.ok(!init.error.message.includes('\n'), 'one line');
+  t.diagnostic(`bridge: ${init.error.message}`);
+  const pids = await daemonPids(ctx.home);
+  assert.equal(pids.length, 1, 'the service started although service.json is damaged');
+
+  assert.equal(await fs.readFile(servers, 'utf8'), DAMAGED, 'servers.json is unchanged');
+  assert.equal(await fs.readFile(settings, 'utf8'), '{"port": "not a port"}', 'service.json is unchanged (the new port is not saved over it)');
+  assert.equal(await browserOpens(ctx.browserLog), 1, 'no new sign-in was started over a damaged registry');
+});
