@@ -64,6 +64,8 @@ pub struct Ping {
 pub struct Status {
     pub servers: Vec<Server>,
     pub endpoint: String,
+    /// Empty from services older than the version check, which named none.
+    #[serde(default)]
     pub version: String,
     /// What the service cannot do as configured (a damaged file, say), one line each for
     /// the user; empty when all is well. Services before this field send none.

@@ -61,6 +61,8 @@ fn status_names_its_problems_and_reads_none_as_empty() {
     round_trip(&status, json!({ "servers": [server_wire()], "endpoint": "http://127.0.0.1:1", "version": "0.1.0", "problems": ["broken"] }));
     let old: Status = serde_json::from_value(json!({ "servers": [], "endpoint": "e", "version": "v" })).unwrap();
     assert!(old.problems.is_empty());
+    let older: Status = serde_json::from_value(json!({ "servers": [], "endpoint": "e" })).unwrap();
+    assert_eq!(older.version, "", "services from before the version check named none");
     assert_eq!(status.server("linear").map(|s| s.url.as_str()), Some("https://mcp.linear.app/mcp"));
     assert!(status.server("github").is_none());
 }
