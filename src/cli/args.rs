@@ -1,6 +1,9 @@
 //! The command line's words: every subcommand and option (clap derive), and nothing else.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+use mcp_broker::hosts::detect::HostKind;
 use url::Url;
 
 #[derive(Parser)]
@@ -31,7 +34,8 @@ pub enum Command {
     },
     /// The stdio bridge a host launches: MCP over stdin/stdout to the server NAME (or URL).
     Connect(ConnectArgs),
-    /// Keys for hosts that speak Streamable HTTP to the loopback endpoint.
+    /// Your AI hosts: find them, switch them to the broker and back; keys for hosts that speak
+    /// Streamable HTTP to the loopback endpoint.
     Hosts {
         #[command(subcommand)]
         command: HostsCommand,
@@ -117,4 +121,42 @@ pub enum HostsCommand {
     },
     /// Delete a host's key.
     Remove { name: String },
+    /// The AI hosts configured here, their MCP servers, and what each runs.
+    Detect {
+        #[arg(long)]
+        json: bool,
+        /// Count this project's files too (`.mcp.json`, `.cursor/mcp.json`, `.vscode/mcp.json`, …).
+        #[arg(long)]
+        project: Option<PathBuf>,
+    },
+    /// Switch a host's remote MCP entries to `mcp-broker connect`, keeping a backup.
+    Connect {
+        /// The host: claude-desktop, claude-code, cursor, vs-code, windsurf, gemini-cli, codex-cli, zed.
+        #[arg(value_parser = crate::cli::adopt::host_kind)]
+        host: HostKind,
+        /// Only these entries (by name); repeat for several.
+        #[arg(long = "server", value_name = "NAME", conflicts_with = "all")]
+        servers: Vec<String>,
+        /// Every remote entry (the default).
+        #[arg(long)]
+        all: bool,
+        /// Show what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        project: Option<PathBuf>,
+    },
+    /// Put back the entries `hosts connect` changed, as they were.
+    Disconnect {
+        #[arg(value_parser = crate::cli::adopt::host_kind)]
+        host: HostKind,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        project: Option<PathBuf>,
+    },
 }

@@ -1,6 +1,7 @@
 //! The `mcp-broker` commands: each a thin client of the service's control API through the
 //! typed [`Control`] methods, printing a table or, with `--json`, the API's answer.
 
+mod adopt;
 mod args;
 mod connect;
 mod hosts;
@@ -12,7 +13,7 @@ use mcp_broker::service::client::Control;
 use mcp_broker::service::instance::InstanceError;
 use mcp_broker::vault::Home;
 
-pub use args::{Cli, Command};
+pub use args::{Cli, Command, HostsCommand};
 pub use connect::{exec_bridge, needs_resolving};
 
 /// Run one command (the runtime is the caller's).
@@ -26,6 +27,17 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     if let Command::Stop = cli.command {
         return stop(&home).await;
+    }
+    // The user's own config files: no service needed.
+    if let Command::Hosts { command } = &cli.command {
+        match command {
+            HostsCommand::Detect { json, project } => return adopt::detect(project.clone(), *json),
+            HostsCommand::Connect { host, servers, dry_run, json, project, .. } => {
+                return adopt::connect(&home, *host, servers.clone(), *dry_run, *json, project.clone())
+            }
+            HostsCommand::Disconnect { host, dry_run, json, project } => return adopt::disconnect(&home, *host, *dry_run, *json, project.clone()),
+            _ => {}
+        }
     }
     let control = Control::connect_or_start_without(&home, &secret_vars(&cli.command)).await?;
     match cli.command {
