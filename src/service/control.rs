@@ -100,9 +100,11 @@ async fn ping(State(s): S) -> Json<api::Ping> {
 
 async fn status(State(s): S) -> Result<Json<api::Status>, ApiError> {
     let usage = s.audit.usage().unwrap_or_default();
+    // A damaged servers.json is among the problems; the rest of the status still answers.
     let servers = s
         .broker
-        .servers()?
+        .servers()
+        .unwrap_or_default()
         .iter()
         .map(|r| {
             let last_used = usage.iter().filter(|u| u.server == r.name).map(|u| u.last_used).max();
@@ -227,15 +229,20 @@ async fn approvals(State(s): S) -> Json<api::Approvals> {
 }
 
 async fn decide(State(s): S, Path(id): Path<u64>, Json(body): Json<api::Decide>) -> Result<Json<api::Ack>, ApiError> {
-    if !s.consent.decide(id, body.decision) {
+    if !s.consent.decide(id, body.decision).map_err(not_saved)? {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no pending approval {id} (answered already, or timed out)")));
     }
     Ok(Json(api::Ack::OK))
 }
 
-async fn revoke_decision(State(s): S, Path((host, server)): Path<(String, String)>) -> Json<api::Ack> {
-    s.consent.revoke(&host, &server);
-    Json(api::Ack::OK)
+async fn revoke_decision(State(s): S, Path((host, server)): Path<(String, String)>) -> Result<Json<api::Ack>, ApiError> {
+    s.consent.revoke(&host, &server).map_err(not_saved)?;
+    Ok(Json(api::Ack::OK))
+}
+
+/// A consent change the service could not keep: the user must fix the file first.
+fn not_saved(e: crate::consent::NotSaved) -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
 async fn policy_get(State(s): S, Path((host, server)): Path<(String, String)>) -> Json<api::Policy> {
@@ -248,9 +255,9 @@ async fn policy_get(State(s): S, Path((host, server)): Path<(String, String)>) -
     Json(api::Policy { tools })
 }
 
-async fn policy_put(State(s): S, Path((host, server)): Path<(String, String)>, Json(body): Json<api::SetPolicy>) -> Json<api::Ack> {
-    s.consent.set_disabled_tools(&host, &server, body.disabled);
-    Json(api::Ack::OK)
+async fn policy_put(State(s): S, Path((host, server)): Path<(String, String)>, Json(body): Json<api::SetPolicy>) -> Result<Json<api::Ack>, ApiError> {
+    s.consent.set_disabled_tools(&host, &server, body.disabled).map_err(not_saved)?;
+    Ok(Json(api::Ack::OK))
 }
 
 async fn audit(State(s): S, Query(q): Query<api::AuditQuery>) -> Result<Json<api::Calls>, ApiError> {
