@@ -32,6 +32,9 @@ pub enum Command {
         #[arg(long)]
         local: bool,
     },
+    /// Add a server that takes an API key instead of OAuth; the key goes to the keychain
+    /// (read from the environment variable named, or asked here; never from the command line).
+    Add(AddArgs),
     /// The stdio bridge a host launches: MCP over stdin/stdout to the server NAME (or URL).
     Connect(ConnectArgs),
     /// Your AI hosts: find them, switch them to the broker and back; keys for hosts that speak
@@ -72,6 +75,23 @@ pub struct ClientArgs {
     /// An https URL of a Client ID Metadata Document to use as the client id, where the AS supports it.
     #[arg(long, value_name = "URL", conflicts_with = "client_id")]
     pub client_metadata_url: Option<Url>,
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("key").required(true).multiple(true).args(["bearer_env", "header_env"])))]
+pub struct AddArgs {
+    /// A short name for the server.
+    pub name: String,
+    /// Its MCP endpoint (https, or http to a loopback address).
+    pub url: String,
+    /// Send the key as `Authorization: Bearer <key>`, the key read from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub bearer_env: Option<String>,
+    /// Send the key in this header, read from this environment variable; repeat for several.
+    #[arg(long, value_name = "HEADER=VAR")]
+    pub header_env: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args)]

@@ -46,6 +46,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Refresh { name } => servers::refresh(&control, &name).await,
         Command::Logout { name, local } => servers::logout(&control, &name, local).await,
         Command::Connect(args) => connect::connect(control, args).await,
+        Command::Add(args) => servers::add(&control, args).await,
         Command::Hosts { command } => hosts::hosts(&control, command).await,
         Command::Audit { json, server, limit } => hosts::audit(&control, json, server, limit).await,
         Command::Daemon { .. } | Command::Stop => unreachable!("handled above"),
@@ -57,6 +58,7 @@ fn secret_vars(command: &Command) -> Vec<String> {
     match command {
         Command::Login(a) => a.client.client_secret_env.iter().cloned().collect(),
         Command::Connect(a) => a.client.client_secret_env.iter().cloned().collect(),
+        Command::Add(a) => a.bearer_env.iter().cloned().chain(a.header_env.iter().filter_map(|p| p.split_once('=').map(|(_, v)| v.trim().to_owned()))).collect(),
         _ => Vec::new(),
     }
 }
