@@ -37,7 +37,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 pub enum ClientError {
     #[error("the mcp-broker service is not running and could not be started: {0}")]
     Start(String),
-    /// Nothing answers on the socket: no request was sent.
+    /// Nothing answers on the socket, or a service going away never read the request: it
+    /// was not forwarded, so it may be sent again once a service runs.
     #[error("the mcp-broker service is not running: {0}")]
     NotRunning(String),
     /// The service went away while a request was under way: it may have been forwarded.
@@ -207,7 +208,7 @@ impl Control {
             }
         }
         let mut sender = self.open_connection().await?;
-        let resp = sender.send_request(req).await.map_err(|e| ClientError::Connection(e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(|e| cut_off(&e))?;
         check_version(&resp);
         Ok((resp, self.lease(sender)))
     }
@@ -477,6 +478,19 @@ fn never_read(e: &hyper::Error) -> bool {
     false
 }
 
+/// The error of a request cut off on a new connection. A service that is dying (killed, or
+/// crashed) still has its socket open for a moment: a connection made then is accepted by
+/// the kernel, queued unread, and reset when the socket closes. That request provably never
+/// reached the service ([`never_read`]), so it is [`ClientError::NotRunning`]: the caller may
+/// start a service and send it again. Anything else may have been read and forwarded.
+fn cut_off(e: &hyper::Error) -> ClientError {
+    if never_read(e) {
+        ClientError::NotRunning(format!("it went away before reading the request ({e})"))
+    } else {
+        ClientError::Connection(e.to_string())
+    }
+}
+
 /// A connection lent for one request; [`Lease::release`] once its answer was read to the end.
 pub struct Lease {
     sender: Option<SendRequest<Full<Bytes>>>,
@@ -529,6 +543,8 @@ pub fn is_success(status: StatusCode) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::UnixListener;
 
     #[test]
     fn names_in_paths_are_percent_encoded() {
@@ -574,5 +590,51 @@ mod tests {
         assert_eq!(e.to_string(), "no server x");
         let e = api_error(StatusCode::BAD_REQUEST, b"Invalid URL");
         assert_eq!(e.to_string(), "HTTP 400 Bad Request");
+    }
+
+    /// A control handle on a fresh home, and a listener on its socket standing in for a service.
+    fn service_socket(dir: &std::path::Path) -> (Control, UnixListener) {
+        let home = Home::at(dir).unwrap();
+        home.ensure().unwrap();
+        let control = Control::at(&home, Vec::new());
+        let listener = UnixListener::bind(&control.socket).unwrap();
+        (control, listener)
+    }
+
+    fn ping() -> Request<Full<Bytes>> {
+        json_request(Method::GET, "/v1/ping", Bytes::new())
+    }
+
+    #[tokio::test]
+    async fn a_request_a_dying_service_never_read_is_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let (control, listener) = service_socket(dir.path());
+        // The service dies with the request unread in its socket: the kernel resets the connection.
+        let dying = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            conn.readable().await.unwrap();
+        });
+        let err = control.send_leased(ping()).await.err().expect("the request fails");
+        dying.await.unwrap();
+        assert!(matches!(err, ClientError::NotRunning(_)), "{err:?}: never read, so it may be sent again");
+    }
+
+    #[tokio::test]
+    async fn a_request_the_service_read_before_dying_is_a_lost_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (control, listener) = service_socket(dir.path());
+        // The service reads the whole request (no body: up to the blank line), then dies.
+        let dying = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "the whole request arrives");
+                head.push(byte[0]);
+            }
+        });
+        let err = control.send_leased(ping()).await.err().expect("the request fails");
+        dying.await.unwrap();
+        assert!(matches!(err, ClientError::Connection(_)), "{err:?}: it may have been forwarded, so never sent twice");
     }
 }
