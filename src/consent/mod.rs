@@ -7,16 +7,22 @@
 //!   `consent.json` in the config dir.
 //! - Tool policy: tools disabled per host × server (applied to `tools/list` answers by
 //!   [`crate::mcp::tools`]).
+//! - A damaged `consent.json` fails closed: it may hold Deny decisions and disabled tools,
+//!   so while it cannot be read every check of every host is refused with the reason, every
+//!   tool counts as disabled, and nothing is saved over it. It is read again at each check:
+//!   once the user fixes it (or moves it aside), consent works again without a restart.
 
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
+
+use crate::vault::{FileError, JsonFile};
 
 
 /// A tool a server listed, as the policy view shows it.
@@ -68,6 +74,9 @@ pub enum Refused {
     Unanswered { host: String, server: String, secs: u64 },
     #[error("the tool {tool:?} of {server} is disabled for {host} in mcp-broker")]
     ToolDisabled { host: String, server: String, tool: String },
+    /// `consent.json` cannot be read; `problem` names it and the fix.
+    #[error("{host} may not use {server}: {problem}")]
+    Damaged { host: String, server: String, problem: String },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -82,6 +91,8 @@ struct ConsentFile {
 #[derive(Default)]
 struct Live {
     file: ConsentFile,
+    /// Why `consent.json` cannot be used; while set, every check is refused and nothing is saved.
+    damaged: Option<String>,
     once: HashSet<(String, String)>,
     pending: Vec<(Approval, Vec<oneshot::Sender<Decision>>)>,
     next_id: u64,
@@ -92,7 +103,7 @@ struct Live {
 
 /// Decisions, approvals and tool policies of one home.
 pub struct Consent {
-    path: PathBuf,
+    file: JsonFile<ConsentFile>,
     live: Mutex<Live>,
 }
 
@@ -101,20 +112,58 @@ fn pair_key(host: &str, server: &str) -> String {
 }
 
 impl Consent {
+    /// Open the consent of a home. Never fails: a damaged file is kept as a problem
+    /// ([`Self::problem`]) and every check is refused until it is fixed.
     pub fn open(config_dir: &Path) -> Self {
-        let path = config_dir.join("consent.json");
-        let file = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        Self { path, live: Mutex::new(Live { file, ..Default::default() }) }
+        let file = JsonFile::new(config_dir.join("consent.json"));
+        let mut live = Live::default();
+        match file.load() {
+            Ok(kept) => live.file = kept,
+            Err(e) => {
+                tracing::error!("{e}; until then every host is refused");
+                live.damaged = Some(e.to_string());
+            }
+        }
+        Self { file, live: Mutex::new(live) }
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn save(&self, live: &Live) {
-        let json = serde_json::to_vec_pretty(&live.file).unwrap_or_default();
-        if let Err(e) = crate::vault::write_private(&self.path, &json) {
-            tracing::warn!("cannot save {}: {e}", self.path.display());
+    /// What is wrong with `consent.json`, if anything (see [`Self::recheck`]).
+    pub fn problem(&self) -> Option<String> {
+        self.recheck(&mut self.live())
+    }
+
+    /// The damage, after reading a damaged file again: a fixed (or removed) file is taken
+    /// as it is now. A healthy file is not read: what is in memory is what was saved.
+    fn recheck(&self, live: &mut Live) -> Option<String> {
+        if live.damaged.is_some() {
+            match self.file.load() {
+                Ok(kept) => {
+                    tracing::info!("{} can be read again", self.file.path().display());
+                    live.file = kept;
+                    live.damaged = None;
+                }
+                Err(e) => live.damaged = Some(e.to_string()),
+            }
+        }
+        live.damaged.clone()
+    }
+
+    /// Save what is in memory, unless the file is damaged: then, or when the save finds it
+    /// damaged (or newer) now, nothing is written and consent fails closed.
+    fn save(&self, live: &mut Live) {
+        if let Some(problem) = &live.damaged {
+            tracing::warn!("the consent change is not saved: {problem}");
+            return;
+        }
+        if let Err(e) = self.file.save(&live.file) {
+            tracing::warn!("the consent change is not saved: {e}");
+            if !matches!(e, FileError::Write { .. }) {
+                live.damaged = Some(e.to_string());
+            }
         }
     }
 
@@ -123,6 +172,9 @@ impl Consent {
     pub async fn check(&self, host: &str, server: &str, scopes: impl FnOnce() -> Vec<String>) -> Result<(), Refused> {
         let rx = {
             let mut live = self.live();
+            if let Some(problem) = self.recheck(&mut live) {
+                return Err(Refused::Damaged { host: host.into(), server: server.into(), problem });
+            }
             match decided(&live, host, server) {
                 Some(Decision::Deny) => return Err(Refused::Denied { host: host.into(), server: server.into() }),
                 Some(_) => return Ok(()),
@@ -158,7 +210,7 @@ impl Consent {
         } else {
             live.file.decisions.retain(|d| !(d.host == host && d.server == server));
             live.file.decisions.push(DecisionRecord { host, server, decision, decided_at: OffsetDateTime::now_utc() });
-            self.save(&live);
+            self.save(&mut live);
         }
         for w in waiters {
             let _ = w.send(decision);
@@ -171,11 +223,13 @@ impl Consent {
         let mut live = self.live();
         live.once.remove(&(host.to_owned(), server.to_owned()));
         live.file.decisions.retain(|d| !(d.host == host && d.server == server));
-        self.save(&live);
+        self.save(&mut live);
     }
 
+    /// Whether `tool` is disabled for `host` × `server`; every tool is while the file is damaged.
     pub fn tool_disabled(&self, host: &str, server: &str, tool: &str) -> bool {
-        self.live().file.disabled_tools.get(&pair_key(host, server)).is_some_and(|s| s.contains(tool))
+        let live = self.live();
+        live.damaged.is_some() || live.file.disabled_tools.get(&pair_key(host, server)).is_some_and(|s| s.contains(tool))
     }
 
     /// The disabled tools of `host` × `server`.
@@ -190,7 +244,7 @@ impl Consent {
         } else {
             live.file.disabled_tools.insert(pair_key(host, server), disabled);
         }
-        self.save(&live);
+        self.save(&mut live);
     }
 
     pub fn remember_tools(&self, server: &str, tools: Vec<ToolInfo>) {
@@ -244,6 +298,7 @@ fn enqueue(live: &mut Live, host: &str, server: &str, scopes: &[String]) -> ones
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn consent() -> (Consent, PathBuf) {
         let dir = std::env::temp_dir().join(format!("mcpb-consent-{}-{:?}", std::process::id(), std::thread::current().id()));
@@ -282,5 +337,67 @@ mod tests {
         assert!(Consent::open(&dir).tool_disabled("cursor", "linear", "delete"));
         assert!(!c.tool_disabled("vscode", "linear", "delete"));
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    const GARBAGE: &str = "{\"decisions\": [{\"host\": \"cursor\", \"server\": \"linear\", \"decision\": \"deny\"";
+
+    fn is_damaged(r: Result<(), Refused>) -> bool {
+        matches!(&r, Err(Refused::Damaged { problem, .. }) if problem.contains("consent.json is damaged"))
+            && r.unwrap_err().to_string().starts_with("cursor may not use linear: ")
+    }
+
+    #[tokio::test]
+    async fn a_damaged_file_fails_closed_and_is_never_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("consent.json");
+        std::fs::write(&path, GARBAGE).unwrap();
+        let c = Consent::open(dir.path());
+        assert!(is_damaged(c.check("cursor", "linear", Vec::new).await), "no UI: still refused");
+        c.approvals(); // a UI polls
+        assert!(is_damaged(c.check("cursor", "linear", Vec::new).await), "UI attached: refused, not asked");
+        assert!(c.approvals().0.is_empty(), "no prompt while the file is damaged");
+        assert!(c.tool_disabled("cursor", "linear", "anything"));
+        c.revoke("cursor", "linear");
+        c.set_disabled_tools("cursor", "linear", BTreeSet::new());
+        assert!(c.problem().is_some_and(|p| p.contains("move it aside")));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), GARBAGE, "untouched");
+
+        std::fs::remove_file(&path).unwrap(); // the user moves it aside
+        assert_eq!(c.problem(), None);
+        c.set_disabled_tools("cursor", "linear", ["delete".to_owned()].into());
+        assert!(Consent::open(dir.path()).tool_disabled("cursor", "linear", "delete"), "started afresh, saved again");
+    }
+
+    #[tokio::test]
+    async fn a_fixed_file_is_taken_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("consent.json");
+        std::fs::write(&path, GARBAGE).unwrap();
+        let c = Consent::open(dir.path());
+        assert!(is_damaged(c.check("cursor", "linear", Vec::new).await));
+        std::fs::write(&path, format!("{GARBAGE}, \"decided_at\": \"2026-01-01T00:00:00Z\"}}]}}")).unwrap();
+        assert_eq!(c.check("cursor", "linear", Vec::new).await, Err(Refused::Denied { host: "cursor".into(), server: "linear".into() }), "the kept Deny holds");
+        assert!(c.check("vscode", "linear", Vec::new).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_newer_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("consent.json"), "{\"version\": 9, \"decisions\": []}").unwrap();
+        let c = Consent::open(dir.path());
+        let err = c.check("cursor", "linear", Vec::new).await.unwrap_err();
+        assert!(err.to_string().contains("written by a newer mcp-broker"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_file_damaged_while_running_is_not_written_over_and_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("consent.json");
+        let c = Consent::open(dir.path());
+        assert!(c.check("cursor", "linear", Vec::new).await.is_ok());
+        std::fs::write(&path, GARBAGE).unwrap();
+        c.set_disabled_tools("cursor", "linear", ["delete".to_owned()].into());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), GARBAGE, "the save was refused");
+        assert!(is_damaged(c.check("cursor", "linear", Vec::new).await));
     }
 }

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use super::connect::{self, Change, Choice, ConnectError, Skipped};
 use super::detect::{self, Dirs, HostKind, Location};
+use crate::vault::JsonFile;
 
 /// What one connect or disconnect did (or, with `dry_run`, would do) to one file.
 #[derive(Debug, Clone, Serialize)]
@@ -56,8 +57,10 @@ pub enum AdoptError {
     NotConnected { host: &'static str },
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    #[error("{0} is damaged ({1}); it records what `hosts connect` changed: fix it, or move it aside and restore the hosts' files from the backups")]
-    Ledger(PathBuf, String),
+    /// The ledger of what `hosts connect` changed cannot be used (the backups in
+    /// `host-backups/` still hold every file as it was).
+    #[error(transparent)]
+    Ledger(#[from] crate::vault::FileError),
     #[error("cannot write {0}: {1}")]
     Io(PathBuf, std::io::Error),
 }
@@ -97,6 +100,10 @@ impl Adopter {
         self.config_dir.join("host-connections.json")
     }
 
+    fn ledger_file(&self) -> JsonFile<Ledger> {
+        JsonFile::new(self.ledger_path())
+    }
+
     fn backups(&self) -> PathBuf {
         self.config_dir.join("host-backups")
     }
@@ -113,18 +120,11 @@ impl Adopter {
     }
 
     pub fn ledger(&self) -> Result<Ledger, AdoptError> {
-        let path = self.ledger_path();
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| AdoptError::Ledger(path, e.to_string())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),
-            Err(e) => Err(AdoptError::Ledger(path, e.to_string())),
-        }
+        Ok(self.ledger_file().load()?)
     }
 
     fn save_ledger(&self, ledger: &Ledger) -> Result<(), AdoptError> {
-        let path = self.ledger_path();
-        let json = serde_json::to_vec_pretty(ledger).map_err(|e| AdoptError::Ledger(path.clone(), e.to_string()))?;
-        crate::vault::write_private(&path, &json).map_err(|e| AdoptError::Io(path, e))
+        Ok(self.ledger_file().save(ledger)?)
     }
 
     /// The config files of `host` that exist here.

@@ -8,9 +8,12 @@
 //! added for any user (`--any-user`: an agent run under an account of its own); the
 //! endpoint checks who connects ([`crate::platform::peer`]). Bridge hosts are named by their parent
 //! process instead and need no key: the control socket is private to the user.
+//!
+//! The host list is `hosts.json` ([`JsonFile`]); while it is damaged no key is accepted
+//! and none is made, and the file is left for the user to fix.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::RwLock;
 
 use base64::Engine;
@@ -20,7 +23,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::secret::Secret;
-use crate::vault::{self, Keychain, KeychainError};
+use crate::vault::{self, FileError, JsonFile, Keychain, KeychainError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -32,8 +35,9 @@ pub enum HostError {
     BadName(String),
     #[error(transparent)]
     Keychain(#[from] KeychainError),
-    #[error("cannot use {0}: {1}")]
-    Io(PathBuf, String),
+    /// `hosts.json` is damaged, newer or cannot be written (it is never reset).
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 /// A host with an HTTP key (the key itself is never part of this).
@@ -55,7 +59,7 @@ struct HostsFile {
 
 /// The HTTP hosts of one home.
 pub struct Hosts {
-    path: PathBuf,
+    file: JsonFile<HostsFile>,
     keychain: Keychain,
     /// Hosts by the SHA-256 of their key; `None` until the keys could be read (the keychain
     /// may be locked at start).
@@ -66,7 +70,7 @@ impl Hosts {
     /// Open the host list. The keys are read from the keychain on first use: a locked
     /// keychain does not keep the service from starting, and starting costs no D-Bus calls.
     pub fn open(config_dir: &Path, keychain_service: &str) -> Result<Self, HostError> {
-        Ok(Self { path: config_dir.join("hosts.json"), keychain: Keychain::new(keychain_service), keys: RwLock::new(None) })
+        Ok(Self { file: JsonFile::new(config_dir.join("hosts.json")), keychain: Keychain::new(keychain_service), keys: RwLock::new(None) })
     }
 
     fn load_keys(&self) -> Result<(), HostError> {
@@ -128,17 +132,17 @@ impl Hosts {
         Ok(keys.as_ref().and_then(|k| k.get(&digest(presented))).cloned())
     }
 
+    /// What is wrong with `hosts.json`, if anything (it is read again: it is small).
+    pub fn problem(&self) -> Option<FileError> {
+        self.file.load().err()
+    }
+
     fn read(&self) -> Result<HostsFile, HostError> {
-        match std::fs::read(&self.path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| HostError::Io(self.path.clone(), e.to_string())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HostsFile::default()),
-            Err(e) => Err(HostError::Io(self.path.clone(), e.to_string())),
-        }
+        Ok(self.file.load()?)
     }
 
     fn write(&self, file: &HostsFile) -> Result<(), HostError> {
-        let json = serde_json::to_vec_pretty(file).map_err(|e| HostError::Io(self.path.clone(), e.to_string()))?;
-        vault::write_private(&self.path, &json).map_err(|e| HostError::Io(self.path.clone(), e.to_string()))
+        Ok(self.file.save(file)?)
     }
 }
 
@@ -173,5 +177,22 @@ mod tests {
         }
         assert!(new_key().expose().starts_with("mcpb_") && new_key().expose().len() == 48);
         assert!(!new_key().matches(new_key().expose()));
+    }
+
+    #[test]
+    fn a_damaged_host_list_is_an_error_and_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts.json");
+        std::fs::write(&path, "{\"hosts\": nope").unwrap();
+        let hosts = Hosts::open(dir.path(), "mcp-broker-test-unused").unwrap();
+        let is_damaged = |e: HostError| matches!(e, HostError::File(FileError::Corrupt { .. })) && e.to_string().contains("hosts.json is damaged");
+        assert!(is_damaged(hosts.list().unwrap_err()));
+        assert!(is_damaged(hosts.add("vscode", false).unwrap_err()), "refused before any key is made");
+        assert!(is_damaged(hosts.remove("vscode").unwrap_err()));
+        assert!(is_damaged(hosts.authenticate("mcpb_x").unwrap_err()));
+        assert!(hosts.problem().is_some());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"hosts\": nope");
+        std::fs::remove_file(&path).unwrap();
+        assert!(hosts.problem().is_none() && hosts.list().unwrap().is_empty(), "moved aside: a fresh list");
     }
 }

@@ -1,12 +1,13 @@
 //! One service per user: a lock file held for the service's lifetime, the control socket
-//! beside it (mode 0600), and the TCP port chosen once and kept.
+//! beside it (mode 0600), and the TCP port chosen once and kept (in `service.json`, a
+//! [`JsonFile`]: damaged, it is refused, not reset).
 
 use std::fs::File;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::vault::{self, Home};
+use crate::vault::{FileError, Home, JsonFile};
 
 /// The files that make a service instance.
 #[derive(Debug, Clone)]
@@ -34,6 +35,9 @@ pub enum InstanceError {
     AlreadyRunning,
     #[error("cannot use {0}: {1}")]
     Io(PathBuf, std::io::Error),
+    /// `service.json` is damaged, newer or cannot be written.
+    #[error(transparent)]
+    Settings(#[from] FileError),
 }
 
 /// Take the instance lock; it is released when the returned file is dropped (or the
@@ -66,12 +70,41 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn load(paths: &Paths) -> Settings {
-        std::fs::read(&paths.settings).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    fn file(paths: &Paths) -> JsonFile<Settings> {
+        JsonFile::new(&paths.settings)
     }
 
+    /// The kept settings (the defaults when there are none); a damaged file is an error.
+    pub fn load(paths: &Paths) -> Result<Settings, InstanceError> {
+        Ok(Self::file(paths).load()?)
+    }
+
+    /// Keep the settings; refused over a damaged file.
     pub fn save(&self, paths: &Paths) -> Result<(), InstanceError> {
-        let json = serde_json::to_vec_pretty(self).unwrap_or_default();
-        vault::write_private(&paths.settings, &json).map_err(|e| InstanceError::Io(paths.settings.clone(), e))
+        Ok(Self::file(paths).save(self)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(dir: &std::path::Path) -> Paths {
+        let p = |n: &str| dir.join(n);
+        Paths { socket: p("broker.sock"), lock: p("broker.lock"), log: p("service.log"), settings: p("service.json") }
+    }
+
+    #[test]
+    fn damaged_settings_are_refused_not_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = paths(dir.path());
+        assert_eq!(Settings::load(&paths).unwrap().port, None);
+        std::fs::write(&paths.settings, r#"{"port": 41000}"#).unwrap();
+        assert_eq!(Settings::load(&paths).unwrap().port, Some(41000), "a file of before versions");
+        std::fs::write(&paths.settings, r#"{"port": "x"}"#).unwrap();
+        let err = Settings::load(&paths).unwrap_err();
+        assert!(err.to_string().contains("service.json is damaged"), "{err}");
+        assert!(Settings { port: Some(1) }.save(&paths).is_err());
+        assert_eq!(std::fs::read_to_string(&paths.settings).unwrap(), r#"{"port": "x"}"#);
     }
 }

@@ -51,6 +51,27 @@ impl Service {
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// One line per config file the service cannot use now (`servers.json`, `hosts.json`,
+    /// `consent.json`, `service.json`), each naming the file and the fix; empty when all is
+    /// well. Cheap enough for every status poll: `servers.json` comes from the store's
+    /// cache, `consent.json` is read again only while damaged, the other two are small.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Err(e) = self.broker.vault().store.with(|_| ()) {
+            out.push(e.to_string());
+        }
+        if let Some(e) = self.hosts.problem() {
+            out.push(e.to_string());
+        }
+        if let Some(problem) = self.consent.problem() {
+            out.push(problem);
+        }
+        if let Err(e) = Settings::load(&Paths::of(&self.broker.vault().home)) {
+            out.push(format!("{e} (the HTTP endpoint runs on port {} until then)", self.port));
+        }
+        out
+    }
 }
 
 /// Logins the proxy starts on a host's behalf have no terminal: the URL goes to the log.
@@ -111,18 +132,28 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The kept port if it is free, else a new one (remembered from then on).
+/// The kept port if it is free, else a new one (remembered from then on). With damaged
+/// settings the service still starts, on a new port, and leaves the file as it is (see
+/// [`Service::problems`]).
 async fn bind_tcp(paths: &Paths) -> anyhow::Result<TcpListener> {
-    let mut settings = Settings::load(paths);
-    if let Some(port) = settings.port {
+    let settings = match Settings::load(paths) {
+        Ok(settings) => Some(settings),
+        Err(e) => {
+            tracing::error!("{e}; the HTTP endpoint gets a new port for now, not kept");
+            None
+        }
+    };
+    if let Some(port) = settings.as_ref().and_then(|s| s.port) {
         match TcpListener::bind(("127.0.0.1", port)).await {
             Ok(l) => return Ok(l),
             Err(e) => tracing::warn!("port {port} is taken ({e}); choosing a new one: update your HTTP hosts"),
         }
     }
     let l = TcpListener::bind(("127.0.0.1", 0)).await?;
-    settings.port = Some(l.local_addr()?.port());
-    settings.save(paths)?;
+    if let Some(mut settings) = settings {
+        settings.port = Some(l.local_addr()?.port());
+        settings.save(paths)?;
+    }
     Ok(l)
 }
 
@@ -136,4 +167,39 @@ async fn shutdown_signal() {
         }
     }
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(home: &Home) -> Service {
+        home.ensure().unwrap();
+        let broker = Arc::new(Broker::open(home.clone()).unwrap());
+        let audit = Arc::new(Audit::open(&home.data_dir).unwrap());
+        let consent = Arc::new(Consent::open(&home.config_dir));
+        let hosts = Hosts::open(&home.config_dir, &home.keychain_service).unwrap();
+        let proxy = Proxy::new(broker.clone(), audit.clone(), consent.clone(), Arc::new(LogProgress)).unwrap();
+        Service { broker, proxy, hosts, consent, audit, port: 41000, shutdown: watch::channel(false).0 }
+    }
+
+    #[test]
+    fn problems_name_each_damaged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path()).unwrap();
+        assert!(service(&home).problems().is_empty(), "a fresh home has none");
+        let files = ["servers.json", "hosts.json", "consent.json", "service.json"];
+        for f in files {
+            std::fs::write(home.config_dir.join(f), "{oops").unwrap();
+        }
+        let problems = service(&home).problems();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        for (line, f) in problems.iter().zip(files) {
+            assert!(line.contains(&format!("{f} is damaged")) && line.contains("move it aside"), "{line}");
+        }
+        assert!(problems[3].contains("port 41000"), "{}", problems[3]);
+        for f in files {
+            assert_eq!(std::fs::read_to_string(home.config_dir.join(f)).unwrap(), "{oops", "{f} untouched");
+        }
+    }
 }

@@ -1,6 +1,7 @@
-//! The vault: secrets in the OS keychain ([`secrets`]), everything else in typed files in
-//! the config dir ([`store`]).
+//! The vault: secrets in the OS keychain ([`secrets`]), everything else in the config dir
+//! (typed JSON files, all read and written through [`file::JsonFile`]; [`store`] is one).
 
+pub mod file;
 pub mod keychain;
 pub mod paths;
 pub mod secrets;
@@ -9,6 +10,7 @@ pub mod store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use file::{write_private, FileError, JsonFile};
 pub use keychain::{Keychain, KeychainError};
 pub use paths::Home;
 pub use secrets::{MemorySecrets, SecretStore};
@@ -22,8 +24,8 @@ pub enum VaultError {
     Keychain(#[from] KeychainError),
     #[error("cannot use {0}: {1}")]
     Io(PathBuf, std::io::Error),
-    #[error("{0} is damaged ({1}); move it aside to start over")]
-    Corrupt(PathBuf, String),
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("cannot find a home directory; set MCP_BROKER_HOME")]
     NoHomeDir,
 }
@@ -50,20 +52,6 @@ pub fn valid_name(name: &str) -> bool {
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         && !name.starts_with(['.', '-'])
-}
-
-/// Write a file readable by the user only, replacing the old one atomically.
-pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// A home's two halves together: secrets in a [`SecretStore`], metadata in the [`Store`].

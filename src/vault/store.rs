@@ -1,6 +1,7 @@
 //! Non-secret metadata: the servers a user signed in to and the OAuth clients registered
-//! at each authorization server. One JSON file in the config dir, mode 0600, replaced
-//! atomically. No token, verifier or client secret is ever written here.
+//! at each authorization server. One JSON file in the config dir (`servers.json`, read and
+//! written by [`JsonFile`]: 0600, replaced atomically, a damaged file refused, never reset).
+//! No token, verifier or client secret is ever written here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::VaultError;
+use super::{JsonFile, VaultError};
 use crate::oauth::client::{Client, ClientKey, Endpoints, RegistrationKind, TokenAuthMethod};
 use crate::oauth::discovery::AuthServerMetadata;
 use crate::oauth::tokens::Issued;
@@ -254,6 +255,7 @@ fn rekey_clients<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<Stri
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
+    file: JsonFile<Registry>,
     cache: Mutex<Option<Cached>>,
     writer: Mutex<()>,
 }
@@ -272,7 +274,8 @@ type FileStamp = Option<(SystemTime, u64)>;
 
 impl Store {
     pub fn new(config_dir: &Path) -> Self {
-        Self { path: config_dir.join("servers.json"), cache: Mutex::new(None), writer: Mutex::new(()) }
+        let path = config_dir.join("servers.json");
+        Self { file: JsonFile::new(&path), path, cache: Mutex::new(None), writer: Mutex::new(()) }
     }
 
     fn stamp(&self) -> FileStamp {
@@ -304,28 +307,27 @@ impl Store {
     }
 
     fn read(&self) -> Result<Registry, VaultError> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| VaultError::Corrupt(self.path.clone(), e.to_string())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry::default()),
-            Err(e) => Err(VaultError::Io(self.path.clone(), e)),
-        }
+        Ok(self.file.load()?)
     }
 
-    /// Write to a private temporary file, then rename over the old one.
+    /// Write to a private temporary file, then rename over the old one (refused over a
+    /// damaged file).
     pub fn save(&self, registry: &Registry) -> Result<(), VaultError> {
-        let json = serde_json::to_vec_pretty(registry).map_err(|e| VaultError::Corrupt(self.path.clone(), e.to_string()))?;
-        super::write_private(&self.path, &json).map_err(|e| VaultError::Io(self.path.clone(), e))?;
-        let cached = Cached { stamp: self.stamp(), checked: Instant::now(), registry: registry.clone() };
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(cached);
+        self.file.save(registry)?;
+        self.cache_written(registry.clone());
         Ok(())
+    }
+
+    fn cache_written(&self, registry: Registry) {
+        let cached = Cached { stamp: self.stamp(), checked: Instant::now(), registry };
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(cached);
     }
 
     /// Load, change, save; one writer at a time within this process.
     pub fn update<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> Result<T, VaultError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut r = self.read()?;
-        let out = f(&mut r);
-        self.save(&r)?;
+        let (out, registry) = self.file.update(|r| (f(r), r.clone()))?;
+        self.cache_written(registry);
         Ok(out)
     }
 }
@@ -424,5 +426,30 @@ mod tests {
         let json = r#"{"issuer":"https://as.example","authorization_endpoint":"https://as.example/a","token_endpoint":"https://as.example/t","scopes_supported":["x"],"client_id_metadata_document_supported":true}"#;
         let s: StoredAuthServer = serde_json::from_str(json).unwrap();
         assert_eq!((s.endpoints().token.as_str(), s.revocation_endpoint), ("https://as.example/t", None));
+    }
+
+    #[test]
+    fn a_damaged_file_is_refused_not_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let path = dir.path().join("servers.json");
+        std::fs::write(&path, "{\"servers\": {").unwrap();
+        let err = store.load().unwrap_err();
+        assert!(matches!(err, VaultError::File(super::super::FileError::Corrupt { .. })), "{err:?}");
+        assert!(err.to_string().contains("servers.json is damaged"), "{err}");
+        assert!(store.update(|r| r.servers.clear()).is_err());
+        assert!(store.save(&Registry::default()).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"servers\": {");
+    }
+
+    #[test]
+    fn a_file_of_before_versions_loads_and_is_written_with_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let path = dir.path().join("servers.json");
+        std::fs::write(&path, "{\n  \"servers\": {},\n  \"clients\": {}\n}").unwrap();
+        assert!(store.load().unwrap().servers.is_empty());
+        store.update(|r| r.clients.clear()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\n  \"version\": 1,\n  \"servers\": {},\n  \"clients\": {}\n}");
     }
 }

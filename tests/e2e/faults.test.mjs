@@ -1,6 +1,7 @@
 // Faults (issue 6, docs/SECURITY.md): the broker against an authorization server that goes
 // down, a service killed mid-request, a keychain that is absent or locked, an upstream that
-// forgets its sessions, and refresh-token rotation with reuse detection.
+// forgets its sessions, refresh-token rotation with reuse detection, and damaged config files
+// (consent.json, hosts.json: refused with the file named, never reset, never written over).
 //
 //   scripts/with-keychain.sh node --test --test-concurrency=1 tests/e2e/faults.test.mjs
 //
@@ -463,4 +464,98 @@ test('a refresh while the keychain is locked does not lose the rotated refresh t
   assert.equal(r2.code, 0, describeRun(r2));
   assert.equal((await serverStatus(ctx, 'alpha')).state, 'signed_in');
   await echo(b.client, 'after', 'bridge after the unlock');
+});
+
+// ------------------------------------------------------------------------------------------
+
+/** A JSON file broken the way a crash or a bad hand edit leaves one. */
+const DAMAGED = '{\n  "decisions": [\n    {"host": "vscode-damaged", "server": "alpha", "decision": "deny"\n';
+
+test('a damaged consent.json fails closed: every host is refused with the file named, the service stays up, the file is left as it was', async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  const h = await addHost(ctx.home, 'vscode-damaged');
+  await broker(ctx, ['stop']);
+  const file = path.join(ctx.home, 'config', 'consent.json');
+  await fs.writeFile(file, DAMAGED, { mode: 0o600 });
+  const sessionsBefore = (await mcpStats(ctx.mcp)).sessions_created;
+
+  const raw = new RawBridge(t, { home: ctx.home, args: ['alpha', '--host', 'bridge-damaged'], browserLog: ctx.browserLog });
+  raw.request(1, 'initialize', RAW_INIT_PARAMS);
+  const init = await raw.response(1);
+  assert.ok(init.error, `the bridge host is not allowed: ${JSON.stringify(init)}`);
+  assert.match(init.error.message, /consent\.json is damaged.*move it aside/, `the host is told which file and what to do: ${init.error.message}`);
+  t.diagnostic(`bridge: ${init.error.message}`);
+
+  const port = Number(new URL(h.endpoint).port);
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${h.key}` };
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: RAW_INIT_PARAMS });
+  const http = await rawHttp(port, { path: '/servers/alpha/mcp', headers, body });
+  const answer = JSON.parse(http.body);
+  assert.ok(answer.error && !answer.result, `the HTTP host is not allowed: ${http.status} ${http.body}`);
+  assert.match(answer.error.message, /consent\.json is damaged/, http.body);
+
+  assert.equal((await mcpStats(ctx.mcp)).sessions_created, sessionsBefore, 'nothing reached the MCP server');
+  const st = await broker(ctx, ['status', '--json']);
+  assert.equal(st.code, 0, `status works\n${describeRun(st)}`);
+  assert.equal(await fs.readFile(file, 'utf8'), DAMAGED, 'consent.json is unchanged');
+
+  await fs.rm(file); // the user moves it aside: consent starts afresh, without a restart
+  raw.request(2, 'initialize', RAW_INIT_PARAMS);
+  const again = await raw.response(2);
+  assert.ok(again.result, `allowed again once the file is gone (no UI attached): ${JSON.stringify(again)}`);
+});
+
+test('a damaged hosts.json: HTTP hosts get a clear error naming it, key changes are refused, the service stays up, the file is left as it was', async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  const h = await addHost(ctx.home, 'vscode-damaged');
+  await broker(ctx, ['stop']);
+  const file = path.join(ctx.home, 'config', 'hosts.json');
+  await fs.writeFile(file, DAMAGED, { mode: 0o600 });
+
+  const st = await broker(ctx, ['status', '--json']);
+  assert.equal(st.code, 0, `the service starts and status works\n${describeRun(st)}`);
+  const [pid] = await daemonPids(ctx.home);
+  const port = Number(new URL(JSON.parse(st.stdout).endpoint).port);
+  assert.equal(port, Number(new URL(h.endpoint).port), 'the kept port');
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${h.key}` };
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: RAW_INIT_PARAMS });
+  const http = await rawHttp(port, { path: '/servers/alpha/mcp', headers, body });
+  assert.equal(http.status, 503, `the key cannot be checked: ${http.status} ${http.body}`);
+  assert.match(http.body, /hosts\.json is damaged.*move it aside/, http.body);
+  t.diagnostic(`HTTP host: ${http.body}`);
+
+  t.diagnostic(`hosts add: ${assertOneErrorLine(await broker(ctx, ['hosts', 'add', 'another']), /hosts\.json is damaged/)}`);
+  assertOneErrorLine(await broker(ctx, ['hosts', 'remove', 'vscode-damaged']), /hosts\.json is damaged/);
+  assertOneErrorLine(await broker(ctx, ['hosts', 'list']), /hosts\.json is damaged/);
+
+  const b = await bridge(ctx, 'alpha', { host: 'bridge-hosts-damaged' });
+  await echo(b.client, 'bridge hosts need no key', 'a bridge host while hosts.json is damaged');
+  assert.equal(await fs.readFile(file, 'utf8'), DAMAGED, 'hosts.json is unchanged');
+  assert.deepEqual(await daemonPids(ctx.home), [pid], 'the same service is still up');
+});
+
+test('a damaged servers.json and service.json: the service starts on a new port without saving over the settings, hosts get a clear error naming servers.json, both files are left as they were', async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  await broker(ctx, ['stop']);
+  const servers = path.join(ctx.home, 'config', 'servers.json');
+  const settings = path.join(ctx.home, 'config', 'service.json');
+  await fs.writeFile(servers, DAMAGED, { mode: 0o600 });
+  await fs.writeFile(settings, '{"port": "not a port"}', { mode: 0o600 });
+
+  const raw = new RawBridge(t, { home: ctx.home, args: ['alpha', '--host', 'bridge-damaged'], browserLog: ctx.browserLog });
+  raw.request(1, 'initialize', RAW_INIT_PARAMS);
+  const init = await raw.response(1);
+  assert.ok(init.error, `alpha cannot be used: ${JSON.stringify(init)}`);
+  assert.match(init.error.message, /servers\.json is damaged.*move it aside/, init.error.message);
+  assert.ok(!init.error.message.includes('\n'), 'one line');
+  t.diagnostic(`bridge: ${init.error.message}`);
+  const pids = await daemonPids(ctx.home);
+  assert.equal(pids.length, 1, 'the service started although service.json is damaged');
+
+  assert.equal(await fs.readFile(servers, 'utf8'), DAMAGED, 'servers.json is unchanged');
+  assert.equal(await fs.readFile(settings, 'utf8'), '{"port": "not a port"}', 'service.json is unchanged (the new port is not saved over it)');
+  assert.equal(await browserOpens(ctx.browserLog), 1, 'no new sign-in was started over a damaged registry');
 });
