@@ -3,7 +3,7 @@
 //! of one server named `<hash>_<file>`: `client_info.json` and `tokens.json` ([`files`]),
 //! and what a sign-in or refresh leaves meanwhile (`code_verifier_<state>.txt`,
 //! `discovery_state_<state>.json`, `refresh_in_progress.json`, `lock.json`, temp files).
-//! [`hash`] says which server a `<hash>` is.
+//! [`hash`] says which server a `<hash>` is, [`plan`] what each entry becomes.
 //!
 //! Reading is never fatal: a file that is not what mcp-remote writes (garbage, too large, a
 //! symlink, unreadable) is reported as a [`Problem`] and the rest is still read. Symlinks
@@ -11,6 +11,7 @@
 
 pub mod files;
 pub mod hash;
+pub mod plan;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -21,6 +22,7 @@ use serde::Serialize;
 
 pub use files::{ClientInfo, Tokens};
 pub use hash::{candidates, find, server_url_hash, Candidate};
+pub use plan::{plan, Grant, Outcome, Planned};
 
 /// mcp-remote's files are a few hundred bytes; anything past this is not one of them.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
