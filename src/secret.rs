@@ -31,6 +31,21 @@ impl Secret {
     }
 }
 
+/// On the wire a secret is its plain string: serializing exposes the value. Only the
+/// private control socket carries secrets this way (a login's client secret, a new host's
+/// key); nothing that is logged or written to a file may serialize one.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")
@@ -47,6 +62,13 @@ mod tests {
         assert!(!s.matches("tok-12"));
         assert!(!s.matches(""));
         assert!(super::Secret::new("").matches(""));
+    }
+
+    #[test]
+    fn serde_is_the_plain_string() {
+        let s: super::Secret = serde_json::from_str("\"tok-123\"").unwrap();
+        assert!(s.matches("tok-123"));
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"tok-123\"");
     }
 
     #[test]

@@ -184,7 +184,18 @@ async function loadServers() {
   renderServers();
 }
 
+/** The service's problems (a damaged config file, say), above every view. */
+function renderProblems() {
+  const problems = (state.status && state.status.problems) || [];
+  const el = $("service-problems");
+  el.hidden = !problems.length;
+  if (!problems.length) return;
+  fill(el, h("strong", {}, problems.length === 1 ? "The broker has a problem:" : "The broker has problems:"),
+    h("ul", {}, problems.map((p) => h("li", {}, p))));
+}
+
 function renderServers() {
+  renderProblems();
   const servers = (state.status && state.status.servers) || [];
   const list = $("servers-list");
   if (!servers.length) {
@@ -403,6 +414,7 @@ async function loadPolicy() {
   const [hosts, status] = await Promise.all([call("hosts"), call("status")]);
   state.hosts = hosts;
   state.status = status;
+  renderProblems();
   const usage = hosts.usage || [];
   const hostNames = [...new Set([...usage.map((u) => u.host), ...(hosts.hosts || []).map((k) => k.name)])].sort();
   const serverNames = [...new Set([...usage.map((u) => u.server), ...(status.servers || []).map((s) => s.name)])].sort();
@@ -543,7 +555,7 @@ function init() {
   }));
 
   listen("navigate", (e) => show(e.payload));
-  listen("status", (e) => { state.status = e.payload; if (state.view === "servers") renderServers(); });
+  listen("status", (e) => { state.status = e.payload; renderProblems(); if (state.view === "servers") renderServers(); });
   listen("approvals", (e) => { state.approvals = e.payload; renderApprovals(); });
   listen("changed", () => refresh());
   listen("service", (e) => {

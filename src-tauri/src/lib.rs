@@ -13,7 +13,6 @@ pub mod service;
 pub mod tray;
 mod watch;
 
-use serde_json::json;
 use tauri::{AppHandle, Emitter, Manager, RunEvent, Runtime, WebviewUrl, WebviewWindowBuilder, WindowEvent};
 use tauri_plugin_notification::NotificationExt;
 
@@ -163,7 +162,7 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, api: &Api, id: &str) {
                 sign_in(app, api, name.to_owned());
             } else if let Some(name) = id.strip_prefix("signout:") {
                 sign_out(app, api, name.to_owned());
-            } else if id.starts_with("server:") {
+            } else if id.starts_with("server:") || id.starts_with(tray::ids::PROBLEM) {
                 show_window(app, Some("servers"));
             }
         }
@@ -176,23 +175,19 @@ fn sign_in<R: Runtime>(app: &AppHandle<R>, api: &Api, name: String) {
     let (app, api) = (app.clone(), api.clone());
     tauri::async_runtime::spawn(async move {
         let result = async {
-            let status = api.call(http::Method::GET, "/v1/status", None).await?;
-            let url = status["servers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|s| s["name"] == name.as_str())
-                .and_then(|s| s["url"].as_str())
-                .map(str::to_owned)
-                .ok_or_else(|| format!("{name} is no longer configured"))?;
+            let server = api.control().server(&name).await.map_err(commands::ui)?;
+            let url = server.map(|s| s.url).ok_or_else(|| format!("{name} is no longer configured"))?;
+            let req = mcp_broker::service::api::Login { url: url.clone(), name: Some(name.clone()), ..Default::default() };
             let progress_app = app.clone();
-            api.login(json!({ "url": url, "name": name }), move |event| {
-                let _ = progress_app.emit("login-progress", json!({ "url": url, "event": event }));
-                if event["event"] == "browser_failed" {
-                    show_window(&progress_app, Some("servers"));
-                }
-            })
-            .await
+            api.control()
+                .login(&req, move |event| {
+                    let _ = progress_app.emit("login-progress", commands::LoginProgress { url: &url, event });
+                    if matches!(event, mcp_broker::service::api::LoginEvent::BrowserFailed { .. }) {
+                        show_window(&progress_app, Some("servers"));
+                    }
+                })
+                .await
+                .map_err(commands::ui)
         }
         .await;
         let _ = app.emit("changed", "servers");
@@ -205,11 +200,10 @@ fn sign_in<R: Runtime>(app: &AppHandle<R>, api: &Api, name: String) {
 fn sign_out<R: Runtime>(app: &AppHandle<R>, api: &Api, name: String) {
     let (app, api) = (app.clone(), api.clone());
     tauri::async_runtime::spawn(async move {
-        let path = format!("/v1/servers/{}/logout", commands::seg(&name));
-        match api.call(http::Method::POST, &path, Some(json!({ "local": false }))).await {
-            Ok(v) if v["revoked"] == false => notify(&app, &format!("Signed out of {name}"), "The tokens were forgotten, but the authorization server did not confirm revoking them."),
+        match api.control().logout(&name, false).await {
+            Ok(out) if !out.revoked => notify(&app, &format!("Signed out of {name}"), "The tokens were forgotten, but the authorization server did not confirm revoking them."),
             Ok(_) => {}
-            Err(e) => notify(&app, &format!("Sign-out of {name} failed"), &e),
+            Err(e) => notify(&app, &format!("Sign-out of {name} failed"), &commands::ui(e)),
         }
         let _ = app.emit("changed", "servers");
     });

@@ -98,7 +98,7 @@ impl Supervisor {
         if self.mode() != Mode::InProcess {
             return;
         }
-        let _ = self.control.call(http::Method::POST, "/v1/shutdown", None).await;
+        let _ = self.control.shutdown().await;
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline && self.lock().thread.as_ref().is_some_and(|t| !t.is_finished()) {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,9 +1,9 @@
-//! The tray icon and its menu: each server with its state and a Sign in / Sign out action,
-//! waiting approvals, "Add server…", "Open mcp-broker", "Quit". The icon has two variants:
-//! the plain one, and one with a badge when something needs the user (an approval waiting,
-//! a server that needs sign-in).
+//! The tray icon and its menu: the service's problems, each server with its state and a
+//! Sign in / Sign out action, waiting approvals, "Add server…", "Open mcp-broker", "Quit".
+//! The icon has two variants: the plain one, and one with a badge when something needs the
+//! user (a problem, an approval waiting, a server that needs sign-in).
 
-use serde_json::Value;
+use mcp_broker::service::api::Status;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuBuilder, MenuItemBuilder, SubmenuBuilder};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
@@ -23,22 +23,19 @@ pub struct Model {
     pub pending: usize,
     /// Why the service cannot be reached, if it cannot.
     pub service_error: Option<String>,
+    /// What the service cannot do as configured (`problems` of its status).
+    pub problems: Vec<String>,
 }
 
 impl Model {
-    pub fn from_status(status: &Value, pending: usize) -> Self {
-        let servers = status["servers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| (s["name"].as_str().unwrap_or_default().to_owned(), s["state"].as_str().unwrap_or_default().to_owned()))
-            .collect();
-        Self { servers, pending, service_error: None }
+    pub fn from_status(status: &Status, pending: usize) -> Self {
+        let servers = status.servers.iter().map(|s| (s.name.clone(), s.state.as_str().to_owned())).collect();
+        Self { servers, pending, service_error: None, problems: status.problems.clone() }
     }
 
     /// Whether the icon should ask for attention.
     pub fn needs_user(&self) -> bool {
-        self.pending > 0 || self.service_error.is_some() || self.servers.iter().any(|(_, s)| s == "needs_login")
+        self.pending > 0 || self.service_error.is_some() || !self.problems.is_empty() || self.servers.iter().any(|(_, s)| s == "needs_login")
     }
 }
 
@@ -52,8 +49,9 @@ pub fn state_text(state: &str) -> &'static str {
     }
 }
 
-/// Menu ids: `signin:NAME`, `signout:NAME`, `server:NAME`, and the fixed ones below.
+/// Menu ids: `signin:NAME`, `signout:NAME`, `server:NAME`, `problem:N`, and the fixed ones below.
 pub mod ids {
+    pub const PROBLEM: &str = "problem:";
     pub const APPROVALS: &str = "approvals";
     pub const ADD: &str = "add";
     pub const OPEN: &str = "open";
@@ -65,6 +63,13 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &Model) -> tauri::Resul
     if let Some(e) = &model.service_error {
         let item = MenuItemBuilder::with_id("service-error", format!("Service unavailable: {}", shorten(e, 60))).enabled(false).build(app)?;
         menu = menu.item(&item).separator();
+    }
+    if !model.problems.is_empty() {
+        for (i, p) in model.problems.iter().enumerate() {
+            // Clicking a problem opens the window, whose banner shows it whole.
+            menu = menu.text(format!("{}{i}", ids::PROBLEM), format!("⚠ {}", shorten(p, 60)));
+        }
+        menu = menu.separator();
     }
     if model.pending > 0 {
         let text = if model.pending == 1 { "1 approval waiting…".to_owned() } else { format!("{} approvals waiting…", model.pending) };
@@ -125,16 +130,30 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn status(servers: &[(&str, &str)], problems: &[&str]) -> Status {
+        let servers: Vec<_> = servers
+            .iter()
+            .map(|(name, state)| json!({ "name": name, "url": "u", "resource": "u", "state": state, "issuer": "i", "client_id": "c" }))
+            .collect();
+        serde_json::from_value(json!({ "servers": servers, "endpoint": "e", "version": "v", "problems": problems })).unwrap()
+    }
+
     #[test]
     fn attention_when_an_approval_waits_or_a_server_needs_sign_in() {
-        let status = json!({ "servers": [{ "name": "linear", "state": "signed_in" }, { "name": "github", "state": "signed_out" }] });
-        let m = Model::from_status(&status, 0);
+        let s = status(&[("linear", "signed_in"), ("github", "signed_out")], &[]);
+        let m = Model::from_status(&s, 0);
         assert_eq!(m.servers, vec![("linear".into(), "signed_in".into()), ("github".into(), "signed_out".into())]);
         assert!(!m.needs_user(), "signed out is the user's own choice");
-        assert!(Model::from_status(&status, 1).needs_user());
-        let needs = json!({ "servers": [{ "name": "linear", "state": "needs_login" }] });
-        assert!(Model::from_status(&needs, 0).needs_user());
+        assert!(Model::from_status(&s, 1).needs_user());
+        assert!(Model::from_status(&status(&[("linear", "needs_login")], &[]), 0).needs_user());
         assert!(Model { service_error: Some("gone".into()), ..Model::default() }.needs_user());
+    }
+
+    #[test]
+    fn the_services_problems_ask_for_attention() {
+        let m = Model::from_status(&status(&[], &["consent.json is damaged"]), 0);
+        assert_eq!(m.problems, ["consent.json is damaged"]);
+        assert!(m.needs_user());
     }
 
     #[test]

@@ -7,30 +7,29 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::Method;
+use mcp_broker::service::api;
 use mcp_broker::service::client::ClientError;
-use serde_json::{json, Value};
 use tauri::{AppHandle, Emitter, Runtime};
 use tauri_plugin_notification::{Action, ActionType, NotificationExt};
 
-use crate::commands::{decide_on, Api};
+use crate::commands::{decide_on, parse_decision, Api};
 use crate::tray::{self, Model};
 
 const ACTION_TYPE: &str = "approval";
 
 /// Notifications shown for approvals: notification id → approval id.
 #[derive(Default, Clone)]
-pub struct Notes(Arc<Mutex<HashMap<i32, String>>>);
+pub struct Notes(Arc<Mutex<HashMap<i32, u64>>>);
 
 impl Notes {
-    fn insert(&self, note: i32, approval: String) {
+    fn insert(&self, note: i32, approval: u64) {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(note, approval);
     }
-    fn get(&self, note: i32) -> Option<String> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&note).cloned()
+    fn get(&self, note: i32) -> Option<u64> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&note).copied()
     }
     /// Forget the notifications whose approval is no longer pending; returns their ids.
-    fn settle(&self, pending: &HashSet<String>) -> Vec<i32> {
+    fn settle(&self, pending: &HashSet<u64>) -> Vec<i32> {
         let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let done: Vec<i32> = map.iter().filter(|(_, a)| !pending.contains(*a)).map(|(n, _)| *n).collect();
         for n in &done {
@@ -54,11 +53,11 @@ pub fn setup_notifications<R: Runtime>(app: &AppHandle<R>, api: Api, notes: Note
     let _ = n.on_action(move |performed| {
         let note = performed.notification().map(|n| n.id());
         let approval = note.and_then(|id| notes.get(id));
-        match (performed.action_id(), approval) {
-            (decision @ ("once" | "always" | "deny"), Some(id)) => {
-                let (api, handle, decision) = (api.clone(), handle.clone(), decision.to_owned());
+        match (parse_decision(performed.action_id()), approval) {
+            (Ok(decision), Some(id)) => {
+                let (api, handle) = (api.clone(), handle.clone());
                 tauri::async_runtime::spawn(async move {
-                    if let Err(e) = decide_on(&api, &id, &decision).await {
+                    if let Err(e) = decide_on(&api, id, decision).await {
                         tracing::warn!("answering approval {id}: {e}");
                     }
                     let _ = handle.emit("changed", "approvals");
@@ -72,9 +71,9 @@ pub fn setup_notifications<R: Runtime>(app: &AppHandle<R>, api: Api, notes: Note
 /// Run the heartbeat for the life of the app.
 pub fn spawn<R: Runtime>(app: AppHandle<R>, api: Api, notes: Notes, mut model: Model) {
     tauri::async_runtime::spawn(async move {
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut last_approvals = Value::Null;
-        let mut last_status = Value::Null;
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut last_approvals: Option<api::Approvals> = None;
+        let mut last_status: Option<api::Status> = None;
         let mut approvals_missing = false;
         let mut next_note: i32 = 1;
         let mut tick: u64 = 0;
@@ -87,35 +86,27 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, api: Api, notes: Notes, mut model: M
             next.service_error = None;
 
             // Approvals, every second.
-            match api.control().call(Method::GET, "/v1/approvals", None).await {
+            match api.control().approvals().await {
                 Ok(v) => {
-                    let pending: Vec<Value> = v["pending"].as_array().cloned().unwrap_or_default();
-                    next.pending = pending.len();
-                    let mut fresh = Vec::new();
-                    let mut ids = HashSet::new();
-                    for p in &pending {
-                        let id = p["id"].as_str().map(str::to_owned).unwrap_or_else(|| p["id"].to_string());
-                        ids.insert(id.clone());
-                        if seen.insert(id.clone()) {
-                            fresh.push((id, p.clone()));
-                        }
-                    }
+                    next.pending = v.pending.len();
+                    let ids: HashSet<u64> = v.pending.iter().map(|p| p.id).collect();
+                    let fresh: Vec<api::Approval> = v.pending.iter().filter(|p| seen.insert(p.id)).cloned().collect();
                     // Answered (here, in the window, or timed out): its notification goes.
                     let done = notes.settle(&ids);
                     if !done.is_empty() {
                         let _ = app.notification().remove_active(done);
                     }
-                    if v != last_approvals {
+                    if last_approvals.as_ref() != Some(&v) {
                         let _ = app.emit("approvals", &v);
-                        last_approvals = v;
+                        last_approvals = Some(v);
                     }
                     if !fresh.is_empty() {
                         crate::show_window(&app, Some("approvals"));
                     }
-                    for (id, p) in fresh {
+                    for p in fresh {
                         let note = next_note;
                         next_note = next_note.wrapping_add(1);
-                        notes.insert(note, id);
+                        notes.insert(note, p.id);
                         notify_approval(&app, note, &p);
                     }
                 }
@@ -137,22 +128,23 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, api: Api, notes: Notes, mut model: M
 
             // Servers, every other second (and at once on the first tick).
             if tick % 2 == 1 || next.service_error.is_some() {
-                match api.control().call(Method::GET, "/v1/status", None).await {
+                match api.control().status().await {
                     Ok(v) => {
                         let fresh = Model::from_status(&v, next.pending);
                         next.servers = fresh.servers;
-                        if v != last_status {
+                        next.problems = fresh.problems;
+                        if last_status.as_ref() != Some(&v) {
                             let _ = app.emit("status", &v);
-                            last_status = v;
+                            last_status = Some(v);
                         }
                     }
                     Err(e) => next.service_error = Some(e.to_string()),
                 }
             }
             if let Some(e) = &next.service_error {
-                let _ = app.emit("service", json!({ "error": e }));
+                let _ = app.emit("service", ServiceEvent { error: Some(e) });
             } else if model.service_error.is_some() {
-                let _ = app.emit("service", json!({ "error": null }));
+                let _ = app.emit("service", ServiceEvent { error: None });
             }
             if next != model {
                 if let Err(e) = tray::update(&app, &model, &next) {
@@ -164,13 +156,16 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, api: Api, notes: Notes, mut model: M
     });
 }
 
+/// The payload of a `service` event: why the service cannot be reached, or `null` once it can.
+#[derive(serde::Serialize, Clone)]
+struct ServiceEvent<'a> {
+    error: Option<&'a str>,
+}
+
 /// "Cursor wants to use linear (scopes: read write)" with Allow once / Always / Deny.
-fn notify_approval<R: Runtime>(app: &AppHandle<R>, note: i32, p: &Value) {
-    let host = p["host"].as_str().unwrap_or("A host");
-    let server = p["server"].as_str().unwrap_or("a server");
-    let scopes: Vec<&str> = p["scopes"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-    let scopes = if scopes.is_empty() { "none".to_owned() } else { scopes.join(" ") };
-    let body = format!("{host} wants to use {server} (scopes: {scopes})");
+fn notify_approval<R: Runtime>(app: &AppHandle<R>, note: i32, p: &api::Approval) {
+    let scopes = if p.scopes.is_empty() { "none".to_owned() } else { p.scopes.join(" ") };
+    let body = format!("{} wants to use {} (scopes: {scopes})", p.host, p.server);
     let shown = app.notification().builder().id(note).title("mcp-broker: allow a new host?").body(&body).action_type_id(ACTION_TYPE).show();
     if let Err(e) = shown {
         tracing::warn!("cannot show a notification ({e}): {body}");

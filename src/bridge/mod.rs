@@ -61,7 +61,7 @@ pub async fn run(control: Control, server: &str, host: &str) -> anyhow::Result<(
     });
     let bridge = Arc::new(Bridge {
         control,
-        path: format!("/servers/{server}/mcp"),
+        path: crate::service::client::mcp_path(server),
         host: host.to_owned(),
         session: Mutex::new(None),
         version: Mutex::new(None),

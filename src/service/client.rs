@@ -1,5 +1,7 @@
-//! The client side of the control socket: HTTP/1.1 over the Unix socket (hyper), and
-//! starting the service when none runs, the way gpg-agent is started on demand.
+//! The client side of the control socket: HTTP/1.1 over the Unix socket (hyper), starting
+//! the service when none runs (the way gpg-agent is started on demand), and one typed
+//! method per route of the control API ([`super::api`]) for the CLI and the tray app.
+//! The paths are built here only, every name in them percent-encoded ([`segment`]).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -12,9 +14,14 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use std::sync::{Arc, Mutex};
 use hyper_util::rt::TokioIo;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::net::UnixStream;
 
+use super::api;
 use super::instance::{self, Paths};
+use crate::consent::Decision;
 use crate::vault::Home;
 
 /// The header that names the service's version on every control-socket answer.
@@ -38,6 +45,9 @@ pub enum ClientError {
     Connection(String),
     #[error("{0}")]
     Api(String),
+    /// An answer that is not what the API says (a service of another version, say).
+    #[error("the mcp-broker service gave an answer this program cannot read (is it another version?): {0}")]
+    BadAnswer(String),
 }
 
 /// A handle on the service's control socket.
@@ -83,8 +93,8 @@ impl Control {
     /// Ask the service to stop and wait until it has exited (it finishes open requests and
     /// writes its audit first), so that whatever runs next finds it gone.
     pub async fn stop(self, timeout: Duration) -> Result<(), ClientError> {
-        let pid = self.call(Method::GET, "/v1/ping", None).await?["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
-        self.call(Method::POST, "/v1/shutdown", None).await?;
+        let pid = self.ping().await.ok().map(|p| p.pid);
+        self.shutdown().await?;
         let paths = self.paths.clone();
         drop(self); // its kept connection would hold the stopping service's control socket
         let deadline = Instant::now() + timeout;
@@ -225,19 +235,199 @@ impl Control {
         Some(idle.swap_remove(ready))
     }
 
-    /// A JSON call: the answer's JSON, or its `error` as [`ClientError::Api`].
-    pub async fn call(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<serde_json::Value, ClientError> {
+    /// A JSON call: the answer read as `T`, or its [`api::ErrorBody`] as [`ClientError::Api`].
+    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Bytes) -> Result<T, ClientError> {
         let (resp, lease) = self.send_leased(json_request(method, path, body)).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await.map_err(|e| ClientError::Connection(e.to_string()))?.to_bytes();
         lease.release();
-        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        if status.is_success() {
-            return Ok(value);
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
         }
-        let message = value["error"].as_str().map(str::to_owned).unwrap_or_else(|| format!("HTTP {status}"));
-        Err(ClientError::Api(message))
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadAnswer(e.to_string()))
     }
+}
+
+/// The typed control API: one method per route of [`api::ROUTES`] (but the bridge's MCP
+/// endpoint, see [`mcp_path`]).
+impl Control {
+    /// `GET /v1/ping`: which service answers.
+    pub async fn ping(&self) -> Result<api::Ping, ClientError> {
+        self.call(Method::GET, "/v1/ping", Bytes::new()).await
+    }
+
+    /// `GET /v1/status`: every server, the endpoint, the service's problems.
+    pub async fn status(&self) -> Result<api::Status, ClientError> {
+        self.call(Method::GET, "/v1/status", Bytes::new()).await
+    }
+
+    /// The server named `name`, if the service knows one (how a client finds the URL to
+    /// sign in to a server again).
+    pub async fn server(&self, name: &str) -> Result<Option<api::Server>, ClientError> {
+        Ok(self.status().await?.server(name).cloned())
+    }
+
+    /// `POST /v1/login`: sign in, reading the NDJSON stream of [`api::LoginEvent`]s to its
+    /// `done` (the server) or `error`. `on_event` sees the progress in between (`open_url`,
+    /// `browser_failed`); events this program does not know are skipped.
+    pub async fn login(&self, req: &api::Login, mut on_event: impl FnMut(&api::LoginEvent)) -> Result<api::Server, ClientError> {
+        let resp = self.send(json_request(Method::POST, "/v1/login", json_body(req))).await?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            return Err(api_error(status, &bytes));
+        }
+        let mut lines = Lines::default();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Connection(e.to_string()))?;
+            let Some(chunk) = frame.data_ref() else { continue };
+            for line in lines.push(chunk) {
+                match login_event(&line)? {
+                    Some(api::LoginEvent::Done { server }) => return Ok(server),
+                    Some(api::LoginEvent::Error { message }) => return Err(ClientError::Api(message)),
+                    Some(api::LoginEvent::Unknown) | None => {}
+                    Some(event) => on_event(&event),
+                }
+            }
+        }
+        Err(ClientError::Connection("the service stopped during the sign-in".into()))
+    }
+
+    /// `POST /v1/resolve`: the name of the server given by URL, without signing in.
+    pub async fn resolve(&self, req: &api::Login) -> Result<api::Resolved, ClientError> {
+        self.call(Method::POST, "/v1/resolve", json_body(req)).await
+    }
+
+    /// `POST /v1/servers/{name}/refresh`: refresh the access token now.
+    pub async fn refresh(&self, name: &str) -> Result<api::Refreshed, ClientError> {
+        self.call(Method::POST, &format!("/v1/servers/{}/refresh", segment(name)), Bytes::new()).await
+    }
+
+    /// `POST /v1/servers/{name}/logout`: revoke the tokens and forget them; `local` forgets
+    /// them even when the authorization server cannot be reached.
+    pub async fn logout(&self, name: &str, local: bool) -> Result<api::LoggedOut, ClientError> {
+        self.call(Method::POST, &format!("/v1/servers/{}/logout", segment(name)), json_body(&api::Logout { local })).await
+    }
+
+    /// `DELETE /v1/servers/{name}`: sign out (revoking) and forget the server.
+    pub async fn remove_server(&self, name: &str) -> Result<api::ServerRemoved, ClientError> {
+        self.call(Method::DELETE, &format!("/v1/servers/{}", segment(name)), Bytes::new()).await
+    }
+
+    /// `GET /v1/hosts`: the hosts with keys, and which host used which server.
+    pub async fn hosts(&self) -> Result<api::Hosts, ClientError> {
+        self.call(Method::GET, "/v1/hosts", Bytes::new()).await
+    }
+
+    /// `POST /v1/hosts`: create a host's key (the answer is the one time it is shown).
+    pub async fn add_host(&self, req: &api::NewHost) -> Result<api::HostAdded, ClientError> {
+        self.call(Method::POST, "/v1/hosts", json_body(req)).await
+    }
+
+    /// `DELETE /v1/hosts/{name}`: delete a host's key.
+    pub async fn remove_host(&self, name: &str) -> Result<api::HostRemoved, ClientError> {
+        self.call(Method::DELETE, &format!("/v1/hosts/{}", segment(name)), Bytes::new()).await
+    }
+
+    /// `GET /v1/approvals`: what waits for the user (asking marks a UI as attached).
+    pub async fn approvals(&self) -> Result<api::Approvals, ClientError> {
+        self.call(Method::GET, "/v1/approvals", Bytes::new()).await
+    }
+
+    /// `POST /v1/approvals/{id}`: answer a pending approval.
+    pub async fn decide(&self, id: u64, decision: Decision) -> Result<api::Ack, ClientError> {
+        self.call(Method::POST, &format!("/v1/approvals/{id}"), json_body(&api::Decide { decision })).await
+    }
+
+    /// `DELETE /v1/decisions/{host}/{server}`: forget a decision; the host will be asked again.
+    pub async fn revoke_decision(&self, host: &str, server: &str) -> Result<api::Ack, ClientError> {
+        self.call(Method::DELETE, &pair_path("decisions", host, server), Bytes::new()).await
+    }
+
+    /// `GET /v1/policy/{host}/{server}`: the tools the server listed last, each enabled or not.
+    pub async fn policy(&self, host: &str, server: &str) -> Result<api::Policy, ClientError> {
+        self.call(Method::GET, &pair_path("policy", host, server), Bytes::new()).await
+    }
+
+    /// `PUT /v1/policy/{host}/{server}`: set the tools this host may not call.
+    pub async fn set_policy(&self, host: &str, server: &str, req: &api::SetPolicy) -> Result<api::Ack, ClientError> {
+        self.call(Method::PUT, &pair_path("policy", host, server), json_body(req)).await
+    }
+
+    /// `GET /v1/audit`: the latest calls, newest first.
+    pub async fn audit(&self, query: &api::AuditQuery) -> Result<api::Calls, ClientError> {
+        self.call(Method::GET, &format!("/v1/audit?{}", query.to_query()), Bytes::new()).await
+    }
+
+    /// `POST /v1/shutdown`: ask the service to stop (see [`Self::stop`] to wait for it).
+    pub async fn shutdown(&self) -> Result<api::Stopping, ClientError> {
+        self.call(Method::POST, "/v1/shutdown", Bytes::new()).await
+    }
+}
+
+/// What a failed call's body says, or its HTTP status when it says nothing readable.
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<api::ErrorBody>(body) {
+        Ok(e) => ClientError::Api(e.error),
+        Err(_) => ClientError::Api(format!("HTTP {status}")),
+    }
+}
+
+/// A request body as JSON (the API's types always serialize).
+fn json_body(body: &impl Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// The bytes not in a path segment as they are: all but letters, digits and `-._~`.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// `s` as one path segment, percent-encoded: the service validates names, but a name is
+/// still never trusted to hold no `/`, `%`, `?` or `#`. A segment of dots only (`.`, `..`)
+/// is encoded whole, so that nothing on the way can take it for a step up the path.
+pub fn segment(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b == b'.') {
+        return "%2E".repeat(s.len());
+    }
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// `/v1/{what}/{host}/{server}`, both names escaped.
+fn pair_path(what: &str, host: &str, server: &str) -> String {
+    format!("/v1/{what}/{}/{}", segment(host), segment(server))
+}
+
+/// The bridge's MCP endpoint for the server `name` on the control socket.
+pub fn mcp_path(name: &str) -> String {
+    format!("/servers/{}/mcp", segment(name))
+}
+
+/// Splits a byte stream into lines as they complete (NDJSON arrives in arbitrary chunks).
+#[derive(Default)]
+struct Lines {
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    /// Add a chunk; returns the lines it completed, without their `\n`.
+    fn push(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+        self.buf.extend_from_slice(chunk);
+        let mut lines = Vec::new();
+        while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+            let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+            line.pop();
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+/// One NDJSON line of the login stream; `None` for a blank line.
+fn login_event(line: &[u8]) -> Result<Option<api::LoginEvent>, ClientError> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(line).map(Some).map_err(|e| ClientError::BadAnswer(format!("a sign-in event: {e}")))
 }
 
 /// Warn once per process when the service that answers is another version than this
@@ -315,19 +505,69 @@ pub fn service_exe() -> std::io::Result<PathBuf> {
     Ok(if name.as_deref() == Some(BRIDGE_EXE) { exe.with_file_name("mcp-broker") } else { exe })
 }
 
-/// A request to the control socket with a JSON body.
-pub fn json_request(method: Method, path: &str, body: Option<serde_json::Value>) -> Request<Full<Bytes>> {
-    let bytes = body.map(|b| serde_json::to_vec(&b).unwrap_or_default()).unwrap_or_default();
+/// A request to the control socket with a JSON body (empty for none).
+fn json_request(method: Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
     Request::builder()
         .method(method)
         .uri(path)
         .header("host", "mcp-broker")
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(bytes)))
+        .body(Full::new(body))
         .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
 }
 
 /// Whether a status means "retry after starting the service".
 pub fn is_success(status: StatusCode) -> bool {
     status.is_success()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_paths_are_percent_encoded() {
+        assert_eq!(segment("linear"), "linear");
+        assert_eq!(segment("my_host-1.x~"), "my_host-1.x~");
+        assert_eq!(segment("a/b"), "a%2Fb");
+        assert_eq!(segment("50%"), "50%25");
+        assert_eq!(segment("../etc"), "..%2Fetc");
+        assert_eq!(segment("a b?c#d"), "a%20b%3Fc%23d");
+        assert_eq!(segment("é"), "%C3%A9");
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("."), "%2E");
+    }
+
+    #[test]
+    fn route_paths_escape_each_name() {
+        assert_eq!(pair_path("policy", "cursor/x", "50%"), "/v1/policy/cursor%2Fx/50%25");
+        assert_eq!(mcp_path("a/b"), "/servers/a%2Fb/mcp");
+        assert_eq!(mcp_path("linear"), "/servers/linear/mcp");
+    }
+
+    #[test]
+    fn ndjson_lines_are_split_across_chunks() {
+        let mut lines = Lines::default();
+        assert!(lines.push(b"{\"event\":").is_empty());
+        assert_eq!(lines.push(b"\"x\"}\n{\"a\"\n"), [b"{\"event\":\"x\"}".to_vec(), b"{\"a\"".to_vec()]);
+        assert_eq!(lines.push(b"\n"), [Vec::<u8>::new()]);
+    }
+
+    #[test]
+    fn login_lines_parse_to_events() {
+        let open = login_event(br#"{"event":"open_url","url":"https://as.example/a"}"#).unwrap();
+        assert!(matches!(open, Some(api::LoginEvent::OpenUrl { url }) if url.as_str() == "https://as.example/a"));
+        assert_eq!(login_event(br#"{"event":"error","message":"no"}"#).unwrap(), Some(api::LoginEvent::Error { message: "no".into() }));
+        assert_eq!(login_event(br#"{"event":"later","x":1}"#).unwrap(), Some(api::LoginEvent::Unknown));
+        assert_eq!(login_event(b"  ").unwrap(), None);
+        assert!(matches!(login_event(b"not json"), Err(ClientError::BadAnswer(_))));
+    }
+
+    #[test]
+    fn failed_calls_say_the_services_error_or_the_status() {
+        let e = api_error(StatusCode::NOT_FOUND, br#"{"error":"no server x"}"#);
+        assert_eq!(e.to_string(), "no server x");
+        let e = api_error(StatusCode::BAD_REQUEST, b"Invalid URL");
+        assert_eq!(e.to_string(), "HTTP 400 Bad Request");
+    }
 }

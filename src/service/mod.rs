@@ -5,8 +5,11 @@
 //! - the **MCP endpoint** on loopback TCP for hosts that speak Streamable HTTP, guarded by
 //!   per-host keys, `Origin` and `Host` checks ([`endpoint`]).
 //!
+//! The control API's wire types are in [`api`], shared by the service and [`client`].
+//!
 //! Both hand MCP traffic to the one [`crate::mcp::Proxy`].
 
+pub mod api;
 pub mod client;
 pub mod control;
 pub mod instance;

@@ -81,6 +81,7 @@ fn status_lists_no_servers_on_a_new_home() {
     let v = invoke(&f, "status", json!({})).unwrap();
     assert_eq!(v["servers"], json!([]));
     assert!(v["endpoint"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    assert_eq!(v["problems"], json!([]), "a new home has no problems: {v}");
 }
 
 #[test]

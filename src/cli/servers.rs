@@ -1,0 +1,145 @@
+//! `login`, `status`, `refresh`, `logout`: the servers and their sign-in.
+
+use anyhow::{bail, Context, Result};
+use mcp_broker::secret::Secret;
+use mcp_broker::service::api::{Login, LoginEvent, Status};
+use mcp_broker::service::client::Control;
+use url::Url;
+
+use super::args::{ClientArgs, LoginArgs};
+use super::table::{expiry_text, opt, scopes_text, table};
+
+/// A login body for `url` with the client the options choose; the client secret is read
+/// from the environment variable they name (secrets never go in argv).
+pub fn login_body(url: String, name: Option<String>, client: &ClientArgs) -> Result<Login> {
+    let client_secret = match &client.client_secret_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+            _ => bail!("--client-secret-env names {var}, but that environment variable is not set"),
+        },
+    };
+    Ok(Login {
+        url,
+        name,
+        client_id: client.client_id.clone(),
+        client_secret,
+        client_metadata_url: client.client_metadata_url.clone(),
+        ..Login::default()
+    })
+}
+
+pub async fn login(control: &Control, args: LoginArgs) -> Result<()> {
+    let (url, name) = match Url::parse(&args.server) {
+        Ok(_) => (args.server.clone(), args.name.clone()),
+        Err(_) => {
+            let known = control.server(&args.server).await?;
+            let known = known.with_context(|| format!("{:?} is neither a URL nor a known server name", args.server))?;
+            (known.url, Some(args.server.clone()))
+        }
+    };
+    let mut body = login_body(url, name, &args.client)?;
+    body.scopes = args.scope.as_deref().map(mcp_broker::oauth::discovery::www_authenticate::split_scopes).unwrap_or_default();
+    body.timeout_secs = Some(args.timeout);
+    let server = control
+        .login(&body, |event| match event {
+            LoginEvent::OpenUrl { url } => eprintln!("Opening your browser to sign in. If it does not open, visit:\n\n  {url}\n"),
+            LoginEvent::BrowserFailed { message } => eprintln!("{message}"),
+            _ => {}
+        })
+        .await?;
+    println!("Signed in to {} ({}) with scopes: {}.", server.name, server.url, scopes_text(&server.scopes));
+    Ok(())
+}
+
+pub async fn status(control: &Control, json: bool) -> Result<()> {
+    let status = control.status().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    print_status(&status);
+    Ok(())
+}
+
+/// The service's problems first (they explain what follows), then the servers.
+fn print_status(status: &Status) {
+    print!("{}", status_text(status));
+}
+
+fn status_text(status: &Status) -> String {
+    let mut out = String::new();
+    if !status.problems.is_empty() {
+        out.push_str("Problems:\n");
+        for p in &status.problems {
+            out.push_str(&format!("  - {p}\n"));
+        }
+        out.push('\n');
+    }
+    if status.servers.is_empty() {
+        out.push_str("No servers yet. Sign in to one with: mcp-broker login <URL>\n");
+        return out;
+    }
+    let rows: Vec<[String; 5]> = status
+        .servers
+        .iter()
+        .map(|s| [s.name.clone(), opt(&s.account), scopes_text(&s.scopes), expiry_text(s.expires_at), s.state.as_str().replace('_', " ")])
+        .collect();
+    out.push_str(&table(["SERVER", "ACCOUNT", "SCOPES", "EXPIRES", "STATE"], &rows));
+    out.push_str(&format!("\nHTTP endpoint: {}/servers/NAME/mcp\n", status.endpoint));
+    out
+}
+
+pub async fn refresh(control: &Control, name: &str) -> Result<()> {
+    let refreshed = control.refresh(name).await?;
+    println!("Refreshed {name}; the access token expires {}.", expiry_text(refreshed.server.expires_at));
+    Ok(())
+}
+
+pub async fn logout(control: &Control, name: &str, local: bool) -> Result<()> {
+    let out = control.logout(name, local).await?;
+    let how = if out.revoked { "revoked at the authorization server and forgotten" } else { "forgotten (not revoked)" };
+    println!("Signed out of {name}: tokens {how}.");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use mcp_broker::service::api::{Server, Status};
+    use mcp_broker::vault::ServerState;
+
+    use super::status_text;
+
+    fn status(problems: &[&str], servers: Vec<Server>) -> Status {
+        Status { servers, endpoint: "http://127.0.0.1:7".into(), version: "v".into(), problems: problems.iter().map(|p| p.to_string()).collect() }
+    }
+
+    #[test]
+    fn problems_come_first() {
+        let text = status_text(&status(&["consent.json is damaged"], vec![]));
+        assert!(text.starts_with("Problems:\n  - consent.json is damaged\n\n"), "{text}");
+        assert!(text.contains("No servers yet"));
+        assert!(!status_text(&status(&[], vec![])).contains("Problems"));
+    }
+
+    #[test]
+    fn servers_are_a_table_with_the_endpoint() {
+        let server = Server {
+            name: "linear".into(),
+            url: "u".into(),
+            resource: "u".into(),
+            state: ServerState::NeedsLogin,
+            issuer: "i".into(),
+            client_id: "c".into(),
+            account: None,
+            scopes: vec!["read".into(), "write".into()],
+            expires_at: None,
+            has_refresh_token: false,
+            last_used_at: None,
+            last_error: None,
+        };
+        let text = status_text(&status(&[], vec![server]));
+        assert!(text.contains("linear  -        read write  -        needs login"), "{text}");
+        assert!(text.ends_with("HTTP endpoint: http://127.0.0.1:7/servers/NAME/mcp\n"), "{text}");
+    }
+}

@@ -1,0 +1,387 @@
+//! The control API's wire types: what each route of the control socket takes and answers,
+//! as serde types shared by the service ([`super::control`]) and its clients
+//! ([`super::client`]: the CLI, the tray app). docs/CONTROL_API.md describes the same
+//! routes for people; a test below holds the two together.
+//!
+//! The field names are the wire's. Optional fields are written as `null` (the service has
+//! always done so) and read with a default, so that an answer of an older service without
+//! them still parses. Secrets that cross the socket (a login's client secret, a new host's
+//! key) are [`Secret`]s: redacted in `Debug`, their plain value on the wire only.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::consent::{Decision, DecisionRecord};
+use crate::hosts::HostInfo;
+use crate::secret::Secret;
+use crate::vault::{ServerRecord, ServerState};
+
+/// Every route of the control socket as (method, path), in the router's order. `ANY` is a
+/// route that takes every method (the MCP endpoint for the bridge). The router is built
+/// from a table asserted equal to this one, and docs/CONTROL_API.md is checked against it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/ping"),
+    ("GET", "/v1/status"),
+    ("POST", "/v1/login"),
+    ("POST", "/v1/resolve"),
+    ("POST", "/v1/servers/{name}/refresh"),
+    ("POST", "/v1/servers/{name}/logout"),
+    ("DELETE", "/v1/servers/{name}"),
+    ("GET", "/v1/hosts"),
+    ("POST", "/v1/hosts"),
+    ("DELETE", "/v1/hosts/{name}"),
+    ("GET", "/v1/approvals"),
+    ("POST", "/v1/approvals/{id}"),
+    ("DELETE", "/v1/decisions/{host}/{server}"),
+    ("GET", "/v1/policy/{host}/{server}"),
+    ("PUT", "/v1/policy/{host}/{server}"),
+    ("GET", "/v1/audit"),
+    ("POST", "/v1/shutdown"),
+    ("ANY", "/servers/{name}/mcp"),
+];
+
+/// Every failed call: a non-2xx status and this body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// One line for the user.
+    pub error: String,
+}
+
+/// `GET /v1/ping`: which service answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    pub version: String,
+    pub pid: u32,
+    /// The loopback URL of the MCP endpoint for HTTP hosts.
+    pub endpoint: String,
+}
+
+/// `GET /v1/status`: every server, the endpoint, and what is wrong with the service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub servers: Vec<Server>,
+    pub endpoint: String,
+    /// Empty from services older than the version check, which named none.
+    #[serde(default)]
+    pub version: String,
+    /// What the service cannot do as configured (a damaged file, say), one line each for
+    /// the user; empty when all is well. Services before this field send none.
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+impl Status {
+    /// The server named `name`, if the service knows it.
+    pub fn server(&self, name: &str) -> Option<&Server> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+}
+
+/// A server as every client shows it. Never a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Server {
+    pub name: String,
+    pub url: String,
+    /// The audience its tokens are minted for.
+    pub resource: String,
+    pub state: ServerState,
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub has_refresh_token: bool,
+    /// When a host last used it (from the audit).
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// The last refresh failure that did not end the grant.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl Server {
+    /// The view of a stored server; `last_used_at` comes from the audit's usage.
+    pub fn from_record(r: &ServerRecord, last_used_at: Option<OffsetDateTime>) -> Self {
+        Self {
+            name: r.name.clone(),
+            url: r.url.clone(),
+            resource: r.resource.clone(),
+            state: r.state,
+            issuer: r.issuer.clone(),
+            client_id: r.client_id.clone(),
+            account: r.account.clone(),
+            scopes: r.scopes.clone(),
+            expires_at: r.expires_at,
+            has_refresh_token: r.has_refresh_token,
+            last_used_at,
+            last_error: r.last_error.clone(),
+        }
+    }
+}
+
+/// The body of `POST /v1/login` and `POST /v1/resolve`: which server, and which client to
+/// sign in with. The client secret travels only over the private socket.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Login {
+    /// The server's URL (for `resolve`, may be empty when `name` names a known server).
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A client registered in advance at the authorization server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    /// A Client ID Metadata Document to use as the client id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_metadata_url: Option<Url>,
+    /// Scopes to request beyond those the server asks for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// How long to wait for the browser sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+}
+
+/// One line of the NDJSON stream `POST /v1/login` answers with: progress, then `done` or
+/// `error`, tagged by `"event"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LoginEvent {
+    /// The browser is being opened at `url`; show it in case it does not open.
+    OpenUrl { url: Url },
+    /// The browser could not be opened.
+    BrowserFailed { message: String },
+    /// Signed in: the last line.
+    Done { server: Server },
+    /// The sign-in failed: the last line.
+    Error { message: String },
+    /// An event of a newer service that this program does not know: skipped.
+    #[serde(other)]
+    Unknown,
+}
+
+/// `POST /v1/resolve`: the name the server given by URL has (or will have).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolved {
+    pub name: String,
+}
+
+/// `POST /v1/servers/{name}/refresh`: the server with its new token's expiry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refreshed {
+    pub server: Server,
+}
+
+/// The body of `POST /v1/servers/{name}/logout` (optional).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logout {
+    /// Forget the tokens even when the authorization server cannot be reached to revoke them.
+    #[serde(default)]
+    pub local: bool,
+}
+
+/// `POST /v1/servers/{name}/logout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedOut {
+    /// Whether the authorization server confirmed revoking the tokens (RFC 7009).
+    pub revoked: bool,
+}
+
+/// `DELETE /v1/servers/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerRemoved {
+    pub removed: String,
+    pub revoked: bool,
+}
+
+/// `GET /v1/hosts`: the hosts with HTTP keys, and which host used which server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hosts {
+    pub hosts: Vec<HostInfo>,
+    pub usage: Vec<Usage>,
+}
+
+/// Which host used which server, how often and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub host: String,
+    pub server: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_used: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_used: OffsetDateTime,
+    pub calls: i64,
+}
+
+impl From<crate::audit::Usage> for Usage {
+    fn from(u: crate::audit::Usage) -> Self {
+        Self { host: u.host, server: u.server, first_used: u.first_used, last_used: u.last_used, calls: u.calls }
+    }
+}
+
+/// The body of `POST /v1/hosts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewHost {
+    pub name: String,
+    /// Let other users' programs present the key too.
+    #[serde(default)]
+    pub any_user: bool,
+}
+
+/// `POST /v1/hosts`: the new key, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostAdded {
+    pub host: String,
+    pub key: Secret,
+    pub endpoint: String,
+}
+
+/// `DELETE /v1/hosts/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRemoved {
+    pub removed: String,
+}
+
+/// `GET /v1/approvals`: first-use approvals waiting for the user, and the decisions kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approvals {
+    pub pending: Vec<Approval>,
+    pub decisions: Vec<DecisionRecord>,
+    /// Always true: asking is what marks a UI as attached.
+    pub ui_attached: bool,
+}
+
+/// A host's first request for a server, waiting for the user's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub id: u64,
+    pub host: String,
+    pub server: String,
+    pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+}
+
+impl From<crate::consent::Approval> for Approval {
+    fn from(a: crate::consent::Approval) -> Self {
+        Self { id: a.id, host: a.host, server: a.server, scopes: a.scopes, requested_at: a.requested_at }
+    }
+}
+
+/// The body of `POST /v1/approvals/{id}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decide {
+    pub decision: Decision,
+}
+
+/// The answer of the calls that have nothing to tell but success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// Always true.
+    pub ok: bool,
+}
+
+impl Ack {
+    pub const OK: Self = Self { ok: true };
+}
+
+/// `GET /v1/policy/{host}/{server}`: the tools the server listed last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub tools: Vec<Tool>,
+}
+
+/// A tool and whether this host may call it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub enabled: bool,
+}
+
+/// The body of `PUT /v1/policy/{host}/{server}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetPolicy {
+    /// The tools this host may not call (all others it may).
+    pub disabled: BTreeSet<String>,
+}
+
+/// The query of `GET /v1/audit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// Only calls to this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Only calls of this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// How many calls (default 50, at most 10 000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+impl AuditQuery {
+    /// The query string (no `?`); empty filters are left out.
+    pub fn to_query(&self) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [("server", self.server.as_deref()), ("host", self.host.as_deref())] {
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                q.append_pair(key, v);
+            }
+        }
+        if let Some(limit) = self.limit {
+            q.append_pair("limit", &limit.to_string());
+        }
+        q.finish()
+    }
+}
+
+/// `GET /v1/audit`: the latest calls, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calls {
+    pub calls: Vec<Call>,
+}
+
+/// One call a host made through the broker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub host: String,
+    pub server: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub tool: Option<String>,
+    /// The upstream HTTP status, or 0 when no upstream answer came.
+    pub status: u16,
+    pub duration_ms: f64,
+    /// What the broker itself decided, when it answered instead of the upstream.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl From<crate::audit::Call> for Call {
+    fn from(c: crate::audit::Call) -> Self {
+        Self { time: c.time, host: c.host, server: c.server, method: c.method, tool: c.tool, status: c.status, duration_ms: c.duration_ms, error: c.error }
+    }
+}
+
+/// `POST /v1/shutdown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopping {
+    /// Always true.
+    pub stopping: bool,
+}
+
+#[cfg(test)]
+mod tests;
