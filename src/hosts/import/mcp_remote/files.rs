@@ -5,7 +5,7 @@
 //! (`id_token`, `jwks`, …) are ignored, as mcp-remote's own schema strips them.
 
 use oauth2::{AccessToken, RefreshToken};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::secret::Secret;
@@ -14,7 +14,7 @@ use crate::secret::Secret;
 #[derive(Debug, Deserialize)]
 pub struct ClientInfo {
     pub client_id: String,
-    #[serde(default, deserialize_with = "optional_secret")]
+    #[serde(default)]
     pub client_secret: Option<Secret>,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
@@ -61,10 +61,6 @@ impl Tokens {
         let text = self.scope.as_deref().or(self.requested_scope.as_deref()).unwrap_or_default();
         text.split_whitespace().map(str::to_owned).collect()
     }
-}
-
-fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.map(Secret::new))
 }
 
 #[cfg(test)]
