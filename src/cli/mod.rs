@@ -4,6 +4,7 @@
 mod args;
 mod connect;
 mod hosts;
+mod import;
 mod servers;
 mod table;
 
@@ -36,6 +37,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Connect(args) => connect::connect(control, args).await,
         Command::Hosts { command } => hosts::hosts(&control, command).await,
         Command::Audit { json, server, limit } => hosts::audit(&control, json, server, limit).await,
+        Command::Import { command } => import::import(&control, command).await,
         Command::Daemon { .. } | Command::Stop => unreachable!("handled above"),
     }
 }

@@ -3,7 +3,8 @@
 //! of one server named `<hash>_<file>`: `client_info.json` and `tokens.json` ([`files`]),
 //! and what a sign-in or refresh leaves meanwhile (`code_verifier_<state>.txt`,
 //! `discovery_state_<state>.json`, `refresh_in_progress.json`, `lock.json`, temp files).
-//! [`hash`] says which server a `<hash>` is, [`plan`] what each entry becomes.
+//! [`hash`] says which server a `<hash>` is, [`plan`] what each entry becomes, [`report`] runs
+//! an import over the store and says what it did.
 //!
 //! Reading is never fatal: a file that is not what mcp-remote writes (garbage, too large, a
 //! symlink, unreadable) is reported as a [`Problem`] and the rest is still read. Symlinks
@@ -12,6 +13,7 @@
 pub mod files;
 pub mod hash;
 pub mod plan;
+pub mod report;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -23,6 +25,7 @@ use serde::Serialize;
 pub use files::{ClientInfo, Tokens};
 pub use hash::{candidates, find, server_url_hash, Candidate};
 pub use plan::{plan, Grant, Outcome, Planned};
+pub use report::{import_all, EntryOutcome, EntryReport, Report};
 
 /// mcp-remote's files are a few hundred bytes; anything past this is not one of them.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
