@@ -111,3 +111,27 @@ test('import mcp-remote --delete-plaintext: its grant works through the broker w
     assert.deepEqual(await findBytesUnder(home, secret), [], 'no token bytes under the broker home');
   }
 });
+
+test('import mcp-remote --url without --delete-plaintext: imported, and every plaintext file left is named', async (t) => {
+  await needKeychain();
+  const as = await startAs(t);
+  const mcp = await startMcpServer(t, { issuer: as.issuer });
+  const { home, browserLog } = await makeServiceHome(t);
+  const userHome = await makeHome(t, 'mcp-remote-user-');
+  await signInWithMcpRemote(t, userHome, mcp.url);
+  const files = Object.keys(await storeFiles(userHome));
+
+  const env = { HOME: userHome, MCP_REMOTE_CONFIG_DIR: '' };
+  const none = await runBroker(['import', 'mcp-remote'], { home, browserLog, env });
+  assert.equal(none.code, 0, describeRun(none));
+  assert.match(none.stdout, /not matched: mcp-remote-v1\/[0-9a-f]{32}/, `no host config names it: ${none.stdout}`);
+
+  const r = await runBroker(['import', 'mcp-remote', '--url', mcp.url], { home, browserLog, env });
+  assert.equal(r.code, 0, describeRun(r));
+  assert.match(r.stdout, new RegExp(`imported ${mcp.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} as \\S+`), r.stdout);
+  assert.match(r.stdout, /plaintext files remain/, r.stdout);
+  for (const f of files) assert.ok(r.stdout.includes(f), `${f} is named as left: ${r.stdout}`);
+  assert.deepEqual(Object.keys(await storeFiles(userHome)).sort(), files.sort(), 'nothing deleted without --delete-plaintext');
+  assert.equal(await browserOpens(browserLog), 0, 'no browser sign-in');
+  assert.deepEqual((await asStats(as)).grant_errors, [], 'no grant errors');
+});

@@ -117,6 +117,13 @@ impl EntryReport {
     }
 }
 
+/// Why an imported entry's files must not be used again: the proving refresh spent their
+/// refresh token, and an AS with reuse detection revokes the whole grant (the broker's copy
+/// too) when mcp-remote presents it again.
+const SPENT: &str = "the import spent the refresh token in those files: a host still running mcp-remote for an imported server \
+would present it again, and an authorization server that detects reuse then ends the grant for the broker too; \
+switch those hosts to the broker and delete the files";
+
 impl Report {
     /// The report for the user: a line per entry, then what was skipped, then the plaintext
     /// files that remain.
@@ -131,6 +138,9 @@ impl Report {
             let hint = if delete { "" } else { " (--delete-plaintext removes those of imported servers)" };
             out.push(format!("plaintext files remain{hint}:"));
             out.extend(left.iter().map(|p| format!("  {}", p.display())));
+        }
+        if self.entries.iter().any(|e| e.outcome == EntryOutcome::Imported && !e.plaintext_left.is_empty()) {
+            out.push(SPENT.to_owned());
         }
         out
     }
@@ -197,7 +207,9 @@ mod tests {
         let outcomes: Vec<_> = report.entries.iter().map(|e| e.outcome).collect();
         assert_eq!(outcomes, [EntryOutcome::NotMatched, EntryOutcome::Imported, EntryOutcome::NotMatched]);
         assert_eq!(report.entries[1].plaintext_left.len(), 2);
-        assert!(report.lines(false).iter().any(|l| l.contains("--delete-plaintext")));
+        let lines = report.lines(false);
+        assert!(lines.iter().any(|l| l.contains("--delete-plaintext")));
+        assert!(lines.iter().any(|l| l.starts_with("the import spent the refresh token")), "{lines:?}");
         assert_eq!(report.problems.len(), 1, "the garbage file is reported");
     }
 }
