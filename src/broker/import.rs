@@ -5,7 +5,9 @@
 //! 2. check what the tool recorded belongs there: the issuer its client and tokens name (when
 //!    it recorded one) is this server's, the tokens are Bearer tokens, the client
 //!    authenticates in a way the broker speaks;
-//! 3. store client and tokens as a sign-in does ([`Broker::save_login`]: keychain first);
+//! 3. store client and tokens as a sign-in does ([`Broker::save_login`]: keychain first), the
+//!    client flagged as imported: its redirect URIs are the tool's, so it serves this grant
+//!    and no new sign-in;
 //! 4. prove it: one refresh through the usual path when there is a refresh token (single
 //!    flight, the rotated token stored before anything else), else one MCP request that the
 //!    server must accept with the access token.
@@ -89,8 +91,8 @@ impl Broker {
         let before = self.before(&name, &credentials)?;
         let issued = issued(tokens);
         let requested = issued.scopes.clone().unwrap_or_default();
-        let proved = match self.save_login(&name, &discovery, &credentials, &issued, &requested) {
-            Ok(_) => self.prove(&name, &discovery, &issued).await,
+        let proved = match self.save_login(&name, &discovery, &credentials, &issued, &requested).and_then(|_| self.mark_imported(&credentials)) {
+            Ok(()) => self.prove(&name, &discovery, &issued).await,
             Err(e) => Err(e),
         };
         match proved {
@@ -114,6 +116,13 @@ impl Broker {
         } else {
             Err(Error::Import { name: name.to_owned(), reason: ImportRefused::Rejected(format!("HTTP {}", status.as_u16())) })
         }
+    }
+
+    /// Flag the client as another tool's, so no new sign-in is offered it.
+    fn mark_imported(&self, credentials: &Credentials) -> Result<(), Error> {
+        let key = vault::store::client_map_key(&credentials.client.key());
+        self.vault.store.update(|r| r.clients.get_mut(&key).map(|c| c.imported = true))?;
+        Ok(())
     }
 
     fn before(&self, name: &str, credentials: &Credentials) -> Result<Before, Error> {

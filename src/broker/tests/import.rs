@@ -95,7 +95,8 @@ async fn an_import_is_stored_and_proved_by_one_refresh_whose_rotated_token_is_ke
     assert_eq!(f.script.asked(), [Asked::Refresh { client_id: "mr-1".into(), refresh_token: "rt-1".into(), resource: url }]);
     assert_eq!(f.stored("imp").refresh_token.unwrap().secret(), "rt-2");
     let client = f.broker.stored_client(&record.client_key()).unwrap().unwrap();
-    assert_eq!((client.client.kind, client.client.issuer), (RegistrationKind::Dynamic, base));
+    assert_eq!((client.client.kind, client.client.issuer.as_str()), (RegistrationKind::Dynamic, base.as_str()));
+    assert!(f.broker.reusable_client("imp", &base).unwrap().is_none(), "a new sign-in registers its own client, for the broker's redirect URI");
     let again = f.broker.import(Some("imp".into()), &record.url, imported_client(None), imported_tokens("at-1", Some("rt-1"))).await;
     assert!(matches!(again, Err(Error::Import { reason: ImportRefused::AlreadySignedIn, .. })), "{again:?}");
     assert_eq!(f.script.asked().len(), 1, "a second import spends nothing");
