@@ -45,6 +45,7 @@ pub fn state_text(state: &str) -> &'static str {
         "signed_in" => "signed in",
         "needs_login" => "needs sign-in",
         "signed_out" => "signed out",
+        "api_key" => "API key",
         _ => "unknown",
     }
 }

@@ -6,7 +6,8 @@
 //! - [`refresh`]: the access token while fresh, one refresh when due, what failures mean;
 //! - [`signout`]: revoke, then forget;
 //! - [`clients`]: the OAuth clients a home holds, by issuer and client id;
-//! - [`pending`]: servers named before their first sign-in.
+//! - [`pending`]: servers named before their first sign-in;
+//! - [`api_keys`]: servers that take an API key instead of OAuth.
 //!
 //! Every flow ends the same way: secrets go to the keychain first, then the non-secret
 //! record to the config dir, so a crash in between never leaves metadata pointing at
@@ -14,6 +15,7 @@
 //! The authorization server is reached through [`network::AuthServer`], so all of this is
 //! unit-tested against a scripted one.
 
+pub mod api_keys;
 mod clients;
 mod flights;
 pub mod import;
@@ -71,6 +73,8 @@ pub enum Error {
     Import { name: String, reason: import::ImportRefused },
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    #[error("{0}")]
+    BadKey(String),
 }
 
 /// A login request, as the CLI (and later the service) makes it.

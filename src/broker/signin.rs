@@ -98,6 +98,9 @@ impl Broker {
                 None => registry.servers.values().find(|s| s.url == url).map(|s| s.name.clone()).unwrap_or_else(|| discovery.server.default_name()),
             };
             validate_name(&name)?;
+            if let Some(k) = registry.keyed.get(&name) {
+                return Err(Error::NameTaken { name, url: k.url.clone() });
+            }
             match registry.servers.get(&name) {
                 Some(s) if s.url != url => Err(Error::NameTaken { name, url: s.url.clone() }),
                 _ => Ok(name),

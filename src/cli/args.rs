@@ -1,6 +1,9 @@
 //! The command line's words: every subcommand and option (clap derive), and nothing else.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+use mcp_broker::hosts::detect::HostKind;
 use url::Url;
 
 #[derive(Parser)]
@@ -29,9 +32,13 @@ pub enum Command {
         #[arg(long)]
         local: bool,
     },
+    /// Add a server that takes an API key instead of OAuth; the key goes to the keychain
+    /// (read from the environment variable named, or asked here; never from the command line).
+    Add(AddArgs),
     /// The stdio bridge a host launches: MCP over stdin/stdout to the server NAME (or URL).
     Connect(ConnectArgs),
-    /// Keys for hosts that speak Streamable HTTP to the loopback endpoint.
+    /// Your AI hosts: find them, switch them to the broker and back; keys for hosts that speak
+    /// Streamable HTTP to the loopback endpoint.
     Hosts {
         #[command(subcommand)]
         command: HostsCommand,
@@ -73,6 +80,23 @@ pub struct ClientArgs {
     /// An https URL of a Client ID Metadata Document to use as the client id, where the AS supports it.
     #[arg(long, value_name = "URL", conflicts_with = "client_id")]
     pub client_metadata_url: Option<Url>,
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("key").required(true).multiple(true).args(["bearer_env", "header_env"])))]
+pub struct AddArgs {
+    /// A short name for the server.
+    pub name: String,
+    /// Its MCP endpoint (https, or http to a loopback address).
+    pub url: String,
+    /// Send the key as `Authorization: Bearer <key>`, the key read from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub bearer_env: Option<String>,
+    /// Send the key in this header, read from this environment variable; repeat for several.
+    #[arg(long, value_name = "HEADER=VAR")]
+    pub header_env: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args)]
@@ -138,4 +162,42 @@ pub enum HostsCommand {
     },
     /// Delete a host's key.
     Remove { name: String },
+    /// The AI hosts configured here, their MCP servers, and what each runs.
+    Detect {
+        #[arg(long)]
+        json: bool,
+        /// Count this project's files too (`.mcp.json`, `.cursor/mcp.json`, `.vscode/mcp.json`, …).
+        #[arg(long)]
+        project: Option<PathBuf>,
+    },
+    /// Switch a host's remote MCP entries to `mcp-broker connect`, keeping a backup.
+    Connect {
+        /// The host: claude-desktop, claude-code, cursor, vs-code, windsurf, gemini-cli, codex-cli, zed.
+        #[arg(value_parser = crate::cli::adopt::host_kind)]
+        host: HostKind,
+        /// Only these entries (by name); repeat for several.
+        #[arg(long = "server", value_name = "NAME", conflicts_with = "all")]
+        servers: Vec<String>,
+        /// Every remote entry (the default).
+        #[arg(long)]
+        all: bool,
+        /// Show what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        project: Option<PathBuf>,
+    },
+    /// Put back the entries `hosts connect` changed, as they were.
+    Disconnect {
+        #[arg(value_parser = crate::cli::adopt::host_kind)]
+        host: HostKind,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        project: Option<PathBuf>,
+    },
 }

@@ -30,6 +30,9 @@ pub async fn hosts(control: &Control, command: HostsCommand) -> Result<()> {
             control.remove_host(&name).await?;
             println!("Removed host {name}; its key no longer works.");
         }
+        HostsCommand::Detect { .. } | HostsCommand::Connect { .. } | HostsCommand::Disconnect { .. } => {
+            unreachable!("run without the service, in cli::run")
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The `mcp-broker` commands: each a thin client of the service's control API through the
 //! typed [`Control`] methods, printing a table or, with `--json`, the API's answer.
 
+mod adopt;
 mod args;
 mod connect;
 mod hosts;
@@ -13,7 +14,7 @@ use mcp_broker::service::client::Control;
 use mcp_broker::service::instance::InstanceError;
 use mcp_broker::vault::Home;
 
-pub use args::{Cli, Command};
+pub use args::{Cli, Command, HostsCommand};
 pub use connect::{exec_bridge, needs_resolving};
 
 /// Run one command (the runtime is the caller's).
@@ -28,6 +29,17 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Stop = cli.command {
         return stop(&home).await;
     }
+    // The user's own config files: no service needed.
+    if let Command::Hosts { command } = &cli.command {
+        match command {
+            HostsCommand::Detect { json, project } => return adopt::detect(project.clone(), *json),
+            HostsCommand::Connect { host, servers, dry_run, json, project, .. } => {
+                return adopt::connect(&home, *host, servers.clone(), *dry_run, *json, project.clone())
+            }
+            HostsCommand::Disconnect { host, dry_run, json, project } => return adopt::disconnect(&home, *host, *dry_run, *json, project.clone()),
+            _ => {}
+        }
+    }
     let control = Control::connect_or_start_without(&home, &secret_vars(&cli.command)).await?;
     match cli.command {
         Command::Login(args) => servers::login(&control, args).await,
@@ -35,6 +47,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Refresh { name } => servers::refresh(&control, &name).await,
         Command::Logout { name, local } => servers::logout(&control, &name, local).await,
         Command::Connect(args) => connect::connect(control, args).await,
+        Command::Add(args) => servers::add(&control, args).await,
         Command::Hosts { command } => hosts::hosts(&control, command).await,
         Command::Audit { json, server, limit } => hosts::audit(&control, json, server, limit).await,
         Command::Import { command } => import::import(&control, command).await,
@@ -47,6 +60,7 @@ fn secret_vars(command: &Command) -> Vec<String> {
     match command {
         Command::Login(a) => a.client.client_secret_env.iter().cloned().collect(),
         Command::Connect(a) => a.client.client_secret_env.iter().cloned().collect(),
+        Command::Add(a) => a.bearer_env.iter().cloned().chain(a.header_env.iter().filter_map(|p| p.split_once('=').map(|(_, v)| v.trim().to_owned()))).collect(),
         _ => Vec::new(),
     }
 }

@@ -1,12 +1,12 @@
-//! `login`, `status`, `refresh`, `logout`: the servers and their sign-in.
+//! `login`, `status`, `refresh`, `logout`, `add`: the servers, their sign-in, and servers that take an API key.
 
 use anyhow::{bail, Context, Result};
 use mcp_broker::secret::Secret;
-use mcp_broker::service::api::{Login, LoginEvent, Status};
+use mcp_broker::service::api::{AddServer, KeyHeader, Login, LoginEvent, Status};
 use mcp_broker::service::client::Control;
 use url::Url;
 
-use super::args::{ClientArgs, LoginArgs};
+use super::args::{AddArgs, ClientArgs, LoginArgs};
 use super::table::{expiry_text, opt, scopes_text, table};
 
 /// A login body for `url` with the client the options choose; the client secret is read
@@ -101,6 +101,44 @@ pub async fn logout(control: &Control, name: &str, local: bool) -> Result<()> {
     let how = if out.revoked { "revoked at the authorization server and forgotten" } else { "forgotten (not revoked)" };
     println!("Signed out of {name}: tokens {how}.");
     Ok(())
+}
+
+/// `add NAME URL --bearer-env VAR | --header-env H=VAR`: the key's values from the
+/// environment, or asked on the terminal when the variable is not set.
+pub async fn add(control: &Control, args: AddArgs) -> Result<()> {
+    let mut headers = Vec::new();
+    if let Some(var) = &args.bearer_env {
+        let key = key_from(var, "Authorization")?;
+        headers.push(KeyHeader { name: "Authorization".into(), value: Secret::new(format!("Bearer {}", key.expose())) });
+    }
+    for pair in &args.header_env {
+        let Some((header, var)) = pair.split_once('=') else { bail!("--header-env takes HEADER=VAR (e.g. X-Api-Key=LINEAR_KEY), not {pair:?}") };
+        headers.push(KeyHeader { name: header.trim().to_owned(), value: key_from(var.trim(), header)? });
+    }
+    let added = control.add_server(&AddServer { name: args.name.clone(), url: args.url.clone(), headers }).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&added)?);
+    } else {
+        println!("Added {} ({}); its key is in the keychain. Hosts use it with `mcp-broker connect {}`.", args.name, added.server.url, args.name);
+    }
+    Ok(())
+}
+
+/// The value of `var`; when it is not set and this is a terminal, asked without echo.
+fn key_from(var: &str, header: &str) -> Result<Secret> {
+    if let Ok(v) = std::env::var(var) {
+        if !v.is_empty() {
+            return Ok(Secret::new(v));
+        }
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!("{var} is not set: set it to the key (it is read from the environment, never from the command line)");
+    }
+    let v = rpassword::prompt_password(format!("{var} is not set; the key for {header}: "))?;
+    if v.is_empty() {
+        bail!("no key given");
+    }
+    Ok(Secret::new(v))
 }
 
 #[cfg(test)]

@@ -66,6 +66,12 @@ pub struct Approval {
     pub requested_at: OffsetDateTime,
 }
 
+/// A consent change that was not saved, and why (`consent.json` is damaged, or the disk
+/// refused the write).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the consent change was not saved: {0}")]
+pub struct NotSaved(pub String);
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Refused {
     #[error("{host} may not use {server}: denied in mcp-broker (change it in the mcp-broker window)")]
@@ -154,16 +160,24 @@ impl Consent {
 
     /// Save what is in memory, unless the file is damaged: then, or when the save finds it
     /// damaged (or newer) now, nothing is written and consent fails closed.
-    fn save(&self, live: &mut Live) {
+    fn save(&self, live: &mut Live) -> Result<(), NotSaved> {
         if let Some(problem) = &live.damaged {
-            tracing::warn!("the consent change is not saved: {problem}");
-            return;
+            return Err(NotSaved(problem.clone()));
         }
         if let Err(e) = self.file.save(&live.file) {
-            tracing::warn!("the consent change is not saved: {e}");
             if !matches!(e, FileError::Write { .. }) {
                 live.damaged = Some(e.to_string());
             }
+            return Err(NotSaved(e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Refuse a change up front while the file is damaged (memory and file stay as they are).
+    fn writable(&self, live: &mut Live) -> Result<(), NotSaved> {
+        match self.recheck(live) {
+            Some(problem) => Err(NotSaved(problem)),
+            None => Ok(()),
         }
     }
 
@@ -200,9 +214,13 @@ impl Consent {
     }
 
     /// The user's answer to approval `id`.
-    pub fn decide(&self, id: u64, decision: Decision) -> bool {
+    /// `Ok(false)`: no such approval is pending.
+    pub fn decide(&self, id: u64, decision: Decision) -> Result<bool, NotSaved> {
         let mut live = self.live();
-        let Some(pos) = live.pending.iter().position(|(a, _)| a.id == id) else { return false };
+        if decision != Decision::Once {
+            self.writable(&mut live)?;
+        }
+        let Some(pos) = live.pending.iter().position(|(a, _)| a.id == id) else { return Ok(false) };
         let (approval, waiters) = live.pending.remove(pos);
         let (host, server) = (approval.host, approval.server);
         if decision == Decision::Once {
@@ -210,20 +228,24 @@ impl Consent {
         } else {
             live.file.decisions.retain(|d| !(d.host == host && d.server == server));
             live.file.decisions.push(DecisionRecord { host, server, decision, decided_at: OffsetDateTime::now_utc() });
-            self.save(&mut live);
+            // Not saved (the disk failed): the decision still holds until the service stops.
+            if let Err(e) = self.save(&mut live) {
+                tracing::warn!("{e}");
+            }
         }
         for w in waiters {
             let _ = w.send(decision);
         }
-        true
+        Ok(true)
     }
 
     /// Forget the decision for `host` × `server`: the host will be asked again.
-    pub fn revoke(&self, host: &str, server: &str) {
+    pub fn revoke(&self, host: &str, server: &str) -> Result<(), NotSaved> {
         let mut live = self.live();
+        self.writable(&mut live)?;
         live.once.remove(&(host.to_owned(), server.to_owned()));
         live.file.decisions.retain(|d| !(d.host == host && d.server == server));
-        self.save(&mut live);
+        self.save(&mut live)
     }
 
     /// Whether `tool` is disabled for `host` × `server`; every tool is while the file is damaged.
@@ -237,14 +259,15 @@ impl Consent {
         self.live().file.disabled_tools.get(&pair_key(host, server)).cloned().unwrap_or_default()
     }
 
-    pub fn set_disabled_tools(&self, host: &str, server: &str, disabled: BTreeSet<String>) {
+    pub fn set_disabled_tools(&self, host: &str, server: &str, disabled: BTreeSet<String>) -> Result<(), NotSaved> {
         let mut live = self.live();
+        self.writable(&mut live)?;
         if disabled.is_empty() {
             live.file.disabled_tools.remove(&pair_key(host, server));
         } else {
             live.file.disabled_tools.insert(pair_key(host, server), disabled);
         }
-        self.save(&mut live);
+        self.save(&mut live)
     }
 
     pub fn remember_tools(&self, server: &str, tools: Vec<ToolInfo>) {
@@ -319,12 +342,12 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let (pending, _) = c.approvals();
         assert_eq!(pending.len(), 1, "one prompt for three requests");
-        assert!(c.decide(pending[0].id, Decision::Deny));
+        assert!(c.decide(pending[0].id, Decision::Deny).unwrap());
         for w in waiters {
             assert!(matches!(w.await.unwrap(), Err(Refused::Denied { .. })));
         }
         assert!(c.check("cursor", "linear", Vec::new).await.is_err(), "deny is kept");
-        c.revoke("cursor", "linear");
+        c.revoke("cursor", "linear").unwrap();
         let again = Consent::open(&dir);
         assert!(again.check("cursor", "linear", Vec::new).await.is_ok(), "revoked, and no UI now");
         std::fs::remove_dir_all(dir).ok();
@@ -333,7 +356,7 @@ mod tests {
     #[test]
     fn tool_policy_persists() {
         let (c, dir) = consent();
-        c.set_disabled_tools("cursor", "linear", ["delete".to_owned()].into());
+        c.set_disabled_tools("cursor", "linear", ["delete".to_owned()].into()).unwrap();
         assert!(Consent::open(&dir).tool_disabled("cursor", "linear", "delete"));
         assert!(!c.tool_disabled("vscode", "linear", "delete"));
         std::fs::remove_dir_all(dir).ok();
@@ -357,14 +380,14 @@ mod tests {
         assert!(is_damaged(c.check("cursor", "linear", Vec::new).await), "UI attached: refused, not asked");
         assert!(c.approvals().0.is_empty(), "no prompt while the file is damaged");
         assert!(c.tool_disabled("cursor", "linear", "anything"));
-        c.revoke("cursor", "linear");
-        c.set_disabled_tools("cursor", "linear", BTreeSet::new());
+        assert!(c.revoke("cursor", "linear").unwrap_err().to_string().contains("consent.json is damaged"), "the change is refused, said so");
+        assert!(c.set_disabled_tools("cursor", "linear", BTreeSet::new()).is_err());
         assert!(c.problem().is_some_and(|p| p.contains("move it aside")));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), GARBAGE, "untouched");
 
         std::fs::remove_file(&path).unwrap(); // the user moves it aside
         assert_eq!(c.problem(), None);
-        c.set_disabled_tools("cursor", "linear", ["delete".to_owned()].into());
+        c.set_disabled_tools("cursor", "linear", ["delete".to_owned()].into()).unwrap();
         assert!(Consent::open(dir.path()).tool_disabled("cursor", "linear", "delete"), "started afresh, saved again");
     }
 
@@ -396,7 +419,7 @@ mod tests {
         let c = Consent::open(dir.path());
         assert!(c.check("cursor", "linear", Vec::new).await.is_ok());
         std::fs::write(&path, GARBAGE).unwrap();
-        c.set_disabled_tools("cursor", "linear", ["delete".to_owned()].into());
+        assert!(c.set_disabled_tools("cursor", "linear", ["delete".to_owned()].into()).is_err(), "the save was refused, and said so");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), GARBAGE, "the save was refused");
         assert!(is_damaged(c.check("cursor", "linear", Vec::new).await));
     }

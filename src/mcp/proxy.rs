@@ -29,12 +29,14 @@ use oauth2::AccessToken;
 use time::OffsetDateTime;
 
 use crate::audit::{Audit, Call};
+use crate::broker::api_keys::KeyedAuth;
 use crate::broker::{Broker, Error as BrokerError};
 use crate::consent::{Consent, Refused};
 use crate::oauth::discovery::www_authenticate::bearer_challenge;
 use crate::oauth::login::DynProgress;
 use super::jsonrpc::{code, MessageInfo};
 use super::{answer, headers, jsonrpc, params, tools as policy, upstream};
+use super::upstream::Credential;
 
 /// The largest `tools/list` answer read for filtering.
 const MAX_TOOLS_LIST_BYTES: usize = 8 * 1024 * 1024;
@@ -285,13 +287,16 @@ impl Proxy {
     }
 
     async fn forward(&self, req: &Inbound) -> Result<Response, Refusal> {
+        if let Some(keyed) = self.broker.api_key(&req.server).map_err(refusal)? {
+            return self.forward_keyed(req, &keyed).await;
+        }
         let mut token = self.token(&req.server).await?;
         let mut step_ups = 0;
         let mut refreshed = false;
         loop {
             let url = self.broker.with_server(&req.server, |r| self.urls.get(&r.url)).map_err(refusal)?;
             let url = url.map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, format!("{} has a bad URL: {e}", req.server)))?;
-            let resp = self.send(req, url, &token).await?;
+            let resp = self.send(req, url, Credential::Bearer(&token)).await?;
             match resp.status() {
                 StatusCode::UNAUTHORIZED if !refreshed => {
                     refreshed = true;
@@ -315,6 +320,25 @@ impl Proxy {
         }
     }
 
+    /// A server reached with an API key: no refresh and no step-up; a refusal says how to
+    /// give it a new key.
+    async fn forward_keyed(&self, req: &Inbound, keyed: &KeyedAuth) -> Result<Response, Refusal> {
+        let url = self.urls.get(&keyed.url).map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, format!("{} has a bad URL: {e}", req.server)))?;
+        let resp = self.send(req, url, Credential::Headers(&keyed.headers)).await?;
+        match resp.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                let msg = format!(
+                    "{} refused its API key (HTTP {}); give it a new one with `mcp-broker add {} URL --bearer-env VAR` (or --header-env)",
+                    req.server,
+                    resp.status().as_u16(),
+                    req.server
+                );
+                Err(Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, msg))
+            }
+            _ => Ok(answer::pass_back(resp, &req.method).await),
+        }
+    }
+
     /// The server's access token, signing in first when there is none.
     async fn token(&self, name: &str) -> Result<AccessToken, Refusal> {
         match self.broker.access_token(name).await {
@@ -327,13 +351,13 @@ impl Proxy {
         self.broker.access_token(name).await.map_err(refusal)
     }
 
-    async fn send(&self, req: &Inbound, url: Uri, token: &AccessToken) -> Result<http::Response<upstream::UpstreamBody>, Refusal> {
+    async fn send(&self, req: &Inbound, url: Uri, credential: Credential<'_>) -> Result<http::Response<upstream::UpstreamBody>, Refusal> {
         let mut h = headers::to_upstream(&req.headers);
         if req.method == Method::POST {
             headers::ensure_post_defaults(&mut h);
         }
         self.upstream
-            .send(req.method.clone(), url, h, token, req.body.clone())
+            .send(req.method.clone(), url, h, credential, req.body.clone())
             .await
             .map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, format!("{} is unreachable: {}", req.server, root_cause(&e))))
     }

@@ -46,6 +46,14 @@ pub enum UpstreamError {
     Proxied(#[from] reqwest::Error),
 }
 
+/// What proves the request is allowed: the server's access token, or the headers that
+/// carry its API key.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    Bearer(&'a AccessToken),
+    Headers(&'a [(http::HeaderName, HeaderValue)]),
+}
+
 /// An upstream answer's body, from either client.
 pub type UpstreamBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -81,11 +89,20 @@ impl Upstream {
         Ok(Self { client, proxies: Matcher::from_system(), proxied })
     }
 
-    /// Send one request with `token` as its Bearer credential; the answer's body streams.
-    pub async fn send(&self, method: Method, uri: Uri, mut headers: HeaderMap, token: &AccessToken, body: Bytes) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let mut auth = HeaderValue::try_from(format!("Bearer {}", token.secret())).map_err(|_| UpstreamError::BadToken)?;
-        auth.set_sensitive(true);
-        headers.insert(AUTHORIZATION, auth);
+    /// Send one request with `credential`; the answer's body streams.
+    pub async fn send(&self, method: Method, uri: Uri, mut headers: HeaderMap, credential: Credential<'_>, body: Bytes) -> Result<Response<UpstreamBody>, UpstreamError> {
+        match credential {
+            Credential::Bearer(token) => {
+                let mut auth = HeaderValue::try_from(format!("Bearer {}", token.secret())).map_err(|_| UpstreamError::BadToken)?;
+                auth.set_sensitive(true);
+                headers.insert(AUTHORIZATION, auth);
+            }
+            Credential::Headers(pairs) => {
+                for (name, value) in pairs {
+                    headers.insert(name.clone(), value.clone());
+                }
+            }
+        }
         headers.insert(USER_AGENT, HeaderValue::from_static(AGENT));
         if self.proxies.intercept(&uri).is_some() {
             let url = reqwest::Url::parse(&uri.to_string()).map_err(|_| UpstreamError::BadUri)?;

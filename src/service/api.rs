@@ -17,7 +17,8 @@ use url::Url;
 use crate::consent::{Decision, DecisionRecord};
 use crate::hosts::HostInfo;
 use crate::secret::Secret;
-use crate::vault::{ServerRecord, ServerState};
+use crate::vault::{KeyedServer, ServerRecord, ServerState};
+pub use crate::broker::api_keys::KeyHeader;
 
 /// Every route of the control socket as (method, path), in the router's order. `ANY` is a
 /// route that takes every method (the MCP endpoint for the bridge). The router is built
@@ -31,6 +32,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/servers/{name}/refresh"),
     ("POST", "/v1/servers/{name}/logout"),
     ("DELETE", "/v1/servers/{name}"),
+    ("POST", "/v1/servers"),
     ("GET", "/v1/hosts"),
     ("POST", "/v1/hosts"),
     ("DELETE", "/v1/hosts/{name}"),
@@ -108,6 +110,24 @@ pub struct Server {
 }
 
 impl Server {
+    /// The view of a server reached with an API key: no issuer, client or token.
+    pub fn from_keyed(k: &KeyedServer, last_used_at: Option<OffsetDateTime>) -> Self {
+        Self {
+            name: k.name.clone(),
+            url: k.url.clone(),
+            resource: k.url.clone(),
+            state: ServerState::ApiKey,
+            issuer: String::new(),
+            client_id: String::new(),
+            account: None,
+            scopes: Vec::new(),
+            expires_at: None,
+            has_refresh_token: false,
+            last_used_at,
+            last_error: None,
+        }
+    }
+
     /// The view of a stored server; `last_used_at` comes from the audit's usage.
     pub fn from_record(r: &ServerRecord, last_used_at: Option<OffsetDateTime>) -> Self {
         Self {
@@ -222,6 +242,21 @@ pub struct ImportTokens {
 /// `POST /v1/import`: the server, signed in with the imported grant (proved to work).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Imported {
+    pub server: Server,
+}
+
+/// The body of `POST /v1/servers`: a server that takes an API key, and the headers that
+/// carry it (their values are secrets, sent over the private socket only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddServer {
+    pub name: String,
+    pub url: String,
+    pub headers: Vec<KeyHeader>,
+}
+
+/// `POST /v1/servers`: the server as status shows it (state `api_key`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Added {
     pub server: Server,
 }
 

@@ -321,6 +321,11 @@ impl Control {
         self.call(Method::DELETE, &format!("/v1/servers/{}", segment(name)), Bytes::new()).await
     }
 
+    /// `POST /v1/servers`: add a server that takes an API key.
+    pub async fn add_server(&self, body: &api::AddServer) -> Result<api::Added, ClientError> {
+        self.call(Method::POST, "/v1/servers", json_body(body)).await
+    }
+
     /// `GET /v1/hosts`: the hosts with keys, and which host used which server.
     pub async fn hosts(&self) -> Result<api::Hosts, ClientError> {
         self.call(Method::GET, "/v1/hosts", Bytes::new()).await

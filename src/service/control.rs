@@ -40,6 +40,7 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<Service>>)> {
         ("POST", "/v1/servers/{name}/refresh", post(refresh)),
         ("POST", "/v1/servers/{name}/logout", post(logout)),
         ("DELETE", "/v1/servers/{name}", delete(remove_server)),
+        ("POST", "/v1/servers", post(add_server)),
         ("GET", "/v1/hosts", get(hosts_list)),
         ("POST", "/v1/hosts", post(hosts_add)),
         ("DELETE", "/v1/hosts/{name}", delete(hosts_remove)),
@@ -103,14 +104,20 @@ async fn ping(State(s): S) -> Json<api::Ping> {
 
 async fn status(State(s): S) -> Result<Json<api::Status>, ApiError> {
     let usage = s.audit.usage().unwrap_or_default();
+    // A damaged servers.json is among the problems; the rest of the status still answers.
     let servers = s
         .broker
-        .servers()?
+        .servers()
+        .unwrap_or_default()
         .iter()
         .map(|r| {
             let last_used = usage.iter().filter(|u| u.server == r.name).map(|u| u.last_used).max();
             api::Server::from_record(r, last_used)
         })
+        .chain(s.broker.keyed_servers().unwrap_or_default().iter().map(|k| {
+            let last_used = usage.iter().filter(|u| u.server == k.name).map(|u| u.last_used).max();
+            api::Server::from_keyed(k, last_used)
+        }))
         .collect();
     Ok(Json(api::Status { servers, endpoint: s.endpoint(), version: VERSION.into(), problems: s.problems() }))
 }
@@ -219,7 +226,20 @@ async fn refresh(State(s): S, Path(name): Path<String>) -> Result<Json<api::Refr
     Ok(Json(api::Refreshed { server: api::Server::from_record(&s.broker.server(&name)?, None) }))
 }
 
+/// Add a server that takes an API key; its key goes to the keychain.
+async fn add_server(State(s): S, Json(body): Json<api::AddServer>) -> Result<Json<api::Added>, ApiError> {
+    let keyed = s.broker.add_api_key(&body.name, &body.url, body.headers).map_err(|e| match e {
+        BrokerError::BadKey(_) | BrokerError::BadName(_) | BrokerError::NameTaken { .. } => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
+        other => ApiError::from(other),
+    })?;
+    Ok(Json(api::Added { server: api::Server::from_keyed(&keyed, None) }))
+}
+
 async fn logout(State(s): S, Path(name): Path<String>, body: Option<Json<api::Logout>>) -> Result<Json<api::LoggedOut>, ApiError> {
+    // An API key has nothing to revoke: signing out deletes it.
+    if s.broker.remove_api_key(&name)? {
+        return Ok(Json(api::LoggedOut { revoked: false }));
+    }
     let local = body.map(|b| b.0.local).unwrap_or(false);
     let report = s.broker.logout(&name, local).await?;
     Ok(Json(api::LoggedOut { revoked: report.revoked }))
@@ -241,6 +261,9 @@ async fn hosts_remove(State(s): S, Path(name): Path<String>) -> Result<Json<api:
 }
 
 async fn remove_server(State(s): S, Path(name): Path<String>) -> Result<Json<api::ServerRemoved>, ApiError> {
+    if s.broker.remove_api_key(&name)? {
+        return Ok(Json(api::ServerRemoved { removed: name, revoked: false }));
+    }
     let report = s.broker.remove(&name).await?;
     Ok(Json(api::ServerRemoved { removed: name, revoked: report.revoked }))
 }
@@ -251,15 +274,20 @@ async fn approvals(State(s): S) -> Json<api::Approvals> {
 }
 
 async fn decide(State(s): S, Path(id): Path<u64>, Json(body): Json<api::Decide>) -> Result<Json<api::Ack>, ApiError> {
-    if !s.consent.decide(id, body.decision) {
+    if !s.consent.decide(id, body.decision).map_err(not_saved)? {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no pending approval {id} (answered already, or timed out)")));
     }
     Ok(Json(api::Ack::OK))
 }
 
-async fn revoke_decision(State(s): S, Path((host, server)): Path<(String, String)>) -> Json<api::Ack> {
-    s.consent.revoke(&host, &server);
-    Json(api::Ack::OK)
+async fn revoke_decision(State(s): S, Path((host, server)): Path<(String, String)>) -> Result<Json<api::Ack>, ApiError> {
+    s.consent.revoke(&host, &server).map_err(not_saved)?;
+    Ok(Json(api::Ack::OK))
+}
+
+/// A consent change the service could not keep: the user must fix the file first.
+fn not_saved(e: crate::consent::NotSaved) -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
 async fn policy_get(State(s): S, Path((host, server)): Path<(String, String)>) -> Json<api::Policy> {
@@ -272,9 +300,9 @@ async fn policy_get(State(s): S, Path((host, server)): Path<(String, String)>) -
     Json(api::Policy { tools })
 }
 
-async fn policy_put(State(s): S, Path((host, server)): Path<(String, String)>, Json(body): Json<api::SetPolicy>) -> Json<api::Ack> {
-    s.consent.set_disabled_tools(&host, &server, body.disabled);
-    Json(api::Ack::OK)
+async fn policy_put(State(s): S, Path((host, server)): Path<(String, String)>, Json(body): Json<api::SetPolicy>) -> Result<Json<api::Ack>, ApiError> {
+    s.consent.set_disabled_tools(&host, &server, body.disabled).map_err(not_saved)?;
+    Ok(Json(api::Ack::OK))
 }
 
 async fn audit(State(s): S, Query(q): Query<api::AuditQuery>) -> Result<Json<api::Calls>, ApiError> {

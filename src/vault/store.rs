@@ -23,6 +23,8 @@ pub enum ServerState {
     SignedIn,
     NeedsLogin,
     SignedOut,
+    /// Reached with an API key the user gave (a [`KeyedServer`]), not with OAuth.
+    ApiKey,
 }
 
 impl ServerState {
@@ -31,6 +33,7 @@ impl ServerState {
             Self::SignedIn => "signed_in",
             Self::NeedsLogin => "needs_login",
             Self::SignedOut => "signed_out",
+            Self::ApiKey => "api_key",
         }
     }
 }
@@ -210,6 +213,18 @@ impl ServerRecord {
     }
 }
 
+/// A server that takes an API key instead of OAuth: the headers that carry the key are
+/// named here, their values are in the keychain ([`super::server_account`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyedServer {
+    pub name: String,
+    pub url: String,
+    /// The header names, e.g. `Authorization` or `X-Api-Key`.
+    pub headers: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub added_at: OffsetDateTime,
+}
+
 /// The whole metadata file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Registry {
@@ -219,6 +234,9 @@ pub struct Registry {
     /// they are re-keyed as they are read ([`rekey_clients`]).
     #[serde(default, deserialize_with = "rekey_clients")]
     pub clients: BTreeMap<String, ClientRecord>,
+    /// Servers reached with an API key, by name (names are unique across both maps).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keyed: BTreeMap<String, KeyedServer>,
 }
 
 impl Registry {

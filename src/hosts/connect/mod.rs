@@ -203,10 +203,17 @@ impl Plan {
 fn swap(text: &str, host: HostKind, change: &Change, from: &str, to: &str) -> Result<String, String> {
     let path = EntryPath { servers_key: host.servers_key(), project: change.project.clone(), name: change.name.clone() };
     let range = splice::find(text, &path).map_err(|e| e.to_string())?;
-    if text[range.clone()] != *from {
+    if text[range.clone()] != *from && !same_value(&text[range.clone()], from) {
         return Err(format!("the entry {:?} changed since mcp-broker connected it; left as it is", change.name));
     }
     Ok(splice::replace(text, range, to))
+}
+
+/// Whether two JSON texts hold the same value: hosts rewrite their own config (Claude Code
+/// pretty-prints `~/.claude.json` at each start), so an entry may come back re-formatted.
+fn same_value(a: &str, b: &str) -> bool {
+    let parse = |t: &str| jsonc_parser::parse_to_serde_value::<Option<serde_json::Value>>(t, &super::detect::jsonc_options()).ok().flatten();
+    matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// `text` with each of `changes` put back as it was, where the host has not changed it since;
@@ -404,5 +411,21 @@ mod tests {
         let toml = Location { host: HostKind::CodexCli, path: dir.path().join("config.toml"), scope: Scope::User, format: Format::Toml };
         std::fs::write(&toml.path, "").expect("write");
         assert!(plan(&toml, &detect::read_location(&toml), &Choice::All, Path::new("/b")).is_err());
+    }
+
+    #[test]
+    fn undo_finds_an_entry_the_host_reformatted() {
+        let f = fixture(CLAUDE);
+        let config = detect::read_location(&f.location);
+        let plan = plan(&f.location, &config, &Choice::Servers(vec!["docs".into()]), Path::new("/bin/mcp-broker")).unwrap();
+        let connected = plan.new_text().unwrap();
+        // The host pretty-prints the whole file, as Claude Code does.
+        let v: serde_json::Value = serde_json::from_str(&connected).unwrap();
+        let reformatted = serde_json::to_string_pretty(&v).unwrap();
+        let (back, skipped) = undo(HostKind::ClaudeCode, &reformatted, &plan.changes);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let back: serde_json::Value = serde_json::from_str(&back).unwrap();
+        let original: serde_json::Value = serde_json::from_str(CLAUDE).unwrap();
+        assert_eq!(back["mcpServers"]["docs"], original["mcpServers"]["docs"]);
     }
 }

@@ -24,7 +24,7 @@
 //   requests: HTTP method, JSON-RPC methods, tool, and the mcp-* / origin / cookie headers seen).
 
 import http from 'node:http';
-import { randomUUID } from 'node:crypto';
+import crypto, { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createRemoteJWKSet, jwtVerify, errors as joseErrors } from 'jose';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -46,6 +46,9 @@ const { values: args } = parseArgs({
     // and `bad_header_tool`, whose mark is invalid (inside array items): clients drop it.
     'header-tools': { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
+    // Take an API key instead of OAuth tokens: `X-Api-Key: KEY` or `Authorization: Bearer KEY`
+    // (compared in constant time); anything else is 401 without an OAuth challenge.
+    'api-key': { type: 'string' },
   },
   strict: true,
 });
@@ -177,7 +180,17 @@ class AuthError extends Error {
   }
 }
 
+/** The API-key check of `--api-key`. */
+function authenticateKey(req) {
+  const given = req.headers['x-api-key'] ?? /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
+  const a = Buffer.from(given);
+  const b = Buffer.from(args['api-key']);
+  if (a.length !== b.length || !crypto.timingSafeEqual(a, b)) throw new AuthError(401, undefined, 'no or a wrong API key');
+  return { token: given, sub: 'api-key-user', clientId: 'api-key', scopes: ['tools.read'], payload: { exp: Math.floor(Date.now() / 1000) + 3600 } };
+}
+
 async function authenticate(req) {
+  if (args['api-key'] !== undefined) return authenticateKey(req);
   const header = req.headers.authorization;
   stats.last_auth_header_present = header !== undefined;
   if (!header) throw new AuthError(401, undefined, 'no token');

@@ -100,6 +100,7 @@ fn answer_sample(method: &str, path: &str) -> Option<Value> {
         ("POST", "/v1/servers/{name}/refresh") => to_value(Refreshed { server: sample_server() }),
         ("POST", "/v1/servers/{name}/logout") => to_value(LoggedOut { revoked: true }),
         ("DELETE", "/v1/servers/{name}") => to_value(ServerRemoved { removed: "n".into(), revoked: true }),
+        ("POST", "/v1/servers") => to_value(Added { server: sample_server() }),
         ("GET", "/v1/hosts") => to_value(Hosts { hosts: vec![], usage: vec![] }),
         ("POST", "/v1/hosts") => to_value(HostAdded { host: "h".into(), key: Secret::new("k"), endpoint: "e".into() }),
         ("DELETE", "/v1/hosts/{name}") => to_value(HostRemoved { removed: "h".into() }),
@@ -118,6 +119,7 @@ fn body_sample(method: &str, path: &str) -> Option<Value> {
     let v = match (method, path) {
         ("POST", "/v1/servers/{name}/logout") => to_value(Logout::default()),
         ("POST", "/v1/hosts") => to_value(NewHost { name: "h".into(), any_user: false }),
+        ("POST", "/v1/servers") => to_value(AddServer { name: "n".into(), url: "u".into(), headers: vec![] }),
         ("POST", "/v1/approvals/{id}") => to_value(Decide { decision: Decision::Once }),
         ("PUT", "/v1/policy/{host}/{server}") => to_value(SetPolicy::default()),
         _ => return None,

@@ -1,0 +1,103 @@
+// Switching a real AI host to the broker in one step, and back: Claude Code (the published
+// npm package) reads the config that `mcp-broker hosts connect claude-code` rewrote, starts
+// each rewritten entry (`mcp-broker connect URL --host claude-code`) and reports it
+// Connected, through the bridge, to the OAuth-protected test server. `hosts disconnect`
+// puts the file back byte for byte; after Claude Code has rewritten the file itself (it
+// pretty-prints ~/.claude.json and adds keys at each start), it puts the entries back as
+// they were and keeps what the host added.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import { E2E_DIR, startAs, startMcpServer, makeServiceHome, makeHome, runBroker, describeRun, run, mcpStats } from './lib/harness.mjs';
+
+const CLAUDE = path.join(E2E_DIR, 'node_modules', '.bin', 'claude');
+
+/** A Claude Code user config with a remote URL entry, an mcp-remote entry and a local one. */
+function claudeConfig(direct, viaMcpRemote) {
+  return `${JSON.stringify({
+    numStartups: 3,
+    mcpServers: {
+      direct: { type: 'http', url: direct },
+      remote: { type: 'stdio', command: 'npx', args: ['-y', 'mcp-remote', viaMcpRemote], env: {} },
+      local: { type: 'stdio', command: 'node', args: ['-e', 'process.exit(0)'], env: {} },
+    },
+    tipsHistory: { 'new-user-warmup': 1 },
+  }, null, 2)}\n`;
+}
+
+/** `claude mcp list` in `userHome`: {name: line} for each server it reports. */
+async function claudeList(userHome, env) {
+  const r = await run(CLAUDE, ['mcp', 'list'], { env: { ...env, HOME: userHome }, timeoutMs: 120_000 });
+  const lines = `${r.stdout}`.split('\n').filter((l) => /^[\w.-]+: /.test(l));
+  return { r, byName: Object.fromEntries(lines.map((l) => [l.split(':')[0], l])) };
+}
+
+test('Claude Code, connected in one step: its remote entries go through the broker and connect; disconnect restores the file', async (t) => {
+  const as = await startAs(t);
+  const one = await startMcpServer(t, { issuer: as.issuer, name: 'mcp-direct' });
+  const two = await startMcpServer(t, { issuer: as.issuer, name: 'mcp-remote-entry' });
+  const { home } = await makeServiceHome(t);
+  const userHome = await makeHome(t, 'claude-user-');
+  const config = path.join(userHome, '.claude.json');
+  const original = claudeConfig(one.url, two.url);
+  await fs.writeFile(config, original, { mode: 0o600 });
+  const env = { HOME: userHome, XDG_CONFIG_HOME: path.join(userHome, '.config') };
+  const cli = async (args) => {
+    const r = await runBroker(args, { home, env });
+    assert.equal(r.code, 0, describeRun(r));
+    return r;
+  };
+
+  // What is there.
+  const found = JSON.parse((await cli(['hosts', 'detect', '--json'])).stdout);
+  const claude = found.configs.find((c) => c.host === 'claude-code');
+  assert.ok(claude, JSON.stringify(found));
+  const kinds = Object.fromEntries(claude.servers.map((s) => [s.name, s.transport.kind]));
+  assert.deepEqual(kinds, { direct: 'remote', local: 'local', remote: 'mcp_remote' });
+
+  // A dry run shows the change and writes nothing.
+  const dry = await cli(['hosts', 'connect', 'claude-code', '--all', '--dry-run']);
+  assert.match(dry.stdout, /\+ .*"connect"/);
+  assert.equal(await fs.readFile(config, 'utf8'), original);
+
+  // One server signed in beforehand; the other signs in on the host's first use.
+  await cli(['login', one.url, '--name', 'direct']);
+  const connected = await cli(['hosts', 'connect', 'claude-code', '--all']);
+  assert.match(connected.stdout, /backup/i);
+  const rewritten = JSON.parse(await fs.readFile(config, 'utf8'));
+  assert.equal(rewritten.mcpServers.direct.args[0], 'connect');
+  assert.equal(rewritten.mcpServers.remote.args[1], two.url);
+  assert.deepEqual(rewritten.mcpServers.local, JSON.parse(original).mcpServers.local, 'the local program is left alone');
+  assert.deepEqual(rewritten.tipsHistory, { 'new-user-warmup': 1 }, 'keys the broker did not write are kept');
+  assert.ok(!JSON.stringify(rewritten).includes('mcp-remote'), 'no mcp-remote left in front of the broker');
+
+  // Again: nothing to do.
+  const again = await cli(['hosts', 'connect', 'claude-code', '--all']);
+  assert.doesNotMatch(again.stdout, /backup/i, again.stdout);
+
+  // Undone before the host ran: the file is back byte for byte. Then connected again.
+  await cli(['hosts', 'disconnect', 'claude-code']);
+  assert.equal(await fs.readFile(config, 'utf8'), original);
+  await cli(['hosts', 'connect', 'claude-code', '--server', 'direct', '--server', 'remote']);
+
+  // The real host starts each entry and speaks MCP through the bridge.
+  const before = [await mcpStats(one), await mcpStats(two)];
+  const { r, byName } = await claudeList(userHome, { ...process.env, MCP_BROKER_HOME: home });
+  assert.match(byName.direct ?? '', /Connected/, `${r.stdout}\n${r.stderr}`);
+  assert.match(byName.remote ?? '', /Connected/, `${r.stdout}\n${r.stderr}`);
+  const after = [await mcpStats(one), await mcpStats(two)];
+  for (const i of [0, 1]) {
+    assert.ok(after[i].recent_requests.length > before[i].recent_requests.length, 'the upstream saw the host\'s requests, with the broker\'s token');
+  }
+
+  // Claude Code has rewritten its file since; disconnect still finds the entries it wrote.
+  const hostWrote = JSON.parse(await fs.readFile(config, 'utf8'));
+  const back = await cli(['hosts', 'disconnect', 'claude-code']);
+  assert.doesNotMatch(back.stdout, /left as it is: the entry/, back.stdout);
+  const restored = JSON.parse(await fs.readFile(config, 'utf8'));
+  assert.deepEqual(restored.mcpServers, JSON.parse(original).mcpServers, 'every entry as it was');
+  assert.deepEqual(Object.keys(restored).sort(), Object.keys(hostWrote).sort(), 'what the host added is kept');
+});
