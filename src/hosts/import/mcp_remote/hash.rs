@@ -64,15 +64,21 @@ pub fn server_url_hash(url: &str, resource: Option<&str>, headers: &[(String, St
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The candidates: every host config entry that runs mcp-remote, then each `--url`.
+/// The candidates: every host config entry that runs mcp-remote (or that was switched to
+/// `mcp-broker connect URL`, with that URL alone), then each `--url`.
 /// Repeats (one server named by two hosts) are kept once.
 pub fn candidates(configs: &[DetectedConfig], urls: &[String]) -> Vec<Candidate> {
     let mut out: Vec<Candidate> = Vec::new();
     for config in configs {
         for server in &config.servers {
-            if let Transport::McpRemote(remote) = &server.transport {
-                let source = format!("{} {}: {}", config.host_name, config.path.display(), server.name);
-                push_new(&mut out, Candidate::from_mcp_remote(remote, source));
+            let source = format!("{} {}: {}", config.host_name, config.path.display(), server.name);
+            match &server.transport {
+                Transport::McpRemote(remote) => push_new(&mut out, Candidate::from_mcp_remote(remote, source)),
+                // Switched already (`mcp-broker connect URL`): mcp-remote ran with that URL before.
+                Transport::Broker { server: target } if target.starts_with("https://") || target.starts_with("http://") => {
+                    push_new(&mut out, Candidate { source, ..Candidate::from_url(target) })
+                }
+                _ => {}
             }
         }
     }
@@ -123,6 +129,23 @@ mod tests {
         assert_eq!(c.resource.as_deref(), Some("https://a.example/"));
         let off = Candidate::from_mcp_remote(&remote("https://a.example/mcp", Some("https://a.example/"), &["--disable-resource-parameter"]), "x".into());
         assert_eq!(off.hash(), Candidate::from_url("https://a.example/mcp").hash());
+        let config = |transport: Transport| DetectedConfig {
+            host: crate::hosts::detect::HostKind::ClaudeCode,
+            host_name: "Claude Code",
+            path: "/h/.claude.json".into(),
+            scope: crate::hosts::detect::Scope::User,
+            servers: vec![crate::hosts::detect::DetectedServer { name: "s".into(), project: None, transport, plaintext_secrets: vec![] }],
+            error: None,
+        };
+        let configs = [
+            config(Transport::McpRemote(remote("https://b.example/mcp", None, &[]))),
+            config(Transport::Broker { server: "https://c.example/mcp".into() }),
+            config(Transport::Broker { server: "named".into() }),
+            config(Transport::Remote { url: "https://d.example/mcp".into() }),
+        ];
+        let urls: Vec<_> = candidates(&configs, &[]).into_iter().map(|c| (c.url, c.source)).collect();
+        let source = "Claude Code /h/.claude.json: s".to_owned();
+        assert_eq!(urls, [("https://b.example/mcp".to_owned(), source.clone()), ("https://c.example/mcp".to_owned(), source)]);
         let found = candidates(&[], &["https://a.example/mcp".into(), "https://a.example/mcp".into()]);
         assert_eq!(found.len(), 1);
         assert!(find(&found, &server_url_hash("https://a.example/mcp", None, &[]).to_uppercase()).is_some());
