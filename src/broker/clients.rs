@@ -42,11 +42,13 @@ impl Broker {
     }
 
     /// The client to offer a sign-in of `name` at `issuer`: the one its grant used, else a
-    /// dynamic one registered there before, else any other client there.
+    /// dynamic one registered there before, else any other client there; never one imported
+    /// from another tool (its redirect URIs are that tool's).
     pub(crate) fn reusable_client(&self, name: &str, issuer: &str) -> Result<Option<Credentials>, Error> {
         let (own, others) = self.vault.store.with(|r| {
-            let own = r.servers.get(name).filter(|s| s.issuer == issuer).map(|s| s.client_key());
-            let mut others: Vec<&ClientRecord> = r.clients_at(issuer).collect();
+            let offered = |key: &ClientKey| r.client(key).is_some_and(|c| !c.imported);
+            let own = r.servers.get(name).filter(|s| s.issuer == issuer).map(|s| s.client_key()).filter(offered);
+            let mut others: Vec<&ClientRecord> = r.clients_at(issuer).filter(|c| !c.imported).collect();
             others.sort_by_key(|c| c.kind != RegistrationKind::Dynamic);
             (own, others.into_iter().map(ClientRecord::key).collect::<Vec<_>>())
         })?;

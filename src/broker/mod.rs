@@ -2,6 +2,7 @@
 //! time ([`flights`]):
 //!
 //! - [`signin`]: discover, register, authorize, store (and [`step_up`] for more scopes);
+//! - [`import`]: a grant another tool obtained, stored as a sign-in's and proved by one use;
 //! - [`refresh`]: the access token while fresh, one refresh when due, what failures mean;
 //! - [`signout`]: revoke, then forget;
 //! - [`clients`]: the OAuth clients a home holds, by issuer and client id;
@@ -17,6 +18,7 @@
 pub mod api_keys;
 mod clients;
 mod flights;
+pub mod import;
 pub mod network;
 mod pending;
 pub mod refresh;
@@ -39,6 +41,7 @@ use crate::oauth::registration::ClientChoice;
 use crate::vault::{self, ServerRecord, Vault, VaultError};
 use flights::Flights;
 use network::AuthServer;
+pub use import::{ImportRefused, ImportedClient, ImportedTokens};
 use pending::Pending;
 
 /// Everything that can end an engine call, each a one-line message for the user.
@@ -66,6 +69,8 @@ pub enum Error {
     Refresh { name: String, source: TokenError },
     #[error("could not revoke the tokens of {name} at the authorization server ({reason}); nothing was deleted: retry, or pass --local to forget them anyway")]
     Revoke { name: String, reason: String },
+    #[error("cannot import {name}: {reason}")]
+    Import { name: String, reason: import::ImportRefused },
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error("{0}")]

@@ -76,7 +76,7 @@ impl Broker {
         Ok(secret.as_ref().and_then(TokenSet::from_secret))
     }
 
-    async fn refresh_locked(&self, name: &str) -> Result<Issued, Error> {
+    pub(super) async fn refresh_locked(&self, name: &str) -> Result<Issued, Error> {
         let record = self.server(name)?;
         let tokens = self.tokens(name)?.filter(|_| record.state != ServerState::SignedOut).ok_or_else(|| Error::NotSignedIn(name.to_owned()))?;
         let Some(refresh_token) = tokens.refresh_token.clone() else {

@@ -48,7 +48,7 @@ impl Broker {
     }
 
     /// The record, if the server is signed in with tokens in the keychain.
-    fn usable(&self, name: &str) -> Result<Option<ServerRecord>, Error> {
+    pub(super) fn usable(&self, name: &str) -> Result<Option<ServerRecord>, Error> {
         let record = self.vault.store.with(|r| r.servers.get(name).cloned())?;
         match record {
             Some(r) if r.state == ServerState::SignedIn && self.tokens(name)?.is_some() => Ok(Some(r)),
@@ -90,7 +90,7 @@ impl Broker {
         }
     }
 
-    fn choose_name(&self, req: &LoginRequest, discovery: &Discovery) -> Result<String, Error> {
+    pub(super) fn choose_name(&self, req: &LoginRequest, discovery: &Discovery) -> Result<String, Error> {
         let url = discovery.server.as_canonical();
         self.vault.store.with(|registry| {
             let name = match &req.name {
@@ -108,7 +108,7 @@ impl Broker {
         })?
     }
 
-    fn save_login(&self, name: &str, discovery: &Discovery, credentials: &Credentials, issued: &Issued, requested: &[String]) -> Result<ServerRecord, Error> {
+    pub(super) fn save_login(&self, name: &str, discovery: &Discovery, credentials: &Credentials, issued: &Issued, requested: &[String]) -> Result<ServerRecord, Error> {
         self.keep_client_secret(credentials)?;
         self.vault.secrets.set(&vault::server_account(name), &issued.tokens.to_secret()).map_err(VaultError::from)?;
         let at = Placement {

@@ -8,6 +8,8 @@ use oauth2::{AccessToken, RefreshToken};
 use time::OffsetDateTime;
 use url::Url;
 
+mod import;
+
 use super::network::AuthServer;
 use super::*;
 use crate::oauth::client::{Client, Credentials, Endpoints, RegistrationKind, TokenAuthMethod};

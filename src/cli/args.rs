@@ -54,6 +54,11 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Take another tool's sign-ins into the broker and the keychain, usable without a browser.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Run the broker service in the foreground (clients start it on demand otherwise).
     Daemon {
         /// Started by a client: losing a start race to another service is not an error.
@@ -120,6 +125,22 @@ pub struct ConnectArgs {
     pub host: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+#[derive(Subcommand)]
+pub enum ImportCommand {
+    /// mcp-remote's registrations and tokens (its plaintext files under ~/.mcp-auth, or
+    /// $MCP_REMOTE_CONFIG_DIR), each matched to a server named by a host config or --url.
+    McpRemote {
+        /// A server URL mcp-remote was run with, for sign-ins no host config names (repeatable).
+        #[arg(long, value_name = "URL")]
+        url: Vec<String>,
+        /// Delete each imported sign-in's files once the broker has proved it works.
+        #[arg(long)]
+        delete_plaintext: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

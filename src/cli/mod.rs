@@ -5,6 +5,7 @@ mod adopt;
 mod args;
 mod connect;
 mod hosts;
+mod import;
 mod servers;
 mod table;
 
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Add(args) => servers::add(&control, args).await,
         Command::Hosts { command } => hosts::hosts(&control, command).await,
         Command::Audit { json, server, limit } => hosts::audit(&control, json, server, limit).await,
+        Command::Import { command } => import::import(&control, command).await,
         Command::Daemon { .. } | Command::Stop => unreachable!("handled above"),
     }
 }

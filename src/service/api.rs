@@ -28,6 +28,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/status"),
     ("POST", "/v1/login"),
     ("POST", "/v1/resolve"),
+    ("POST", "/v1/import"),
     ("POST", "/v1/servers/{name}/refresh"),
     ("POST", "/v1/servers/{name}/logout"),
     ("DELETE", "/v1/servers/{name}"),
@@ -192,6 +193,56 @@ pub enum LoginEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resolved {
     pub name: String,
+}
+
+/// The body of `POST /v1/import`: a grant another tool obtained (mcp-remote's client and
+/// tokens), read from that tool's files by the CLI and sent over the private socket, where
+/// the service checks, stores and proves it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Import {
+    /// The server's URL.
+    pub url: String,
+    /// The name to give it (default: as a sign-in would name it).
+    #[serde(default)]
+    pub name: Option<String>,
+    pub client: ImportClient,
+    pub tokens: ImportTokens,
+}
+
+/// The client registration of an [`Import`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportClient {
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// RFC 7591, as the tool recorded it.
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<String>,
+    /// The issuer the tool says the client was registered at.
+    #[serde(default)]
+    pub issuer: Option<String>,
+}
+
+/// The tokens of an [`Import`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportTokens {
+    pub access_token: Secret,
+    #[serde(default)]
+    pub refresh_token: Option<Secret>,
+    pub token_type: String,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The issuer the tool says the tokens came from.
+    #[serde(default)]
+    pub issuer: Option<String>,
+}
+
+/// `POST /v1/import`: the server, signed in with the imported grant (proved to work).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Imported {
+    pub server: Server,
 }
 
 /// The body of `POST /v1/servers`: a server that takes an API key, and the headers that

@@ -300,6 +300,12 @@ impl Control {
         self.call(Method::POST, "/v1/resolve", json_body(req)).await
     }
 
+    /// `POST /v1/import`: hand the service a grant another tool obtained, to check, store
+    /// and prove (the secrets travel over the private socket only).
+    pub async fn import(&self, req: &api::Import) -> Result<api::Imported, ClientError> {
+        self.call(Method::POST, "/v1/import", json_body(req)).await
+    }
+
     /// `POST /v1/servers/{name}/refresh`: refresh the access token now.
     pub async fn refresh(&self, name: &str) -> Result<api::Refreshed, ClientError> {
         self.call(Method::POST, &format!("/v1/servers/{}/refresh", segment(name)), Bytes::new()).await

@@ -19,7 +19,9 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use super::{api, client, Service};
-use crate::broker::{Error as BrokerError, LoginRequest};
+use oauth2::{AccessToken, RefreshToken};
+
+use crate::broker::{Error as BrokerError, ImportedClient, ImportedTokens, LoginRequest};
 use crate::oauth::login::{browser::BrowserError, Progress};
 use crate::oauth::registration::ClientChoice;
 
@@ -34,6 +36,7 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<Service>>)> {
         ("GET", "/v1/status", get(status)),
         ("POST", "/v1/login", post(login)),
         ("POST", "/v1/resolve", post(resolve)),
+        ("POST", "/v1/import", post(import)),
         ("POST", "/v1/servers/{name}/refresh", post(refresh)),
         ("POST", "/v1/servers/{name}/logout", post(logout)),
         ("DELETE", "/v1/servers/{name}", delete(remove_server)),
@@ -86,7 +89,7 @@ impl<E: Into<anyhow::Error>> From<E> for ApiError {
         let e: anyhow::Error = e.into();
         let status = match e.downcast_ref::<BrokerError>() {
             Some(BrokerError::UnknownServer(_)) => StatusCode::NOT_FOUND,
-            Some(BrokerError::BadName(_) | BrokerError::NameTaken { .. } | BrokerError::NotSignedIn(_)) => StatusCode::BAD_REQUEST,
+            Some(BrokerError::BadName(_) | BrokerError::NameTaken { .. } | BrokerError::NotSignedIn(_) | BrokerError::Import { .. }) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self(status, e.to_string())
@@ -195,6 +198,27 @@ async fn resolve(State(s): S, Json(mut body): Json<api::Login>) -> Result<Json<a
         s.broker.add_pending(&name, req);
     }
     Ok(Json(api::Resolved { name }))
+}
+
+/// Check, store and prove a grant another tool obtained; nothing stays stored on failure.
+async fn import(State(s): S, Json(body): Json<api::Import>) -> Result<Json<api::Imported>, ApiError> {
+    let (client, tokens) = imported(body.client, body.tokens);
+    let record = s.broker.import(body.name, &body.url, client, tokens).await?;
+    Ok(Json(api::Imported { server: api::Server::from_record(&record, None) }))
+}
+
+/// The wire's import types as the engine takes them.
+fn imported(c: api::ImportClient, t: api::ImportTokens) -> (ImportedClient, ImportedTokens) {
+    let client = ImportedClient { client_id: c.client_id, client_secret: c.client_secret, auth_method: c.token_endpoint_auth_method, issuer: c.issuer };
+    let tokens = ImportedTokens {
+        access_token: AccessToken::new(t.access_token.expose().to_owned()),
+        refresh_token: t.refresh_token.map(|r| RefreshToken::new(r.expose().to_owned())),
+        token_type: t.token_type,
+        expires_at: t.expires_at,
+        scopes: t.scopes,
+        issuer: t.issuer,
+    };
+    (client, tokens)
 }
 
 async fn refresh(State(s): S, Path(name): Path<String>) -> Result<Json<api::Refreshed>, ApiError> {

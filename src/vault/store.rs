@@ -52,6 +52,11 @@ pub struct ClientRecord {
     /// keychain under the issuer alone ([`super::legacy_client_account`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legacy_secret: bool,
+    /// Registered by another tool and imported with its grant (`Broker::import`): its
+    /// redirect URIs are that tool's, so it serves the grant it came with and is never
+    /// offered to a new sign-in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
 }
 
 impl ClientRecord {
@@ -64,6 +69,7 @@ impl ClientRecord {
             has_secret,
             registered_at,
             legacy_secret: false,
+            imported: false,
         }
     }
 
@@ -426,6 +432,7 @@ mod tests {
             has_secret: true,
             registered_at: OffsetDateTime::UNIX_EPOCH,
             legacy_secret: false,
+            imported: false,
         };
         let mut reg = Registry::default();
         reg.insert_client(c("one"));

@@ -74,7 +74,7 @@ pub async fn discover(http: &HttpClient, server_url: &str) -> Result<Discovery, 
 }
 
 /// The unauthenticated first request: an MCP `initialize`, what any host would send first.
-const PROBE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcp-broker","version":"0"}}}"#;
+pub const PROBE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcp-broker","version":"0"}}}"#;
 
 /// Send the unauthenticated MCP request and read the challenge, if any.
 async fn probe(http: &HttpClient, server: &ResourceUri) -> Result<(u16, Option<BearerChallenge>), DiscoveryError> {

@@ -96,6 +96,7 @@ fn answer_sample(method: &str, path: &str) -> Option<Value> {
         ("GET", "/v1/ping") => to_value(Ping { version: "v".into(), pid: 1, endpoint: "e".into() }),
         ("GET", "/v1/status") => to_value(Status { servers: vec![], endpoint: "e".into(), version: "v".into(), problems: vec![] }),
         ("POST", "/v1/resolve") => to_value(Resolved { name: "n".into() }),
+        ("POST", "/v1/import") => to_value(Imported { server: sample_server() }),
         ("POST", "/v1/servers/{name}/refresh") => to_value(Refreshed { server: sample_server() }),
         ("POST", "/v1/servers/{name}/logout") => to_value(LoggedOut { revoked: true }),
         ("DELETE", "/v1/servers/{name}") => to_value(ServerRemoved { removed: "n".into(), revoked: true }),
@@ -172,6 +173,13 @@ fn the_doc_names_every_login_event_and_its_fields() {
     }
 }
 
+/// The object shape of the field `field` inside `shape` (`"field":{...}`).
+fn nested<'a>(shape: &'a str, field: &str) -> &'a str {
+    let start = shape.find(&format!("\"{field}\":{{")).unwrap_or_else(|| panic!("{shape} has no object {field}")) + field.len() + 3;
+    let len = shape[start..].find('}').unwrap_or_else(|| panic!("{shape}: {field} does not end"));
+    &shape[start..=start + len]
+}
+
 /// The shape a line such as `` `Server` = `{...}` `` gives a named type (it may span lines).
 fn named_shape(name: &str) -> String {
     let opening = format!("`{name}` = `");
@@ -194,8 +202,25 @@ fn the_doc_names_the_fields_of_its_named_types() {
     };
     let approval = Approval { id: 1, host: "h".into(), server: "s".into(), scopes: vec![], requested_at: t };
     let decision = DecisionRecord { host: "h".into(), server: "s".into(), decision: Decision::Once, decided_at: t };
-    for (name, sample) in [("Server", to_value(sample_server())), ("Login", to_value(login)), ("Approval", to_value(approval)), ("Decision", to_value(decision))] {
+    let import = Import {
+        url: "u".into(),
+        name: Some("n".into()),
+        client: ImportClient { client_id: "c".into(), client_secret: None, token_endpoint_auth_method: None, issuer: None },
+        tokens: ImportTokens { access_token: Secret::new("a"), refresh_token: None, token_type: "bearer".into(), expires_at: None, scopes: vec![], issuer: None },
+    };
+    let named = [
+        ("Server", to_value(sample_server())),
+        ("Login", to_value(login)),
+        ("Import", to_value(&import)),
+        ("Approval", to_value(approval)),
+        ("Decision", to_value(decision)),
+    ];
+    for (name, sample) in named {
         assert_eq!(keys(&named_shape(name)), fields(&sample), "the doc's {name}");
+    }
+    let shape = named_shape("Import");
+    for (part, sample) in [("client", to_value(&import.client)), ("tokens", to_value(&import.tokens))] {
+        assert_eq!(keys(nested(&shape, part)), fields(&sample), "the doc's Import.{part}");
     }
 }
 
