@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +21,8 @@ pub struct AuditError {
     source: rusqlite::Error,
 }
 
-/// One forwarded request.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One forwarded request (also the control API's answer, `GET /v1/audit`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Call {
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
@@ -37,8 +37,8 @@ pub struct Call {
     pub error: Option<String>,
 }
 
-/// Which host used which server.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// Which host used which server (also in the control API's `GET /v1/hosts`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Usage {
     pub host: String,
     pub server: String,

@@ -55,8 +55,8 @@ pub struct DecisionRecord {
     pub decided_at: OffsetDateTime,
 }
 
-/// A request waiting for the user.
-#[derive(Debug, Clone, Serialize)]
+/// A request waiting for the user (also the control API's `GET /v1/approvals`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     pub id: u64,
     pub host: String,

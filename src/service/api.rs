@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use url::Url;
 
+pub use crate::audit::{Call, Usage};
+pub use crate::consent::Approval;
 use crate::consent::{Decision, DecisionRecord};
 use crate::hosts::HostInfo;
 use crate::secret::Secret;
@@ -295,24 +297,6 @@ pub struct Hosts {
     pub usage: Vec<Usage>,
 }
 
-/// Which host used which server, how often and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    pub host: String,
-    pub server: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub first_used: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub last_used: OffsetDateTime,
-    pub calls: i64,
-}
-
-impl From<crate::audit::Usage> for Usage {
-    fn from(u: crate::audit::Usage) -> Self {
-        Self { host: u.host, server: u.server, first_used: u.first_used, last_used: u.last_used, calls: u.calls }
-    }
-}
-
 /// The body of `POST /v1/hosts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewHost {
@@ -343,23 +327,6 @@ pub struct Approvals {
     pub decisions: Vec<DecisionRecord>,
     /// Always true: asking is what marks a UI as attached.
     pub ui_attached: bool,
-}
-
-/// A host's first request for a server, waiting for the user's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Approval {
-    pub id: u64,
-    pub host: String,
-    pub server: String,
-    pub scopes: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub requested_at: OffsetDateTime,
-}
-
-impl From<crate::consent::Approval> for Approval {
-    fn from(a: crate::consent::Approval) -> Self {
-        Self { id: a.id, host: a.host, server: a.server, scopes: a.scopes, requested_at: a.requested_at }
-    }
 }
 
 /// The body of `POST /v1/approvals/{id}`.
@@ -435,31 +402,6 @@ impl AuditQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calls {
     pub calls: Vec<Call>,
-}
-
-/// One call a host made through the broker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Call {
-    #[serde(with = "time::serde::rfc3339")]
-    pub time: OffsetDateTime,
-    pub host: String,
-    pub server: String,
-    #[serde(default)]
-    pub method: Option<String>,
-    #[serde(default)]
-    pub tool: Option<String>,
-    /// The upstream HTTP status, or 0 when no upstream answer came.
-    pub status: u16,
-    pub duration_ms: f64,
-    /// What the broker itself decided, when it answered instead of the upstream.
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
-impl From<crate::audit::Call> for Call {
-    fn from(c: crate::audit::Call) -> Self {
-        Self { time: c.time, host: c.host, server: c.server, method: c.method, tool: c.tool, status: c.status, duration_ms: c.duration_ms, error: c.error }
-    }
 }
 
 /// `POST /v1/shutdown`.
