@@ -91,8 +91,8 @@ impl Broker {
         let before = self.before(&name, &credentials)?;
         let issued = issued(tokens);
         let requested = issued.scopes.clone().unwrap_or_default();
-        let proved = match self.save_login(&name, &discovery, &credentials, &issued, &requested).and_then(|_| self.mark_imported(&credentials)) {
-            Ok(()) => self.prove(&name, &discovery, &issued).await,
+        let proved = match self.save_login(&name, &discovery, &credentials, &issued, &requested, true) {
+            Ok(_) => self.prove(&name, &discovery, &issued).await,
             Err(e) => Err(e),
         };
         match proved {
@@ -116,13 +116,6 @@ impl Broker {
         } else {
             Err(Error::Import { name: name.to_owned(), reason: ImportRefused::Rejected(format!("HTTP {}", status.as_u16())) })
         }
-    }
-
-    /// Flag the client as another tool's, so no new sign-in is offered it.
-    fn mark_imported(&self, credentials: &Credentials) -> Result<(), Error> {
-        let key = vault::store::client_map_key(&credentials.client.key());
-        self.vault.store.update(|r| r.clients.get_mut(&key).map(|c| c.imported = true))?;
-        Ok(())
     }
 
     fn before(&self, name: &str, credentials: &Credentials) -> Result<Before, Error> {
@@ -197,16 +190,5 @@ fn issued(tokens: ImportedTokens) -> Issued {
 
 /// The status the server answers an MCP `initialize` sent with `token`.
 async fn accepts(broker: &Broker, discovery: &Discovery, token: &AccessToken) -> Result<reqwest::StatusCode, Error> {
-    let url = discovery.server.url();
-    let r = broker
-        .http
-        .send_direct(url, |c| {
-            c.post(url.clone())
-                .bearer_auth(token.secret())
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .body(discovery::PROBE)
-        })
-        .await?;
-    Ok(r.status)
+    Ok(discovery::send_probe(&broker.http, discovery.server.url(), Some(token)).await?.status)
 }

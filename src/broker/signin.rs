@@ -9,7 +9,7 @@ use crate::oauth::discovery::{self, Discovery};
 use crate::oauth::login::{self, scopes, DynProgress, LoginError, Loopback, TokenError};
 use crate::oauth::registration;
 use crate::oauth::tokens::Issued;
-use crate::vault::{self, Placement, ServerRecord, ServerState, VaultError};
+use crate::vault::{self, ClientRecord, Placement, ServerRecord, ServerState, VaultError};
 
 impl Broker {
     /// Discover, register, sign in through the browser, store.
@@ -61,7 +61,7 @@ impl Broker {
         let selected = scopes::select(discovery.challenge.as_ref(), &discovery.resource_metadata, &discovery.auth_server);
         let wanted = scopes::union(&scopes::union(&selected, &req.extra_scopes), &previous);
         let (credentials, issued) = self.authorize_with_retry(name, req, discovery, &wanted, progress).await?;
-        self.save_login(name, discovery, &credentials, &issued, &wanted)
+        self.save_login(name, discovery, &credentials, &issued, &wanted, false)
     }
 
     /// Sign in once; a dynamically registered client the AS has forgotten is registered
@@ -108,7 +108,17 @@ impl Broker {
         })?
     }
 
-    pub(super) fn save_login(&self, name: &str, discovery: &Discovery, credentials: &Credentials, issued: &Issued, requested: &[String]) -> Result<ServerRecord, Error> {
+    /// Store a grant: secrets first, then the records. `imported`: the client is another
+    /// tool's (see [`super::import`]), never offered to a new sign-in.
+    pub(super) fn save_login(
+        &self,
+        name: &str,
+        discovery: &Discovery,
+        credentials: &Credentials,
+        issued: &Issued,
+        requested: &[String],
+        imported: bool,
+    ) -> Result<ServerRecord, Error> {
         self.keep_client_secret(credentials)?;
         self.vault.secrets.set(&vault::server_account(name), &issued.tokens.to_secret()).map_err(VaultError::from)?;
         let at = Placement {
@@ -119,7 +129,7 @@ impl Broker {
             auth_server: (&discovery.auth_server).into(),
         };
         let record = ServerRecord::signed_in(at, issued, requested, account_hint(&issued.tokens.access_token));
-        let client = self.client_record(credentials)?;
+        let client = ClientRecord { imported, ..self.client_record(credentials)? };
         self.vault.store.update(|r| {
             r.insert_client(client);
             r.servers.insert(name.to_owned(), record.clone());

@@ -14,6 +14,7 @@ pub mod canonical;
 pub mod resource_metadata;
 pub mod www_authenticate;
 
+use oauth2::AccessToken;
 use url::Url;
 
 pub use auth_server::{AuthServerMetadata, MetadataError};
@@ -21,7 +22,7 @@ pub use canonical::ResourceUri;
 pub use resource_metadata::ProtectedResourceMetadata;
 pub use www_authenticate::BearerChallenge;
 
-use crate::net::{require_secure, FetchError, HttpClient};
+use crate::net::{require_secure, FetchError, Fetched, HttpClient};
 
 /// Everything discovery learned about one MCP server.
 #[derive(Debug, Clone)]
@@ -73,19 +74,29 @@ pub async fn discover(http: &HttpClient, server_url: &str) -> Result<Discovery, 
     Ok(Discovery { server, resource, resource_metadata, auth_server, challenge })
 }
 
-/// The unauthenticated first request: an MCP `initialize`, what any host would send first.
-pub const PROBE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcp-broker","version":"0"}}}"#;
+/// The first request: an MCP `initialize`, what any host would send first.
+const PROBE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcp-broker","version":"0"}}}"#;
+
+/// Send the [`PROBE`] to `server`: unauthenticated for discovery, or with `token` to see
+/// whether the server accepts it.
+pub async fn send_probe(http: &HttpClient, server: &Url, token: Option<&AccessToken>) -> Result<Fetched, FetchError> {
+    http.send_direct(server, |c| {
+        let req = c
+            .post(server.clone())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(PROBE);
+        match token {
+            Some(t) => req.bearer_auth(t.secret()),
+            None => req,
+        }
+    })
+    .await
+}
 
 /// Send the unauthenticated MCP request and read the challenge, if any.
 async fn probe(http: &HttpClient, server: &ResourceUri) -> Result<(u16, Option<BearerChallenge>), DiscoveryError> {
-    let r = http
-        .send_direct(server.url(), |c| {
-            c.post(server.url().clone())
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .body(PROBE)
-        })
-        .await?;
+    let r = send_probe(http, server.url(), None).await?;
     let values = r.headers.get_all("www-authenticate").iter().filter_map(|v| v.to_str().ok());
     Ok((r.status.as_u16(), www_authenticate::bearer_challenge(values)))
 }
