@@ -25,8 +25,9 @@ pub struct KeyedAuth {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// Headers a key may not replace: they describe the request, not its credential.
-const RESERVED: &[&str] = &["host", "content-length", "content-type", "accept", "connection", "transfer-encoding", "te", "upgrade", "cookie", "mcp-session-id", "mcp-protocol-version"];
+/// Headers a key may not replace: they describe the request, not its credential (and so
+/// does every `Mcp-*` header, checked by prefix).
+const RESERVED: &[&str] = &["host", "content-length", "content-type", "accept", "connection", "transfer-encoding", "te", "upgrade", "cookie"];
 
 impl Broker {
     /// Add (or replace the key of) a keyed server. The key goes to the keychain first.
@@ -79,13 +80,8 @@ impl Broker {
 /// An http(s) URL; plain http only to a loopback address (the key would travel in clear).
 fn checked_url(url: &str) -> Result<String, Error> {
     let u = Url::parse(url).map_err(|e| Error::BadKey(format!("{url:?} is not a URL ({e})")))?;
-    let loopback = matches!(u.host(), Some(url::Host::Ipv4(a)) if a.is_loopback()) || matches!(u.host(), Some(url::Host::Ipv6(a)) if a.is_loopback()) || u.host_str() == Some("localhost");
-    match u.scheme() {
-        "https" => Ok(u.to_string()),
-        "http" if loopback => Ok(u.to_string()),
-        "http" => Err(Error::BadKey(format!("{url} is not https: an API key is sent only over https (or to a loopback address)"))),
-        other => Err(Error::BadKey(format!("{other}: URLs are not MCP servers; use an https URL"))),
-    }
+    crate::net::require_secure(&u).map_err(|e| Error::BadKey(format!("{e}: an API key is sent only over https")))?;
+    Ok(u.to_string())
 }
 
 fn to_header(h: &KeyHeader) -> Result<(HeaderName, HeaderValue), Error> {
