@@ -210,7 +210,7 @@ impl Adopter {
         };
         let (text, skipped) = connect::undo(c.host, &current, &c.changes);
         let restored: Vec<Change> = c.changes.iter().filter(|ch| !skipped.iter().any(|s| s.name == ch.name)).map(swap_sides).collect();
-        let diff = diff_of(&restored);
+        let diff = connect::diff(&restored);
         let mut report = file_report(&c.path, &restored, skipped.clone(), diff);
         if !dry_run && !restored.is_empty() {
             report.backup = Some(connect::write(&c.path, &current, &text, &self.ensure_backups()?)?);
@@ -224,16 +224,6 @@ impl Adopter {
 /// A change read backwards (for the diff of an undo).
 fn swap_sides(c: &Change) -> Change {
     Change { before: c.after.clone(), after: c.before.clone(), ..c.clone() }
-}
-
-fn diff_of(changes: &[Change]) -> String {
-    let mut out = String::new();
-    for c in changes {
-        out.push_str(&format!("  {}:\n", c.name));
-        out.extend(c.before.lines().map(|l| format!("  - {l}\n")));
-        out.extend(c.after.lines().map(|l| format!("  + {l}\n")));
-    }
-    out
 }
 
 fn file_report(path: &Path, changes: &[Change], skipped: Vec<Skipped>, diff: String) -> FileReport {

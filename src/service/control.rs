@@ -104,20 +104,14 @@ async fn ping(State(s): S) -> Json<api::Ping> {
 
 async fn status(State(s): S) -> Result<Json<api::Status>, ApiError> {
     let usage = s.audit.usage().unwrap_or_default();
+    let last_used = |name: &str| usage.iter().filter(|u| u.server == name).map(|u| u.last_used).max();
     // A damaged servers.json is among the problems; the rest of the status still answers.
-    let servers = s
-        .broker
-        .servers()
-        .unwrap_or_default()
+    let oauth = s.broker.servers().unwrap_or_default();
+    let keyed = s.broker.keyed_servers().unwrap_or_default();
+    let servers = oauth
         .iter()
-        .map(|r| {
-            let last_used = usage.iter().filter(|u| u.server == r.name).map(|u| u.last_used).max();
-            api::Server::from_record(r, last_used)
-        })
-        .chain(s.broker.keyed_servers().unwrap_or_default().iter().map(|k| {
-            let last_used = usage.iter().filter(|u| u.server == k.name).map(|u| u.last_used).max();
-            api::Server::from_keyed(k, last_used)
-        }))
+        .map(|r| api::Server::from_record(r, last_used(&r.name)))
+        .chain(keyed.iter().map(|k| api::Server::from_keyed(k, last_used(&k.name))))
         .collect();
     Ok(Json(api::Status { servers, endpoint: s.endpoint(), version: VERSION.into(), problems: s.problems() }))
 }
@@ -246,7 +240,7 @@ async fn logout(State(s): S, Path(name): Path<String>, body: Option<Json<api::Lo
 }
 
 async fn hosts_list(State(s): S) -> Result<Json<api::Hosts>, ApiError> {
-    let usage = s.audit.usage().unwrap_or_default().into_iter().map(api::Usage::from).collect();
+    let usage = s.audit.usage().unwrap_or_default();
     Ok(Json(api::Hosts { hosts: s.hosts.list()?, usage }))
 }
 
@@ -270,7 +264,7 @@ async fn remove_server(State(s): S, Path(name): Path<String>) -> Result<Json<api
 
 async fn approvals(State(s): S) -> Json<api::Approvals> {
     let (pending, decisions) = s.consent.approvals();
-    Json(api::Approvals { pending: pending.into_iter().map(api::Approval::from).collect(), decisions, ui_attached: true })
+    Json(api::Approvals { pending, decisions, ui_attached: true })
 }
 
 async fn decide(State(s): S, Path(id): Path<u64>, Json(body): Json<api::Decide>) -> Result<Json<api::Ack>, ApiError> {
@@ -309,7 +303,7 @@ async fn audit(State(s): S, Query(q): Query<api::AuditQuery>) -> Result<Json<api
     // Calls answered a moment ago may still be queued for the writer (it batches for 50 ms).
     s.audit.flush(AUDIT_READ_FLUSH);
     let calls = s.audit.latest(q.server.as_deref(), q.host.as_deref(), q.limit.unwrap_or(50).min(10_000))?;
-    Ok(Json(api::Calls { calls: calls.into_iter().map(api::Call::from).collect() }))
+    Ok(Json(api::Calls { calls }))
 }
 
 async fn shutdown(State(s): S) -> Json<api::Stopping> {

@@ -187,16 +187,21 @@ impl Plan {
         Ok(text)
     }
 
-    /// A readable diff: each changed entry's lines before and after.
+    /// A readable diff of the plan's changes.
     pub fn diff(&self) -> String {
-        let mut out = String::new();
-        for c in &self.changes {
-            out.push_str(&format!("  {}:\n", c.name));
-            out.extend(c.before.lines().map(|l| format!("  - {l}\n")));
-            out.extend(c.after.lines().map(|l| format!("  + {l}\n")));
-        }
-        out
+        diff(&self.changes)
     }
+}
+
+/// A readable diff: each changed entry's lines before and after.
+pub fn diff(changes: &[Change]) -> String {
+    let mut out = String::new();
+    for c in changes {
+        out.push_str(&format!("  {}:\n", c.name));
+        out.extend(c.before.lines().map(|l| format!("  - {l}\n")));
+        out.extend(c.after.lines().map(|l| format!("  + {l}\n")));
+    }
+    out
 }
 
 /// `text` with `change`'s entry replaced by `to`, if it is now `from`.
