@@ -26,6 +26,10 @@ BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/mcp-broker"
 stage_names=()
 stage_results=()
 failed=0
+# Each stage's output is also kept here, so that the summary (the end of a long CI log) can
+# say which tests failed.
+LOGS=${TEST_LOG_DIR:-$(mktemp -d -t mcpb-test-logs.XXXXXX)}
+mkdir -p "$LOGS"
 
 header() {
     printf '\n==============================================================================\n'
@@ -48,8 +52,8 @@ run_stage() {
     header "$name"
     start=$SECONDS
     set +e
-    "$@"
-    rc=$?
+    "$@" 2>&1 | tee "$LOGS/$name.log"
+    rc=${PIPESTATUS[0]}
     set -e
     if [[ $rc -eq 0 ]]; then
         record "$name" "$(printf 'PASS  %5ss' $((SECONDS - start)))"
@@ -69,6 +73,12 @@ skip_stage() { # name reason
     record "$1" "SKIP          ($2)"
 }
 
+# failures_in LOG: the lines of a stage's output that name a failure (node:test's ✖ and its
+# failing-tests list, cargo's FAILED and panics, [test] lines), at most 60.
+failures_in() {
+    grep -a -E '✖|^not ok|FAILED|panicked at|^\[test\]|^error(\[|:)|Error: ' "$1" | grep -a -v -E '^\s*ℹ' | tail -n 60 || true
+}
+
 summary() {
     header "Summary"
     local i passed=0 failures=0 skipped=0
@@ -79,6 +89,11 @@ summary() {
             FAIL*) failures=$((failures + 1)) ;;
             *) skipped=$((skipped + 1)) ;;
         esac
+    done
+    for i in "${!stage_names[@]}"; do
+        [[ ${stage_results[$i]} == FAIL* ]] || continue
+        printf '\n-- %s: what failed (full output in %s) --\n' "${stage_names[$i]}" "$LOGS/${stage_names[$i]}.log"
+        failures_in "$LOGS/${stage_names[$i]}.log"
     done
     if [[ $failed -eq 0 ]]; then
         printf '\nALL STAGES PASSED\n'
