@@ -165,7 +165,11 @@ test(`load: ${HOSTS} HTTP hosts × ${CALLS} calls with ${TTL} s access tokens: e
     assert.ok(g >= dueAfter - 1, `two refreshes within one token lifetime (tokens minted ${g} s apart; due after ${dueAfter} s): ${JSON.stringify(gaps)}`);
     assert.ok(g <= TTL, `a token outlived its lifetime before being replaced (${g} s > ${TTL} s): ${JSON.stringify(gaps)}`);
   }
-  assert.ok(Math.abs(refreshes - expected) <= 1, `about one refresh per ${dueAfter} s of the ${took} ms run (${refreshes} vs ${expected})`);
+  // Between one refresh per lifetime (none later) and one per due time (none sooner): where
+  // in that range depends on how fast the machine answers, not on the broker.
+  const fewest = Math.floor(took / 1000 / TTL) - 1;
+  const most = Math.ceil(took / 1000 / (dueAfter - 1)) + 1;
+  assert.ok(refreshes >= fewest && refreshes <= most, `one refresh per ${dueAfter}-${TTL} s of the ${took} ms run: ${refreshes}, not in ${fewest}..${most} (about ${expected})`);
   assert.ok(late <= early * 1.2 + 8 * 1024, `resident memory stays flat after warm-up: ${report.rss_mib.after_warmup} MiB -> ${report.rss_mib.end} MiB`);
   assert.ok(Date.now() - testStarted < LIMIT_MS, `the test took ${Date.now() - testStarted} ms (bound ${LIMIT_MS} ms)`);
 });
