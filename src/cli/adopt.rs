@@ -1,13 +1,17 @@
 //! `hosts detect|connect|disconnect`: the user's AI hosts and their switch to the broker.
-//! These read and write the user's own config files, so they run here, with no service.
+//! These read and write the user's own config files, so they run here; the service is
+//! reached (started if need be) only to keep a key an entry sent.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use mcp_broker::hosts::adopt::{Adopter, Report};
+use mcp_broker::broker::api_keys::KeyHeader;
+use mcp_broker::hosts::adopt::{Adopter, Keeper, Report};
 use mcp_broker::hosts::connect::Choice;
 use mcp_broker::hosts::detect::{self, entry::Transport, DetectedConfig, Dirs, HostKind};
-use mcp_broker::vault::Home;
+use mcp_broker::service::api::AddServer;
+use mcp_broker::service::client::Control;
+use mcp_broker::vault::{Home, Keychain, SecretStore};
 use serde::Serialize;
 
 /// `hosts detect --json`.
@@ -31,6 +35,37 @@ fn dirs() -> Result<Dirs> {
 fn adopter(home: &Home, project: Option<PathBuf>) -> Result<Adopter> {
     let exe = std::env::current_exe().context("cannot tell where mcp-broker is installed")?;
     Ok(Adopter { dirs: dirs()?, project, config_dir: home.config_dir.clone(), exe })
+}
+
+/// Keys go to the service (`POST /v1/servers`), entries' old texts to the keychain.
+struct CliKeeper<'a> {
+    home: &'a Home,
+    keychain: Keychain,
+    control: tokio::sync::OnceCell<Control>,
+}
+
+impl<'a> CliKeeper<'a> {
+    fn new(home: &'a Home) -> Self {
+        Self { home, keychain: Keychain::new(home.keychain_service.clone()), control: tokio::sync::OnceCell::new() }
+    }
+
+    async fn add(&self, body: &AddServer) -> Result<()> {
+        let control = self.control.get_or_try_init(|| Control::connect_or_start_without(self.home, &[])).await?;
+        control.add_server(body).await?;
+        Ok(())
+    }
+}
+
+impl Keeper for CliKeeper<'_> {
+    fn keep_key(&self, server: &str, url: &str, headers: &[KeyHeader]) -> Result<(), String> {
+        let body = AddServer { name: server.to_owned(), url: url.to_owned(), headers: headers.to_vec() };
+        // The commands run on a multi-threaded runtime: this thread may wait for the service.
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(self.add(&body))).map_err(|e| format!("{e:#}"))
+    }
+
+    fn secrets(&self) -> &dyn SecretStore {
+        &self.keychain
+    }
 }
 
 pub fn detect(project: Option<PathBuf>, json: bool) -> Result<()> {
@@ -70,12 +105,12 @@ fn transport(t: &Transport) -> String {
 
 pub fn connect(home: &Home, host: HostKind, servers: Vec<String>, dry_run: bool, json: bool, project: Option<PathBuf>) -> Result<()> {
     let choice = if servers.is_empty() { Choice::All } else { Choice::Servers(servers) };
-    let report = adopter(home, project)?.connect(host, &choice, dry_run)?;
+    let report = adopter(home, project)?.connect(host, &choice, dry_run, &CliKeeper::new(home))?;
     print_report(&report, json, "through mcp-broker")
 }
 
 pub fn disconnect(home: &Home, host: HostKind, dry_run: bool, json: bool, project: Option<PathBuf>) -> Result<()> {
-    let report = adopter(home, project)?.disconnect(host, dry_run)?;
+    let report = adopter(home, project)?.disconnect(host, dry_run, &CliKeeper::new(home))?;
     print_report(&report, json, "put back")
 }
 
@@ -90,6 +125,10 @@ fn print_report(r: &Report, json: bool, done: &str) -> Result<()> {
         for c in &f.changed {
             let verb = if r.dry_run { "would be" } else { "now" };
             println!("  {:<24} {verb} {done} ({})", c.name, c.url);
+            if let Some(server) = &c.keyed {
+                let what = if done == "put back" { "its key was put back in the file; the broker keeps it too, as server" } else { "its key is now in the keychain, as the broker's server" };
+                println!("  {:<24} {what} {server}", "");
+            }
             if !c.not_carried.is_empty() {
                 println!("  {:<24} not carried over: {}", "", c.not_carried.join(", "));
             }

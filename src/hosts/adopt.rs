@@ -5,15 +5,28 @@
 //!
 //! Running it twice changes nothing the second time (connected entries are already through
 //! the broker). A host that is running is named, since it reads its config only at start.
+//!
+//! An entry that sends a key is handed to a [`Keeper`] first: the key becomes an API-key
+//! server of the broker and the entry's exact old text goes to the keychain, before the file
+//! is written; the ledger and the backups hold that text with the key marked.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::connect::{self, Change, Choice, ConnectError, Skipped};
+use super::connect::{self, Change, Choice, ConnectError, Plan, Skipped, Taken};
 use super::detect::{self, Dirs, HostKind, Location};
-use crate::vault::JsonFile;
+use crate::broker::api_keys::KeyHeader;
+use crate::vault::{JsonFile, SecretStore};
+
+/// Where connecting puts what it takes out of a host's files, and disconnecting finds it.
+pub trait Keeper {
+    /// Make `server` (at `url`) one of the broker's API-key servers, sending `headers`.
+    fn keep_key(&self, server: &str, url: &str, headers: &[KeyHeader]) -> Result<(), String>;
+    /// The keychain, for the entries' old texts.
+    fn secrets(&self) -> &dyn SecretStore;
+}
 
 /// What one connect or disconnect did (or, with `dry_run`, would do) to one file.
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +47,9 @@ pub struct Changed {
     pub url: String,
     /// mcp-remote flags the broker does not carry over.
     pub not_carried: Vec<String>,
+    /// The API-key server that holds the key the entry sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyed: Option<String>,
 }
 
 /// What a connect or disconnect of one host did.
@@ -139,7 +155,7 @@ impl Adopter {
     }
 
     /// Switch `host`'s chosen remote entries to the broker, in every file it reads.
-    pub fn connect(&self, host: HostKind, choice: &Choice, dry_run: bool) -> Result<Report, AdoptError> {
+    pub fn connect(&self, host: HostKind, choice: &Choice, dry_run: bool, keeper: &dyn Keeper) -> Result<Report, AdoptError> {
         let files = self.files_of(host)?;
         let configs: Vec<_> = files.iter().map(|l| (l, detect::read_location(l))).collect();
         if let Choice::Servers(names) = choice {
@@ -157,10 +173,13 @@ impl Adopter {
             if matches!(&here, Choice::Servers(n) if n.is_empty()) {
                 continue;
             }
-            let plan = connect::plan(location, config, &here, &self.exe)?;
+            let mut plan = connect::plan(location, config, &here, &self.exe)?;
+            if !dry_run {
+                hand_over(&mut plan, keeper);
+            }
             let mut report = file_report(&plan.path, &plan.changes, plan.skipped.clone(), plan.diff());
             if !dry_run && !plan.changes.is_empty() {
-                let backup = connect::write(&plan.path, &plan.original, &plan.new_text()?, &self.ensure_backups()?)?;
+                let backup = connect::write(&plan.path, &plan.original, &plan.backup_text()?, &plan.new_text()?, &self.ensure_backups()?)?;
                 ledger.connections.push(Connection {
                     host,
                     path: plan.path.clone(),
@@ -176,8 +195,9 @@ impl Adopter {
         Ok(Report { host, dry_run, files: reports, running: running(host) })
     }
 
-    /// Put back every entry `connect` changed in `host`'s files.
-    pub fn disconnect(&self, host: HostKind, dry_run: bool) -> Result<Report, AdoptError> {
+    /// Put back every entry `connect` changed in `host`'s files (the keys it took, from the
+    /// keychain; the API-key servers it made stay).
+    pub fn disconnect(&self, host: HostKind, dry_run: bool, keeper: &dyn Keeper) -> Result<Report, AdoptError> {
         let mut ledger = self.ledger()?;
         let (mine, others): (Vec<Connection>, Vec<Connection>) = ledger.connections.drain(..).partition(|c| c.host == host);
         if mine.is_empty() {
@@ -187,7 +207,7 @@ impl Adopter {
         let mut reports = Vec::new();
         // The newest first, so entries connected twice come back in order.
         for c in mine.into_iter().rev() {
-            let (report, kept) = self.undo_one(&c, dry_run)?;
+            let (report, kept) = self.undo_one(&c, dry_run, keeper)?;
             if let Some(kept) = kept {
                 ledger.connections.push(kept);
             }
@@ -200,7 +220,7 @@ impl Adopter {
     }
 
     /// Undo one connection; what could not be undone stays in the ledger.
-    fn undo_one(&self, c: &Connection, dry_run: bool) -> Result<(FileReport, Option<Connection>), AdoptError> {
+    fn undo_one(&self, c: &Connection, dry_run: bool, keeper: &dyn Keeper) -> Result<(FileReport, Option<Connection>), AdoptError> {
         let current = match std::fs::read_to_string(&c.path) {
             Ok(t) => t,
             Err(e) => {
@@ -208,17 +228,59 @@ impl Adopter {
                 return Ok((file_report(&c.path, &[], skipped, String::new()), Some(c.clone())));
             }
         };
-        let (text, skipped) = connect::undo(c.host, &current, &c.changes);
+        let (changes, mut skipped) = take_back(&c.path, &c.changes, keeper);
+        let (text, undone_skipped) = connect::undo(c.host, &current, &changes);
+        skipped.extend(undone_skipped);
         let restored: Vec<Change> = c.changes.iter().filter(|ch| !skipped.iter().any(|s| s.name == ch.name)).map(swap_sides).collect();
         let diff = connect::diff(&restored);
         let mut report = file_report(&c.path, &restored, skipped.clone(), diff);
         if !dry_run && !restored.is_empty() {
-            report.backup = Some(connect::write(&c.path, &current, &text, &self.ensure_backups()?)?);
+            report.backup = Some(connect::write(&c.path, &current, &current, &text, &self.ensure_backups()?)?);
+            for ch in restored.iter().filter(|ch| ch.keyed.is_some()) {
+                // Back in the file: the keychain's copy of the old text is not needed any more.
+                let _ = keeper.secrets().delete(&ch.entry_account(&c.path));
+            }
         }
         let left: Vec<Change> = c.changes.iter().filter(|ch| skipped.iter().any(|s| s.name == ch.name)).cloned().collect();
         let kept = (!left.is_empty()).then(|| Connection { changes: left, ..c.clone() });
         Ok((report, kept))
     }
+}
+
+/// Keep, for each change that takes a key, its old text and then the key; a change whose
+/// key cannot be kept is dropped from the plan with the reason, and its entry stays.
+fn hand_over(plan: &mut Plan, keeper: &dyn Keeper) {
+    for c in std::mem::take(&mut plan.changes) {
+        match keep(&plan.path, &c, keeper) {
+            Ok(()) => plan.changes.push(c),
+            Err(reason) => plan.skipped.push(Skipped { name: c.name.clone(), reason }),
+        }
+    }
+}
+
+fn keep(path: &Path, c: &Change, keeper: &dyn Keeper) -> Result<(), String> {
+    let (Some(taken), Some(server)) = (&c.taken, &c.keyed) else { return Ok(()) };
+    keeper.secrets().set(&c.entry_account(path), &taken.exact_before).map_err(|e| format!("cannot keep its old text in the keychain: {e}; left as it is"))?;
+    keeper.keep_key(server, &c.url, &taken.headers).map_err(|e| format!("cannot make it the broker's server {server}: {e}; left as it is"))
+}
+
+/// The changes with the exact old text of each keyed entry back from the keychain; those
+/// whose text is not there are left, with the reason.
+fn take_back(path: &Path, changes: &[Change], keeper: &dyn Keeper) -> (Vec<Change>, Vec<Skipped>) {
+    let mut ready = Vec::new();
+    let mut skipped = Vec::new();
+    for c in changes {
+        if c.keyed.is_none() {
+            ready.push(c.clone());
+            continue;
+        }
+        match keeper.secrets().get(&c.entry_account(path)) {
+            Ok(Some(exact)) => ready.push(Change { taken: Some(Taken { headers: Vec::new(), exact_before: exact }), ..c.clone() }),
+            Ok(None) => skipped.push(Skipped { name: c.name.clone(), reason: "its old text (with its key) is no longer in the keychain; left as it is".into() }),
+            Err(e) => skipped.push(Skipped { name: c.name.clone(), reason: format!("cannot read its old text from the keychain: {e}; left as it is") }),
+        }
+    }
+    (ready, skipped)
 }
 
 /// A change read backwards (for the diff of an undo).
@@ -227,7 +289,7 @@ fn swap_sides(c: &Change) -> Change {
 }
 
 fn file_report(path: &Path, changes: &[Change], skipped: Vec<Skipped>, diff: String) -> FileReport {
-    let changed = changes.iter().map(|c| Changed { name: c.name.clone(), url: c.url.clone(), not_carried: c.not_carried.clone() }).collect();
+    let changed = changes.iter().map(|c| Changed { name: c.name.clone(), url: c.url.clone(), not_carried: c.not_carried.clone(), keyed: c.keyed.clone() }).collect();
     FileReport { path: path.to_owned(), changed, skipped, diff, backup: None }
 }
 

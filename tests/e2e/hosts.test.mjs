@@ -4,14 +4,16 @@
 // Connected, through the bridge, to the OAuth-protected test server. `hosts disconnect`
 // puts the file back byte for byte; after Claude Code has rewritten the file itself (it
 // pretty-prints ~/.claude.json and adds keys at each start), it puts the entries back as
-// they were and keeps what the host added.
+// they were and keeps what the host added. Entries that send an API key in clear (a static
+// header, or mcp-remote's --header with the key in its env) become API-key servers of the
+// broker: the key leaves the file for the keychain, and comes back on disconnect.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-import { E2E_DIR, startAs, startMcpServer, makeServiceHome, makeHome, runBroker, describeRun, run, mcpStats } from './lib/harness.mjs';
+import { E2E_DIR, startAs, startMcpServer, makeServiceHome, makeHome, runBroker, describeRun, run, mcpStats, keychainLookup, findBytesUnder } from './lib/harness.mjs';
 
 const CLAUDE = path.join(E2E_DIR, 'node_modules', '.bin', 'claude');
 
@@ -100,4 +102,61 @@ test('Claude Code, connected in one step: its remote entries go through the brok
   const restored = JSON.parse(await fs.readFile(config, 'utf8'));
   assert.deepEqual(restored.mcpServers, JSON.parse(original).mcpServers, 'every entry as it was');
   assert.deepEqual(Object.keys(restored).sort(), Object.keys(hostWrote).sort(), 'what the host added is kept');
+});
+
+test('Claude Code entries with API keys in clear: connect moves the keys to the keychain, Claude Code still connects, no key left on disk; disconnect puts them back', async (t) => {
+  const stamp = Date.now();
+  const keyA = `sk-live-${stamp}-header-key`;
+  const keyB = `ghp_${stamp}_env_key`;
+  const as = await startAs(t); // the peer wants an issuer; these servers take only their keys
+  const a = await startMcpServer(t, { issuer: as.issuer, name: 'mcp-keyed-a', apiKey: keyA });
+  const b = await startMcpServer(t, { issuer: as.issuer, name: 'mcp-keyed-b', apiKey: keyB });
+  const { home } = await makeServiceHome(t);
+  const userHome = await makeHome(t, 'claude-keys-');
+  const config = path.join(userHome, '.claude.json');
+  const original = `${JSON.stringify({
+    mcpServers: {
+      'keyed-http': { type: 'http', url: a.url, headers: { 'X-Api-Key': keyA } },
+      'keyed-remote': { type: 'stdio', command: 'npx', args: ['-y', 'mcp-remote', b.url, '--header', 'Authorization: Bearer ${GH_KEY}'], env: { GH_KEY: keyB } },
+    },
+  }, null, 2)}\n`;
+  await fs.writeFile(config, original, { mode: 0o600 });
+  const env = { HOME: userHome, XDG_CONFIG_HOME: path.join(userHome, '.config') };
+  const cli = async (args) => {
+    const r = await runBroker(args, { home, env });
+    assert.equal(r.code, 0, describeRun(r));
+    return r;
+  };
+
+  const found = JSON.parse((await cli(['hosts', 'detect', '--json'])).stdout).configs.find((c) => c.host === 'claude-code');
+  const secrets = Object.fromEntries(found.servers.map((s) => [s.name, s.plaintext_secrets]));
+  assert.deepEqual(secrets, { 'keyed-http': ['headers.X-Api-Key'], 'keyed-remote': ['env.GH_KEY'] });
+  const dry = await cli(['hosts', 'connect', 'claude-code', '--dry-run']);
+  assert.ok(!dry.stdout.includes(keyA) && !dry.stdout.includes(keyB), dry.stdout);
+
+  const connected = await cli(['hosts', 'connect', 'claude-code']);
+  assert.match(connected.stdout, /keyed-http +now through mcp-broker/, connected.stdout);
+  assert.match(connected.stdout, /its key is now in the keychain, as the broker's server keyed-http/, connected.stdout);
+  const rewritten = JSON.parse(await fs.readFile(config, 'utf8'));
+  assert.deepEqual(rewritten.mcpServers['keyed-http'].args, ['connect', 'keyed-http', '--host', 'claude-code']);
+  assert.deepEqual(await keychainLookup(home, 'keyed-http'), [{ name: 'X-Api-Key', value: keyA }]);
+  assert.deepEqual(await keychainLookup(home, 'keyed-remote'), [{ name: 'Authorization', value: `Bearer ${keyB}` }]);
+  const status = JSON.parse((await cli(['status', '--json'])).stdout);
+  assert.deepEqual(status.servers.filter((s) => s.name.startsWith('keyed-')).map((s) => s.state), ['api_key', 'api_key']);
+  for (const key of [keyA, keyB]) {
+    assert.deepEqual(await findBytesUnder(userHome, key), [], 'no key in the host\'s files');
+    assert.deepEqual(await findBytesUnder(home, key), [], 'nor in the broker\'s files (ledger, backups)');
+  }
+
+  // The real host starts both entries; the broker sends each server its key.
+  const { r, byName } = await claudeList(userHome, { ...process.env, MCP_BROKER_HOME: home });
+  assert.match(byName['keyed-http'] ?? '', /Connected/, `${r.stdout}\n${r.stderr}`);
+  assert.match(byName['keyed-remote'] ?? '', /Connected/, `${r.stdout}\n${r.stderr}`);
+  assert.ok((await mcpStats(a)).recent_requests.length > 0 && (await mcpStats(b)).recent_requests.length > 0);
+
+  // Back as it was, keys in the file again; the broker keeps its servers until removed.
+  const back = await cli(['hosts', 'disconnect', 'claude-code']);
+  assert.match(back.stdout, /its key was put back in the file/, back.stdout);
+  const restored = JSON.parse(await fs.readFile(config, 'utf8'));
+  assert.deepEqual(restored.mcpServers, JSON.parse(original).mcpServers);
 });

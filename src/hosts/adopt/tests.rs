@@ -16,6 +16,32 @@ const PROJECT: &str = "{\n  \"mcpServers\": {\n    \"wiki\": {\"type\": \"http\"
 struct Fixture {
     dir: tempfile::TempDir,
     adopter: Adopter,
+    keeper: MemKeeper,
+}
+
+/// An API-key server made: its name, URL and headers.
+type Kept = (String, String, Vec<(String, String)>);
+
+/// The keychain in memory, and the API-key servers made, by name.
+#[derive(Default)]
+struct MemKeeper {
+    secrets: crate::vault::MemorySecrets,
+    keys: std::sync::Mutex<Vec<Kept>>,
+    refuse: bool,
+}
+
+impl Keeper for MemKeeper {
+    fn keep_key(&self, server: &str, url: &str, headers: &[KeyHeader]) -> Result<(), String> {
+        if self.refuse {
+            return Err("the keychain is locked".into());
+        }
+        let headers = headers.iter().map(|h| (h.name.clone(), h.value.expose().to_owned())).collect();
+        self.keys.lock().unwrap().push((server.to_owned(), url.to_owned(), headers));
+        Ok(())
+    }
+    fn secrets(&self) -> &dyn SecretStore {
+        &self.secrets
+    }
 }
 
 impl Fixture {
@@ -47,13 +73,13 @@ fn fixture() -> Fixture {
         config_dir: dir.path().join("cfg"),
         exe: "/usr/bin/mcp-broker".into(),
     };
-    Fixture { dir, adopter }
+    Fixture { dir, adopter, keeper: MemKeeper::default() }
 }
 
 #[test]
 fn connect_rewrites_the_remote_entries_of_every_file_and_keeps_the_rest() {
     let f = fixture();
-    let r = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false).unwrap();
+    let r = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false, &f.keeper).unwrap();
     let names: Vec<Vec<&str>> = r.files.iter().map(|fr| fr.changed.iter().map(|c| c.name.as_str()).collect()).collect();
     assert_eq!(names, [vec!["docs", "linear"], vec!["wiki"]]);
     let text = f.read(&f.home_file());
@@ -69,9 +95,9 @@ fn connect_rewrites_the_remote_entries_of_every_file_and_keeps_the_rest() {
 #[test]
 fn connecting_twice_changes_nothing_the_second_time() {
     let f = fixture();
-    f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false).unwrap();
+    f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false, &f.keeper).unwrap();
     let after = f.read(&f.home_file());
-    let again = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false).unwrap();
+    let again = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false, &f.keeper).unwrap();
     assert!(again.files.iter().all(|fr| fr.changed.is_empty() && fr.backup.is_none()));
     assert_eq!(f.read(&f.home_file()), after);
     assert_eq!(f.backups(), 2);
@@ -81,26 +107,26 @@ fn connecting_twice_changes_nothing_the_second_time() {
 #[test]
 fn disconnect_puts_every_file_back_byte_for_byte() {
     let f = fixture();
-    f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["docs".into()]), false).unwrap();
-    f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false).unwrap();
-    let r = f.adopter.disconnect(HostKind::ClaudeCode, false).unwrap();
+    f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["docs".into()]), false, &f.keeper).unwrap();
+    f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false, &f.keeper).unwrap();
+    let r = f.adopter.disconnect(HostKind::ClaudeCode, false, &f.keeper).unwrap();
     assert!(r.files.iter().all(|fr| fr.skipped.is_empty()));
     assert_eq!(f.read(&f.home_file()), CLAUDE);
     assert_eq!(f.read(&f.project_file()), PROJECT);
     assert!(f.adopter.ledger().unwrap().connections.is_empty());
-    assert!(matches!(f.adopter.disconnect(HostKind::ClaudeCode, false), Err(AdoptError::NotConnected { .. })));
+    assert!(matches!(f.adopter.disconnect(HostKind::ClaudeCode, false, &f.keeper), Err(AdoptError::NotConnected { .. })));
 }
 
 #[test]
 fn an_entry_the_host_changed_since_stays_and_is_remembered() {
     let f = fixture();
-    f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["docs".into(), "linear".into()]), false).unwrap();
+    f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["docs".into(), "linear".into()]), false, &f.keeper).unwrap();
     let text = f.read(&f.home_file());
     let start = text.find("\"docs\": ").unwrap() + "\"docs\": ".len();
     let end = start + text[start..].find('}').unwrap() + 1;
     let edited = format!("{}{}{}", &text[..start], r#"{ "type": "http", "url": "https://docs2.example/mcp" }"#, &text[end..]);
     std::fs::write(f.home_file(), &edited).unwrap();
-    let r = f.adopter.disconnect(HostKind::ClaudeCode, false).unwrap();
+    let r = f.adopter.disconnect(HostKind::ClaudeCode, false, &f.keeper).unwrap();
     assert_eq!(r.files[0].skipped.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["docs"]);
     assert!(f.read(&f.home_file()).contains("mcp-remote"), "linear is back");
     let left = f.adopter.ledger().unwrap().connections;
@@ -111,7 +137,7 @@ fn an_entry_the_host_changed_since_stays_and_is_remembered() {
 #[test]
 fn a_dry_run_writes_nothing() {
     let f = fixture();
-    let r = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, true).unwrap();
+    let r = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, true, &f.keeper).unwrap();
     assert!(r.dry_run && r.files[0].diff.contains("+ "));
     assert_eq!(f.read(&f.home_file()), CLAUDE);
     assert_eq!(f.backups(), 0);
@@ -121,8 +147,8 @@ fn a_dry_run_writes_nothing() {
 #[test]
 fn unknown_servers_and_hosts_without_a_config_are_refused() {
     let f = fixture();
-    assert!(matches!(f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["nope".into()]), false), Err(AdoptError::NoServer { .. })));
-    let e = f.adopter.connect(HostKind::Cursor, &Choice::All, false).unwrap_err();
+    assert!(matches!(f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["nope".into()]), false, &f.keeper), Err(AdoptError::NoServer { .. })));
+    let e = f.adopter.connect(HostKind::Cursor, &Choice::All, false, &f.keeper).unwrap_err();
     assert!(matches!(e, AdoptError::NoConfig { .. }) && e.to_string().contains(".cursor/mcp.json"), "{e}");
     assert_eq!(f.read(&f.home_file()), CLAUDE);
 }
@@ -131,7 +157,7 @@ fn unknown_servers_and_hosts_without_a_config_are_refused() {
 fn a_damaged_ledger_is_refused_and_nothing_is_written() {
     let f = fixture();
     std::fs::write(f.adopter.ledger_path(), "{not json").unwrap();
-    let e = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false).unwrap_err();
+    let e = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false, &f.keeper).unwrap_err();
     assert!(e.to_string().contains("host-connections.json"), "{e}");
     assert_eq!(f.read(&f.home_file()), CLAUDE);
     assert_eq!(f.read(&f.adopter.ledger_path()), "{not json");
@@ -144,7 +170,64 @@ fn a_symlinked_config_is_refused() {
     std::fs::write(&real, CLAUDE).unwrap();
     std::fs::remove_file(f.home_file()).unwrap();
     std::os::unix::fs::symlink(&real, f.home_file()).unwrap();
-    let e = f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["docs".into()]), false).unwrap_err();
+    let e = f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["docs".into()]), false, &f.keeper).unwrap_err();
     assert!(matches!(e, AdoptError::Connect(ConnectError::Symlink(_))), "{e}");
     assert_eq!(f.read(&real), CLAUDE);
+}
+
+const KEYED: &str = r#"{
+  "mcpServers": {
+    "api": { "type": "http", "url": "https://api.example/mcp", "headers": { "Authorization": "Bearer sk-live-1", "X-Org": "acme" } },
+    "gh": { "command": "npx", "args": ["-y", "mcp-remote", "https://gh.example/mcp", "--header", "Authorization:${AUTH}"], "env": { "AUTH": "Bearer ghp_2" } },
+    "vs": { "type": "http", "url": "https://vs.example/mcp", "headers": { "X-Api-Key": "${input:key}" } }
+  }
+}
+"#;
+
+#[test]
+fn keys_move_to_the_keychain_and_come_back_on_disconnect() {
+    let f = fixture();
+    std::fs::write(f.home_file(), KEYED).unwrap();
+    let r = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, false, &f.keeper).unwrap();
+    let file = &r.files[0];
+    let keyed: Vec<_> = file.changed.iter().map(|c| (c.name.as_str(), c.keyed.as_deref())).collect();
+    assert_eq!(keyed, [("api", Some("api")), ("gh", Some("gh"))]);
+    assert!(file.skipped[0].reason.contains("${input:key}"), "{:?}", file.skipped);
+    let kept = f.keeper.keys.lock().unwrap().clone();
+    assert_eq!(kept[0], ("api".into(), "https://api.example/mcp".into(), vec![("Authorization".into(), "Bearer sk-live-1".into()), ("X-Org".into(), "acme".into())]));
+    assert_eq!(kept[1].2, vec![("Authorization".to_owned(), "Bearer ghp_2".to_owned())]);
+    // No key in the file, the ledger, the backup or the diff.
+    let now = f.read(&f.home_file());
+    assert!(now.contains(r#""args": ["connect", "api", "--host", "claude-code"]"#), "{now}");
+    let ledger = f.read(&f.adopter.ledger_path());
+    let backup = f.read(file.backup.as_ref().unwrap());
+    for (what, text) in [("file", &now), ("ledger", &ledger), ("backup", &backup), ("diff", &file.diff)] {
+        assert!(!text.contains("sk-live-1") && !text.contains("ghp_2"), "{what}: {text}");
+    }
+    assert!(backup.contains(connect::keys::MARK) && backup.contains("${input:key}"));
+    // Disconnect: the exact text again, from the keychain, which then forgets it.
+    f.adopter.disconnect(HostKind::ClaudeCode, false, &f.keeper).unwrap();
+    assert_eq!(f.read(&f.home_file()), KEYED);
+    assert_eq!(f.keeper.secrets.get(&format!("host-entry:{}##api", f.home_file().display())).unwrap().map(|s| s.expose().to_owned()), None);
+}
+
+#[test]
+fn a_key_that_cannot_be_kept_leaves_its_entry_as_it_is() {
+    let mut f = fixture();
+    f.keeper.refuse = true;
+    std::fs::write(f.home_file(), KEYED).unwrap();
+    let r = f.adopter.connect(HostKind::ClaudeCode, &Choice::Servers(vec!["api".into()]), false, &f.keeper).unwrap();
+    assert!(r.files[0].changed.is_empty());
+    assert!(r.files[0].skipped[0].reason.contains("the keychain is locked"), "{:?}", r.files[0].skipped);
+    assert_eq!(f.read(&f.home_file()), KEYED);
+}
+
+#[test]
+fn a_dry_run_shows_the_key_marked_and_keeps_nothing() {
+    let f = fixture();
+    std::fs::write(f.home_file(), KEYED).unwrap();
+    let r = f.adopter.connect(HostKind::ClaudeCode, &Choice::All, true, &f.keeper).unwrap();
+    assert!(r.files[0].diff.contains(connect::keys::MARK) && !r.files[0].diff.contains("sk-live-1"), "{}", r.files[0].diff);
+    assert!(f.keeper.keys.lock().unwrap().is_empty());
+    assert_eq!(f.read(&f.home_file()), KEYED);
 }

@@ -13,8 +13,12 @@
 //! 3. [`undo`]: the text with each connected entry put back, where the host has not changed
 //!    it since.
 //!
+//! An entry that sends a key in a static header becomes one of the broker's API-key servers
+//! ([`keys`]): the key leaves the file for the keychain, and so does the entry's old text.
+//!
 //! JSON and JSON-with-comments files only; Codex CLI's TOML is detected but not yet written.
 
+pub mod keys;
 pub mod splice;
 
 use std::io::Write;
@@ -24,6 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use super::detect::{DetectedConfig, DetectedServer, Format, HostKind, Location};
 use super::detect::entry::Transport;
+use crate::broker::api_keys::KeyHeader;
+use crate::secret::Secret;
+use keys::Headers;
 use splice::EntryPath;
 
 /// Which of a file's entries to connect.
@@ -36,16 +43,43 @@ pub enum Choice {
 }
 
 /// One entry to rewrite: its bytes before and after.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Change {
     pub name: String,
     pub project: Option<String>,
     pub url: String,
+    /// The entry's old text; with each secret marked ([`keys::MARK`]) when it sent a key.
     pub before: String,
     pub after: String,
-    /// mcp-remote flags the broker does not carry over.
+    /// mcp-remote flags and headers the broker does not carry over.
     #[serde(default)]
     pub not_carried: Vec<String>,
+    /// The broker's API-key server that now holds the key this entry sent in plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyed: Option<String>,
+    /// The key and the exact old text, until they are in the keychain (never serialized).
+    #[serde(skip)]
+    pub taken: Option<Taken>,
+}
+
+/// What an entry that sent a key hands to the keychain.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub headers: Vec<KeyHeader>,
+    /// The entry's exact old text: `disconnect` puts it back from the keychain.
+    pub exact_before: Secret,
+}
+
+impl Change {
+    /// The entry's text as it stands in the file before the change.
+    pub fn exact_before(&self) -> &str {
+        self.taken.as_ref().map_or(&self.before, |t| t.exact_before.expose())
+    }
+
+    /// The keychain account of an entry's exact old text (`disconnect` reads it back).
+    pub fn entry_account(&self, path: &Path) -> String {
+        format!("host-entry:{}#{}#{}", path.display(), self.project.as_deref().unwrap_or(""), self.name)
+    }
 }
 
 /// An entry left as it is, and why.
@@ -95,13 +129,13 @@ pub fn plan(location: &Location, config: &DetectedConfig, choice: &Choice, exe: 
         }
     }
     for server in config.servers.iter().filter(|s| chosen(choice, s)) {
-        match rewrite(location.host, server, exe) {
-            Ok((url, after, not_carried)) => {
-                let path = entry_path(location.host, server);
-                let range = splice::find(&plan.original, &path).map_err(|e| unusable(e.to_string()))?;
-                let before = plan.original[range].to_owned();
-                plan.changes.push(Change { name: server.name.clone(), project: server.project.clone(), url, before, after, not_carried });
-            }
+        let path = entry_path(location.host, server);
+        let change = rewrite(location.host, server, exe).and_then(|r| {
+            let range = splice::find(&plan.original, &path).map_err(|e| e.to_string())?;
+            r.into_change(server, &plan.original[range])
+        });
+        match change {
+            Ok(c) => plan.changes.push(c),
             Err(reason) => plan.skipped.push(Skipped { name: server.name.clone(), reason }),
         }
     }
@@ -119,12 +153,32 @@ fn entry_path(host: HostKind, server: &DetectedServer) -> EntryPath {
     EntryPath { servers_key: host.servers_key(), project: server.project.clone(), name: server.name.clone() }
 }
 
-/// The new entry for `server`, or why it stays as it is.
-fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path) -> Result<(String, String, Vec<String>), String> {
-    if let Some(first) = server.plaintext_secrets.first() {
-        return Err(format!("it holds a plaintext secret ({first}), which the broker cannot take into the keychain yet; left as it is"));
+/// An entry's new text, and the key it hands to the broker.
+struct Rewritten {
+    url: String,
+    after: String,
+    not_carried: Vec<String>,
+    /// The API-key server's name and the key, when the entry sent one.
+    key: Option<(String, keys::TakenKey)>,
+}
+
+impl Rewritten {
+    /// The change, given the entry's exact old text.
+    fn into_change(self, server: &DetectedServer, exact: &str) -> Result<Change, String> {
+        let (before, keyed, taken) = match self.key {
+            None => (exact.to_owned(), None, None),
+            Some((name, key)) => {
+                let marked = keys::redact(exact, &key.pieces)?;
+                (marked, Some(name), Some(Taken { headers: key.headers, exact_before: Secret::new(exact) }))
+            }
+        };
+        Ok(Change { name: server.name.clone(), project: server.project.clone(), url: self.url, before, after: self.after, not_carried: self.not_carried, keyed, taken })
     }
-    let (url, not_carried) = match &server.transport {
+}
+
+/// The new entry for `server`, or why it stays as it is.
+fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path) -> Result<Rewritten, String> {
+    let (url, mut not_carried) = match &server.transport {
         Transport::Broker { .. } => return Err("already through mcp-broker".into()),
         Transport::Local { command } => return Err(format!("a local program ({command}), left alone")),
         Transport::Unknown => return Err("neither a command nor a URL".into()),
@@ -137,10 +191,25 @@ fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path) -> Result<(Strin
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(format!("{url:?} is not an http(s) URL"));
     }
+    let key = match keys::take(&server.sends)? {
+        Headers::Key(key) => Some((keys::server_name(&server.name), key)),
+        Headers::Plain(names) => {
+            not_carried.extend(names.into_iter().map(|n| format!("header {n}")));
+            None
+        }
+        Headers::None => None,
+    };
+    // A secret the broker does not take (an `env` value of a remote entry's own) stays put.
+    if key.is_none() {
+        if let Some(first) = server.plaintext_secrets.first() {
+            return Err(format!("it holds a plaintext secret ({first}) that is not a header the broker can send; left as it is"));
+        }
+    }
+    let target = key.as_ref().map_or(url.as_str(), |(name, _)| name.as_str());
     let mut after = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut after, OneLine);
-    StdioEntry::new(host, exe, &url).serialize(&mut ser).map_err(|e| e.to_string())?;
-    Ok((url, String::from_utf8_lossy(&after).into_owned(), not_carried))
+    StdioEntry::new(host, exe, target).serialize(&mut ser).map_err(|e| e.to_string())?;
+    Ok(Rewritten { url, after: String::from_utf8_lossy(&after).into_owned(), not_carried, key })
 }
 
 /// JSON on one line with a space after each `:` and `,`, as people write a short entry
@@ -159,7 +228,7 @@ impl serde_json::ser::Formatter for OneLine {
     }
 }
 
-/// The entry every host runs: `mcp-broker connect URL --host HOST` over stdio.
+/// The entry every host runs: `mcp-broker connect URL|NAME --host HOST` over stdio.
 #[derive(Debug, Serialize)]
 struct StdioEntry {
     /// Claude Code and VS Code name the transport.
@@ -170,9 +239,9 @@ struct StdioEntry {
 }
 
 impl StdioEntry {
-    fn new(host: HostKind, exe: &Path, url: &str) -> Self {
+    fn new(host: HostKind, exe: &Path, server: &str) -> Self {
         let transport = matches!(host, HostKind::ClaudeCode | HostKind::VsCode).then_some("stdio");
-        let args = vec!["connect".into(), url.to_owned(), "--host".into(), host.id().to_owned()];
+        let args = vec!["connect".into(), server.to_owned(), "--host".into(), host.id().to_owned()];
         Self { transport, command: exe.to_string_lossy().into_owned(), args }
     }
 }
@@ -182,7 +251,17 @@ impl Plan {
     pub fn new_text(&self) -> Result<String, ConnectError> {
         let mut text = self.original.clone();
         for c in &self.changes {
-            text = swap(&text, self.host, c, &c.before, &c.after).map_err(|why| ConnectError::Unusable { path: self.path.clone(), why })?;
+            text = swap(&text, self.host, c, c.exact_before(), &c.after).map_err(|why| ConnectError::Unusable { path: self.path.clone(), why })?;
+        }
+        Ok(text)
+    }
+
+    /// The file as it was, with the keys of entries that sent one marked: the backup, which
+    /// must not keep what connecting takes out of the file.
+    pub fn backup_text(&self) -> Result<String, ConnectError> {
+        let mut text = self.original.clone();
+        for c in self.changes.iter().filter(|c| c.taken.is_some()) {
+            text = swap(&text, self.host, c, c.exact_before(), &c.before).map_err(|why| ConnectError::Unusable { path: self.path.clone(), why })?;
         }
         Ok(text)
     }
@@ -227,7 +306,7 @@ pub fn undo(host: HostKind, text: &str, changes: &[Change]) -> (String, Vec<Skip
     let mut out = text.to_owned();
     let mut skipped = Vec::new();
     for c in changes {
-        match swap(&out, host, c, &c.after, &c.before) {
+        match swap(&out, host, c, &c.after, c.exact_before()) {
             Ok(t) => out = t,
             Err(reason) => skipped.push(Skipped { name: c.name.clone(), reason }),
         }
@@ -235,10 +314,10 @@ pub fn undo(host: HostKind, text: &str, changes: &[Change]) -> (String, Vec<Skip
     (out, skipped)
 }
 
-/// Write `new_text` over `path` if the file is still `expected`: a private backup of it in
-/// `backups` first, then a temporary file beside it with the same mode, renamed over it.
-/// Returns the backup's path.
-pub fn write(path: &Path, expected: &str, new_text: &str, backups: &Path) -> Result<PathBuf, ConnectError> {
+/// Write `new_text` over `path` if the file is still `expected`: a private backup (`backup`,
+/// the file as it was with any key taken out of it marked) in `backups` first, then a
+/// temporary file beside it with the same mode, renamed over it. Returns the backup's path.
+pub fn write(path: &Path, expected: &str, backup: &str, new_text: &str, backups: &Path) -> Result<PathBuf, ConnectError> {
     let io = |e| ConnectError::Io(path.to_owned(), e);
     let meta = std::fs::symlink_metadata(path).map_err(io)?;
     if meta.file_type().is_symlink() {
@@ -247,8 +326,8 @@ pub fn write(path: &Path, expected: &str, new_text: &str, backups: &Path) -> Res
     if std::fs::read(path).map_err(io)? != expected.as_bytes() {
         return Err(ConnectError::Changed(path.to_owned()));
     }
-    let backup = backup_path(path, backups);
-    crate::vault::write_private(&backup, expected.as_bytes()).map_err(|e| ConnectError::Io(backup.clone(), e))?;
+    let backup_file = backup_path(path, backups);
+    crate::vault::write_private(&backup_file, backup.as_bytes()).map_err(|e| ConnectError::Io(backup_file.clone(), e))?;
     let tmp = path.with_extension(format!("mcp-broker-tmp.{}", std::process::id()));
     let written = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
@@ -265,7 +344,7 @@ pub fn write(path: &Path, expected: &str, new_text: &str, backups: &Path) -> Res
         let _ = std::fs::remove_file(&tmp);
         return Err(if e.to_string() == "changed" { ConnectError::Changed(path.to_owned()) } else { io(e) });
     }
-    Ok(backup)
+    Ok(backup_file)
 }
 
 /// `<backups>/<file name>.<UTC time>.bak`
@@ -319,15 +398,22 @@ mod tests {
     fn plans_the_remote_entries_and_says_why_others_stay() {
         let f = fixture(CLAUDE);
         let p = planned(&f, &Choice::All);
-        let changed: Vec<_> = p.changes.iter().map(|c| (c.name.as_str(), c.url.as_str())).collect();
-        assert_eq!(changed, [("docs", "https://docs.example/mcp"), ("linear", "https://mcp.linear.app/mcp?q=\":,")]);
-        assert!(p.changes[1].after.contains(r#""connect", "https://mcp.linear.app/mcp?q=\":,", "--host""#), "{}", p.changes[1].after);
-        assert_eq!(p.changes[1].not_carried, ["--ignore-tool"]);
-        let skipped: Vec<_> = p.skipped.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(skipped, ["api", "git"]);
-        assert!(p.skipped[0].reason.contains("plaintext secret (headers.Authorization)"), "{}", p.skipped[0].reason);
+        let changed: Vec<_> = p.changes.iter().map(|c| (c.name.as_str(), c.url.as_str(), c.keyed.as_deref())).collect();
         assert_eq!(
-            p.changes[0].after,
+            changed,
+            [("api", "https://api.example/mcp", Some("api")), ("docs", "https://docs.example/mcp", None), ("linear", "https://mcp.linear.app/mcp?q=\":,", None)]
+        );
+        assert!(p.changes[2].after.contains(r#""connect", "https://mcp.linear.app/mcp?q=\":,", "--host""#), "{}", p.changes[2].after);
+        assert_eq!(p.changes[2].not_carried, ["--ignore-tool"]);
+        let skipped: Vec<_> = p.skipped.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(skipped, ["git"]);
+        // The entry that sends a key: it runs the broker's server by name, its key is marked.
+        let api = &p.changes[0];
+        assert_eq!(api.after, r#"{"type": "stdio", "command": "/usr/bin/mcp-broker", "args": ["connect", "api", "--host", "claude-code"]}"#);
+        assert!(api.before.contains(keys::MARK) && !api.before.contains("sk-1") && api.exact_before().contains("Bearer sk-1"));
+        assert!(!serde_json::to_string(api).unwrap().contains("sk-1"), "the ledger's copy");
+        assert_eq!(
+            p.changes[1].after,
             r#"{"type": "stdio", "command": "/usr/bin/mcp-broker", "args": ["connect", "https://docs.example/mcp", "--host", "claude-code"]}"#
         );
     }
@@ -337,14 +423,14 @@ mod tests {
         let f = fixture(CLAUDE);
         let p = planned(&f, &Choice::All);
         let new_text = p.new_text().expect("new text");
-        let backup = write(&f.location.path, &p.original, &new_text, f.dir.path()).expect("written");
+        let backup = write(&f.location.path, &p.original, &p.original, &new_text, f.dir.path()).expect("written");
         assert_eq!(std::fs::read_to_string(&backup).expect("backup"), CLAUDE);
         let now = std::fs::read_to_string(&f.location.path).expect("read");
         assert!(now.contains("\"numStartups\": 12") && now.contains("\"tipsHistory\": { \"a\": 1 }") && !now.contains("mcp-remote"));
         // What a host reads now: every remote entry runs the broker.
         let again = detect::read_location(&f.location);
         let through: Vec<_> = again.servers.iter().filter(|s| matches!(s.transport, Transport::Broker { .. })).map(|s| s.name.as_str()).collect();
-        assert_eq!(through, ["docs", "linear"]);
+        assert_eq!(through, ["api", "docs", "linear"]);
         // Connecting again changes nothing.
         assert!(planned(&f, &Choice::All).changes.is_empty());
         let (restored, skipped) = undo(HostKind::ClaudeCode, &now, &p.changes);
@@ -383,7 +469,7 @@ mod tests {
         let f = fixture(CLAUDE);
         let p = planned(&f, &Choice::All);
         std::fs::write(&f.location.path, CLAUDE.replace("12", "13")).expect("the host saves");
-        let err = write(&f.location.path, &p.original, &p.new_text().expect("text"), f.dir.path()).expect_err("refused");
+        let err = write(&f.location.path, &p.original, &p.original, &p.new_text().expect("text"), f.dir.path()).expect_err("refused");
         assert!(matches!(err, ConnectError::Changed(_)), "{err}");
         assert_eq!(std::fs::read_to_string(&f.location.path).expect("read"), CLAUDE.replace("12", "13"), "the host's version stays");
     }
@@ -395,10 +481,10 @@ mod tests {
         let link = f.dir.path().join("link.json");
         std::os::unix::fs::symlink(&f.location.path, &link).expect("symlink");
         let p = planned(&f, &Choice::All);
-        let err = write(&link, &p.original, "{}", f.dir.path()).expect_err("refused");
+        let err = write(&link, &p.original, &p.original, "{}", f.dir.path()).expect_err("refused");
         assert!(matches!(err, ConnectError::Symlink(_)), "{err}");
         std::fs::set_permissions(&f.location.path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
-        let backup = write(&f.location.path, &p.original, &p.new_text().expect("text"), f.dir.path()).expect("written");
+        let backup = write(&f.location.path, &p.original, &p.original, &p.new_text().expect("text"), f.dir.path()).expect("written");
         let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
         assert_eq!((mode(&f.location.path), mode(&backup)), (0o640, 0o600));
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::mcp_remote::{self, McpRemote};
+use crate::secret::Secret;
 
 /// A value that may be of an unexpected type: an entry a host wrote in a shape this code does
 /// not know is skipped, not a reason to refuse the whole file.
@@ -171,6 +172,39 @@ impl Entry {
     }
 }
 
+/// What an entry itself sends a remote server besides the MCP messages: its static headers
+/// (`headers`, or mcp-remote's `--header` values, which may name `${VAR}`s of its `env`),
+/// with their values. Values may be keys: `Debug` prints the names only.
+#[derive(Clone, Default)]
+pub struct Sends {
+    pub headers: Vec<(String, Secret)>,
+    pub env: BTreeMap<String, Secret>,
+}
+
+impl std::fmt::Debug for Sends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sends")
+            .field("headers", &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Entry {
+    /// What a remote entry sends (nothing for other entries).
+    pub fn sends(&self) -> Sends {
+        let headers: Vec<(String, String)> = match self.transport() {
+            Transport::Remote { .. } => self.headers.iter().map(|(n, v)| (n.clone(), v.clone())).collect(),
+            Transport::McpRemote(r) => r.headers,
+            _ => return Sends::default(),
+        };
+        Sends {
+            headers: headers.into_iter().map(|(n, v)| (n, Secret::new(v))).collect(),
+            env: self.env.iter().map(|(n, v)| (n.clone(), Secret::new(v.clone()))).collect(),
+        }
+    }
+}
+
 /// `mcp-broker connect NAME [flags]` → NAME.
 fn broker_server(command: &str, args: &[String]) -> Option<String> {
     let base = command.rsplit(['/', '\\']).next().unwrap_or(command);
@@ -181,7 +215,7 @@ fn broker_server(command: &str, args: &[String]) -> Option<String> {
 }
 
 /// A header or variable name that usually carries a credential.
-fn secret_name(name: &str) -> bool {
+pub fn secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     upper == "AUTHORIZATION"
         || upper == "COOKIE"
@@ -195,7 +229,7 @@ fn secret_name(name: &str) -> bool {
 
 /// A value written out, not a reference to a variable (`${VAR}`, `${env:VAR}`, `$VAR`,
 /// VS Code's `${input:id}`).
-fn plaintext(value: &str) -> bool {
+pub fn plaintext(value: &str) -> bool {
     let v = value.trim();
     let reference = v.contains("${") || v.strip_prefix('$').is_some_and(|name| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
     !v.is_empty() && !reference

@@ -34,7 +34,7 @@ pub struct DetectedConfig {
 }
 
 /// One server entry of a config file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DetectedServer {
     pub name: String,
     /// For Claude Code's local scope: the project directory the entry belongs to.
@@ -42,6 +42,9 @@ pub struct DetectedServer {
     pub transport: Transport,
     /// Where the entry holds a plaintext secret (`env.GITHUB_TOKEN`): names only.
     pub plaintext_secrets: Vec<String>,
+    /// The headers it sends, with their values (never serialized).
+    #[serde(skip)]
+    pub sends: entry::Sends,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +177,7 @@ fn describe(name: &str, project: Option<&str>, entry: &Entry) -> DetectedServer 
         project: project.map(str::to_owned),
         transport: entry.transport(),
         plaintext_secrets: entry.plaintext_secrets(),
+        sends: entry.sends(),
     }
 }
 
