@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use mcp_broker::broker::api_keys::KeyHeader;
-use mcp_broker::hosts::adopt::{Adopter, Keeper, Report};
+use mcp_broker::hosts::adopt::{Adopter, Keeper, Options, Report};
 use mcp_broker::hosts::connect::Choice;
 use mcp_broker::hosts::detect::{self, entry::Transport, DetectedConfig, Dirs, HostKind};
 use mcp_broker::service::api::AddServer;
@@ -103,9 +103,9 @@ fn transport(t: &Transport) -> String {
     }
 }
 
-pub fn connect(home: &Home, host: HostKind, servers: Vec<String>, dry_run: bool, json: bool, project: Option<PathBuf>) -> Result<()> {
+pub fn connect(home: &Home, host: HostKind, servers: Vec<String>, options: Options, json: bool, project: Option<PathBuf>) -> Result<()> {
     let choice = if servers.is_empty() { Choice::All } else { Choice::Servers(servers) };
-    let report = adopter(home, project)?.connect(host, &choice, dry_run, &CliKeeper::new(home))?;
+    let report = adopter(home, project)?.connect_with(host, &choice, &options, &CliKeeper::new(home))?;
     print_report(&report, json, "through mcp-broker")
 }
 
@@ -125,6 +125,10 @@ fn print_report(r: &Report, json: bool, done: &str) -> Result<()> {
         for c in &f.changed {
             let verb = if r.dry_run { "would be" } else { "now" };
             println!("  {:<24} {verb} {done} ({})", c.name, c.url);
+            if c.local_env.is_some() {
+                let what = if done == "put back" { "its secrets are back in the file" } else { "its secret env values are now in the keychain; mcp-broker run starts it with them" };
+                println!("  {:<24} {what}", "");
+            }
             if let Some(server) = &c.keyed {
                 let what = if done == "put back" { "its key was put back in the file; the broker keeps it too, as server" } else { "its key is now in the keychain, as the broker's server" };
                 println!("  {:<24} {what} {server}", "");
@@ -152,4 +156,32 @@ fn print_report(r: &Report, json: bool, done: &str) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// `run ID -- COMMAND…`: the program, with the secret env values kept for ID put back.
+pub fn run(home: &Home, id: &str, command: &[String]) -> Result<()> {
+    let account = mcp_broker::hosts::connect::local::env_account(id);
+    let kept = Keychain::new(home.keychain_service.clone())
+        .get(&account)
+        .with_context(|| format!("cannot read the secrets kept for {id} from the keychain"))?
+        .with_context(|| format!("no secrets are kept for {id}; run `mcp-broker hosts connect HOST --include-local` again, or `hosts disconnect HOST`"))?;
+    let env: std::collections::BTreeMap<String, String> = serde_json::from_str(kept.expose()).with_context(|| format!("the keychain item for {id} is damaged"))?;
+    let (program, args) = command.split_first().context("no program to run after --")?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args).envs(&env);
+    exec(cmd, program)
+}
+
+/// Become the program (same PID, same stdin/stdout for the host), or run it and pass on its status.
+fn exec(mut cmd: std::process::Command, program: &str) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let e = std::os::unix::process::CommandExt::exec(&mut cmd);
+        Err(e).with_context(|| format!("cannot start {program}"))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = cmd.status().with_context(|| format!("cannot start {program}"))?;
+        std::process::exit(status.code().unwrap_or(1))
+    }
 }

@@ -37,6 +37,15 @@ pub enum Command {
     Add(AddArgs),
     /// The stdio bridge a host launches: MCP over stdin/stdout to the server NAME (or URL).
     Connect(ConnectArgs),
+    /// Start a local MCP server program with the secrets `hosts connect --include-local` took
+    /// from its config put back into its environment (what a connected local entry runs).
+    Run {
+        /// The entry's id (HOST/NAME), as `hosts connect` wrote it.
+        id: String,
+        /// The program and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Your AI hosts: find them, switch them to the broker and back; keys for hosts that speak
     /// Streamable HTTP to the loopback endpoint.
     Hosts {
@@ -184,6 +193,10 @@ pub enum HostsCommand {
         /// Show what would change; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Also local programs with secrets in their env: the secrets move to the keychain and
+        /// `mcp-broker run` starts the program with them.
+        #[arg(long)]
+        include_local: bool,
         #[arg(long)]
         json: bool,
         #[arg(long)]

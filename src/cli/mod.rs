@@ -33,12 +33,16 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Hosts { command } = &cli.command {
         match command {
             HostsCommand::Detect { json, project } => return adopt::detect(project.clone(), *json),
-            HostsCommand::Connect { host, servers, dry_run, json, project, .. } => {
-                return adopt::connect(&home, *host, servers.clone(), *dry_run, *json, project.clone())
+            HostsCommand::Connect { host, servers, dry_run, include_local, json, project, .. } => {
+                let options = mcp_broker::hosts::adopt::Options { dry_run: *dry_run, include_local: *include_local };
+                return adopt::connect(&home, *host, servers.clone(), options, *json, project.clone());
             }
             HostsCommand::Disconnect { host, dry_run, json, project } => return adopt::disconnect(&home, *host, *dry_run, *json, project.clone()),
             _ => {}
         }
+    }
+    if let Command::Run { id, command } = &cli.command {
+        return adopt::run(&home, id, command);
     }
     let control = Control::connect_or_start_without(&home, &secret_vars(&cli.command)).await?;
     match cli.command {
@@ -51,7 +55,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Hosts { command } => hosts::hosts(&control, command).await,
         Command::Audit { json, server, limit } => hosts::audit(&control, json, server, limit).await,
         Command::Import { command } => import::import(&control, command).await,
-        Command::Daemon { .. } | Command::Stop => unreachable!("handled above"),
+        Command::Daemon { .. } | Command::Stop | Command::Run { .. } => unreachable!("handled above"),
     }
 }
 

@@ -50,6 +50,9 @@ pub struct Changed {
     /// The API-key server that holds the key the entry sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyed: Option<String>,
+    /// The `mcp-broker run` id whose keychain item holds a local program's secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_env: Option<String>,
 }
 
 /// What a connect or disconnect of one host did.
@@ -97,6 +100,15 @@ pub struct Connection {
     pub backup: PathBuf,
     #[serde(with = "time::serde::rfc3339")]
     pub connected_at: OffsetDateTime,
+}
+
+/// How to connect.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Show what would change; write and keep nothing.
+    pub dry_run: bool,
+    /// Take local programs' secret `env` values into the keychain too.
+    pub include_local: bool,
 }
 
 /// Where a home keeps what adopting needs.
@@ -156,6 +168,12 @@ impl Adopter {
 
     /// Switch `host`'s chosen remote entries to the broker, in every file it reads.
     pub fn connect(&self, host: HostKind, choice: &Choice, dry_run: bool, keeper: &dyn Keeper) -> Result<Report, AdoptError> {
+        self.connect_with(host, choice, &Options { dry_run, include_local: false }, keeper)
+    }
+
+    /// [`Self::connect`], with local programs' secrets taken too when `options` say so.
+    pub fn connect_with(&self, host: HostKind, choice: &Choice, options: &Options, keeper: &dyn Keeper) -> Result<Report, AdoptError> {
+        let dry_run = options.dry_run;
         let files = self.files_of(host)?;
         let configs: Vec<_> = files.iter().map(|l| (l, detect::read_location(l))).collect();
         if let Choice::Servers(names) = choice {
@@ -173,7 +191,7 @@ impl Adopter {
             if matches!(&here, Choice::Servers(n) if n.is_empty()) {
                 continue;
             }
-            let mut plan = connect::plan(location, config, &here, &self.exe)?;
+            let mut plan = connect::plan(location, config, &here, &self.exe, options.include_local)?;
             if !dry_run {
                 hand_over(&mut plan, keeper);
             }
@@ -236,9 +254,12 @@ impl Adopter {
         let mut report = file_report(&c.path, &restored, skipped.clone(), diff);
         if !dry_run && !restored.is_empty() {
             report.backup = Some(connect::write(&c.path, &current, &current, &text, &self.ensure_backups()?)?);
-            for ch in restored.iter().filter(|ch| ch.keyed.is_some()) {
-                // Back in the file: the keychain's copy of the old text is not needed any more.
+            for ch in restored.iter().filter(|ch| ch.held_secret()) {
+                // Back in the file: the keychain's copies are not needed any more.
                 let _ = keeper.secrets().delete(&ch.entry_account(&c.path));
+                if let Some(id) = &ch.local_env {
+                    let _ = keeper.secrets().delete(&connect::local::env_account(id));
+                }
             }
         }
         let left: Vec<Change> = c.changes.iter().filter(|ch| skipped.iter().any(|s| s.name == ch.name)).cloned().collect();
@@ -259,9 +280,18 @@ fn hand_over(plan: &mut Plan, keeper: &dyn Keeper) {
 }
 
 fn keep(path: &Path, c: &Change, keeper: &dyn Keeper) -> Result<(), String> {
-    let (Some(taken), Some(server)) = (&c.taken, &c.keyed) else { return Ok(()) };
-    keeper.secrets().set(&c.entry_account(path), &taken.exact_before).map_err(|e| format!("cannot keep its old text in the keychain: {e}; left as it is"))?;
-    keeper.keep_key(server, &c.url, &taken.headers).map_err(|e| format!("cannot make it the broker's server {server}: {e}; left as it is"))
+    let Some(taken) = &c.taken else { return Ok(()) };
+    let locked = |e| format!("cannot keep its secrets in the keychain: {e}; left as it is");
+    keeper.secrets().set(&c.entry_account(path), &taken.exact_before).map_err(locked)?;
+    if let Some(id) = &c.local_env {
+        let values: std::collections::BTreeMap<&str, &str> = taken.env.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        let json = crate::secret::Secret::new(serde_json::to_string(&values).map_err(|e| e.to_string())?);
+        keeper.secrets().set(&connect::local::env_account(id), &json).map_err(locked)?;
+    }
+    match &c.keyed {
+        Some(server) => keeper.keep_key(server, &c.url, &taken.headers).map_err(|e| format!("cannot make it the broker's server {server}: {e}; left as it is")),
+        None => Ok(()),
+    }
 }
 
 /// The changes with the exact old text of each keyed entry back from the keychain; those
@@ -270,12 +300,12 @@ fn take_back(path: &Path, changes: &[Change], keeper: &dyn Keeper) -> (Vec<Chang
     let mut ready = Vec::new();
     let mut skipped = Vec::new();
     for c in changes {
-        if c.keyed.is_none() {
+        if !c.held_secret() {
             ready.push(c.clone());
             continue;
         }
         match keeper.secrets().get(&c.entry_account(path)) {
-            Ok(Some(exact)) => ready.push(Change { taken: Some(Taken { headers: Vec::new(), exact_before: exact }), ..c.clone() }),
+            Ok(Some(exact)) => ready.push(Change { taken: Some(Taken { headers: Vec::new(), env: Default::default(), exact_before: exact }), ..c.clone() }),
             Ok(None) => skipped.push(Skipped { name: c.name.clone(), reason: "its old text (with its key) is no longer in the keychain; left as it is".into() }),
             Err(e) => skipped.push(Skipped { name: c.name.clone(), reason: format!("cannot read its old text from the keychain: {e}; left as it is") }),
         }
@@ -289,7 +319,8 @@ fn swap_sides(c: &Change) -> Change {
 }
 
 fn file_report(path: &Path, changes: &[Change], skipped: Vec<Skipped>, diff: String) -> FileReport {
-    let changed = changes.iter().map(|c| Changed { name: c.name.clone(), url: c.url.clone(), not_carried: c.not_carried.clone(), keyed: c.keyed.clone() }).collect();
+    let changed = changes.iter().map(|c| Changed { name: c.name.clone(), url: c.url.clone(), not_carried: c.not_carried.clone(), keyed: c.keyed.clone(), local_env: c.local_env.clone() })
+        .collect();
     FileReport { path: path.to_owned(), changed, skipped, diff, backup: None }
 }
 

@@ -10,6 +10,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
@@ -159,4 +160,49 @@ test('Claude Code entries with API keys in clear: connect moves the keys to the 
   assert.match(back.stdout, /its key was put back in the file/, back.stdout);
   const restored = JSON.parse(await fs.readFile(config, 'utf8'));
   assert.deepEqual(restored.mcpServers, JSON.parse(original).mcpServers);
+});
+
+test('Claude Code with --include-local: a local program\'s key moves from its env to the keychain; mcp-broker run starts it with the key, Claude Code connects; disconnect puts it back', async (t) => {
+  const key = `ghp_${Date.now()}_local_key`;
+  const sha = crypto.createHash('sha256').update(key).digest('hex');
+  const { home } = await makeServiceHome(t);
+  const userHome = await makeHome(t, 'claude-local-');
+  const config = path.join(userHome, '.claude.json');
+  const server = path.join(E2E_DIR, 'peers', 'stdio-server.mjs');
+  const original = `${JSON.stringify({
+    mcpServers: {
+      github: { type: 'stdio', command: process.execPath, args: [server, '--env-name', 'GITHUB_TOKEN', '--env-sha256', sha], env: { GITHUB_TOKEN: key, LOG_LEVEL: 'debug' } },
+      plain: { type: 'stdio', command: process.execPath, args: ['-e', '0'] },
+    },
+  }, null, 2)}\n`;
+  await fs.writeFile(config, original, { mode: 0o600 });
+  const env = { HOME: userHome, XDG_CONFIG_HOME: path.join(userHome, '.config') };
+  const cli = async (args) => {
+    const r = await runBroker(args, { home, env });
+    assert.equal(r.code, 0, describeRun(r));
+    return r;
+  };
+
+  const without = await cli(['hosts', 'connect', 'claude-code']);
+  assert.match(without.stdout, /github +left as it is: a local program .*--include-local/, without.stdout);
+  assert.equal(await fs.readFile(config, 'utf8'), original);
+
+  const connected = await cli(['hosts', 'connect', 'claude-code', '--include-local']);
+  assert.match(connected.stdout, /plain +left as it is: a local program .* no secret/, connected.stdout);
+  const entry = JSON.parse(await fs.readFile(config, 'utf8')).mcpServers.github;
+  assert.deepEqual(entry.args.slice(0, 4), ['run', 'claude-code/github', '--', process.execPath]);
+  assert.deepEqual(entry.env, { LOG_LEVEL: 'debug' }, 'the env values that are not secret stay');
+  assert.deepEqual(await findBytesUnder(userHome, key), [], 'no key in the host\'s files');
+  assert.deepEqual(await findBytesUnder(home, key), [], 'nor in the broker\'s (ledger, backups)');
+
+  // The real host starts the entry: mcp-broker run puts the key back, the server starts.
+  const { r, byName } = await claudeList(userHome, { ...process.env, MCP_BROKER_HOME: home });
+  assert.match(byName.github ?? '', /Connected/, `${r.stdout}\n${r.stderr}`);
+
+  await cli(['hosts', 'disconnect', 'claude-code']);
+  const restored = JSON.parse(await fs.readFile(config, 'utf8'));
+  assert.deepEqual(restored.mcpServers, JSON.parse(original).mcpServers, 'as it was, with the key (Claude Code rewrote the rest of its file)');
+  const gone = await runBroker(['run', 'claude-code/github', '--', process.execPath, '-e', '0'], { home, env });
+  assert.notEqual(gone.code, 0, 'the keychain copy is gone after disconnect');
+  assert.match(gone.stderr, /no secrets are kept for claude-code\/github/);
 });

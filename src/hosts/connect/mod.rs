@@ -15,10 +15,12 @@
 //!
 //! An entry that sends a key in a static header becomes one of the broker's API-key servers
 //! ([`keys`]): the key leaves the file for the keychain, and so does the entry's old text.
+//! With `include_local`, so do the secret `env` values of local programs ([`local`]).
 //!
 //! JSON and JSON-with-comments files only; Codex CLI's TOML is detected but not yet written.
 
 pub mod keys;
+pub mod local;
 pub mod splice;
 
 use std::io::Write;
@@ -57,6 +59,9 @@ pub struct Change {
     /// The broker's API-key server that now holds the key this entry sent in plaintext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyed: Option<String>,
+    /// The `mcp-broker run` id whose keychain item holds this local program's secret `env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_env: Option<String>,
     /// The key and the exact old text, until they are in the keychain (never serialized).
     #[serde(skip)]
     pub taken: Option<Taken>,
@@ -66,11 +71,18 @@ pub struct Change {
 #[derive(Debug, Clone)]
 pub struct Taken {
     pub headers: Vec<KeyHeader>,
+    /// A local program's secret `env` values.
+    pub env: std::collections::BTreeMap<String, Secret>,
     /// The entry's exact old text: `disconnect` puts it back from the keychain.
     pub exact_before: Secret,
 }
 
 impl Change {
+    /// Whether the entry's old text held a secret (then it is kept in the keychain).
+    pub fn held_secret(&self) -> bool {
+        self.keyed.is_some() || self.local_env.is_some()
+    }
+
     /// The entry's text as it stands in the file before the change.
     pub fn exact_before(&self) -> &str {
         self.taken.as_ref().map_or(&self.before, |t| t.exact_before.expose())
@@ -113,7 +125,7 @@ pub enum ConnectError {
 }
 
 /// Plan the switch of `config`'s chosen entries to `mcp-broker connect` (run as `exe`).
-pub fn plan(location: &Location, config: &DetectedConfig, choice: &Choice, exe: &Path) -> Result<Plan, ConnectError> {
+pub fn plan(location: &Location, config: &DetectedConfig, choice: &Choice, exe: &Path, include_local: bool) -> Result<Plan, ConnectError> {
     let unusable = |why: String| ConnectError::Unusable { path: location.path.clone(), why };
     if location.format == Format::Toml {
         return Err(unusable("writing TOML configs (Codex CLI) is not supported yet; edit the entries by hand".into()));
@@ -130,7 +142,7 @@ pub fn plan(location: &Location, config: &DetectedConfig, choice: &Choice, exe: 
     }
     for server in config.servers.iter().filter(|s| chosen(choice, s)) {
         let path = entry_path(location.host, server);
-        let change = rewrite(location.host, server, exe).and_then(|r| {
+        let change = rewrite(location.host, server, exe, include_local).and_then(|r| {
             let range = splice::find(&plan.original, &path).map_err(|e| e.to_string())?;
             r.into_change(server, &plan.original[range])
         });
@@ -160,27 +172,47 @@ struct Rewritten {
     not_carried: Vec<String>,
     /// The API-key server's name and the key, when the entry sent one.
     key: Option<(String, keys::TakenKey)>,
+    /// A local program's secret `env`.
+    env: Option<local::TakenEnv>,
 }
 
 impl Rewritten {
     /// The change, given the entry's exact old text.
     fn into_change(self, server: &DetectedServer, exact: &str) -> Result<Change, String> {
-        let (before, keyed, taken) = match self.key {
-            None => (exact.to_owned(), None, None),
-            Some((name, key)) => {
-                let marked = keys::redact(exact, &key.pieces)?;
-                (marked, Some(name), Some(Taken { headers: key.headers, exact_before: Secret::new(exact) }))
-            }
+        let mut change = Change {
+            name: server.name.clone(),
+            project: server.project.clone(),
+            url: self.url,
+            before: exact.to_owned(),
+            after: self.after,
+            not_carried: self.not_carried,
+            keyed: None,
+            local_env: None,
+            taken: None,
         };
-        Ok(Change { name: server.name.clone(), project: server.project.clone(), url: self.url, before, after: self.after, not_carried: self.not_carried, keyed, taken })
+        let mut taken = Taken { headers: Vec::new(), env: Default::default(), exact_before: Secret::new(exact) };
+        if let Some((name, key)) = self.key {
+            change.before = keys::redact(exact, &key.pieces)?;
+            change.keyed = Some(name);
+            taken.headers = key.headers;
+        } else if let Some(env) = self.env {
+            change.before = keys::redact(exact, &env.secrets.values().cloned().collect::<Vec<_>>())?;
+            change.local_env = Some(env.id);
+            taken.env = env.secrets;
+        } else {
+            return Ok(change);
+        }
+        change.taken = Some(taken);
+        Ok(change)
     }
 }
 
 /// The new entry for `server`, or why it stays as it is.
-fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path) -> Result<Rewritten, String> {
+fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path, include_local: bool) -> Result<Rewritten, String> {
     let (url, mut not_carried) = match &server.transport {
         Transport::Broker { .. } => return Err("already through mcp-broker".into()),
-        Transport::Local { command } => return Err(format!("a local program ({command}), left alone")),
+        Transport::Local { command } if !include_local => return Err(format!("a local program ({command}), left alone (--include-local takes its secrets)")),
+        Transport::Local { command } => return rewrite_local(host, server, exe, command),
         Transport::Unknown => return Err("neither a command nor a URL".into()),
         Transport::McpRemote(r) if r.static_client_info.is_some() => {
             return Err("it uses --static-oauth-client-info; sign in with `mcp-broker login URL --client-id …` first, then connect it by hand".into())
@@ -206,10 +238,25 @@ fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path) -> Result<Rewrit
         }
     }
     let target = key.as_ref().map_or(url.as_str(), |(name, _)| name.as_str());
-    let mut after = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut after, OneLine);
-    StdioEntry::new(host, exe, target).serialize(&mut ser).map_err(|e| e.to_string())?;
-    Ok(Rewritten { url, after: String::from_utf8_lossy(&after).into_owned(), not_carried, key })
+    let after = one_line(&StdioEntry::new(host, exe, target))?;
+    Ok(Rewritten { url, after, not_carried, key, env: None })
+}
+
+/// A local program with secrets in its `env`: `mcp-broker run` starts it with them.
+fn rewrite_local(host: HostKind, server: &DetectedServer, exe: &Path, command: &str) -> Result<Rewritten, String> {
+    let Some(env) = local::take(host, server) else {
+        return Err(format!("a local program ({command}) with no secret in its env, left alone"));
+    };
+    let after = one_line(&local::RunEntry::new(host, exe, server, &env))?;
+    Ok(Rewritten { url: format!("local: {command}"), after, not_carried: Vec::new(), key: None, env: Some(env) })
+}
+
+/// `value` as JSON on one line, the way a person writes a short entry.
+fn one_line(value: &impl Serialize) -> Result<String, String> {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, OneLine);
+    value.serialize(&mut ser).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// JSON on one line with a space after each `:` and `,`, as people write a short entry
@@ -260,7 +307,7 @@ impl Plan {
     /// must not keep what connecting takes out of the file.
     pub fn backup_text(&self) -> Result<String, ConnectError> {
         let mut text = self.original.clone();
-        for c in self.changes.iter().filter(|c| c.taken.is_some()) {
+        for c in self.changes.iter().filter(|c| c.held_secret()) {
             text = swap(&text, self.host, c, c.exact_before(), &c.before).map_err(|why| ConnectError::Unusable { path: self.path.clone(), why })?;
         }
         Ok(text)
@@ -391,7 +438,7 @@ mod tests {
 
     fn planned(f: &Fixture, choice: &Choice) -> Plan {
         let config = detect::read_location(&f.location);
-        plan(&f.location, &config, choice, Path::new("/usr/bin/mcp-broker")).expect("a plan")
+        plan(&f.location, &config, choice, Path::new("/usr/bin/mcp-broker"), false).expect("a plan")
     }
 
     #[test]
@@ -452,7 +499,7 @@ mod tests {
     fn unknown_server_names_are_refused() {
         let f = fixture(CLAUDE);
         let config = detect::read_location(&f.location);
-        let err = plan(&f.location, &config, &Choice::Servers(vec!["nope".into()]), Path::new("/b")).expect_err("refused");
+        let err = plan(&f.location, &config, &Choice::Servers(vec!["nope".into()]), Path::new("/b"), false).expect_err("refused");
         assert!(err.to_string().contains("no server \"nope\""), "{err}");
     }
 
@@ -460,7 +507,7 @@ mod tests {
     fn broken_file_is_refused_before_anything() {
         let f = fixture("{\"mcpServers\": ");
         let config = detect::read_location(&f.location);
-        let err = plan(&f.location, &config, &Choice::All, Path::new("/b")).expect_err("refused");
+        let err = plan(&f.location, &config, &Choice::All, Path::new("/b"), false).expect_err("refused");
         assert!(err.to_string().contains("not valid JSON"), "{err}");
     }
 
@@ -496,19 +543,19 @@ mod tests {
         let text = "{\n  // work\n  \"servers\": { \"gh\": { \"type\": \"http\", \"url\": \"https://gh.example/mcp\" }, },\n}\n";
         std::fs::write(&path, text).expect("write");
         let location = Location { host: HostKind::VsCode, path, scope: Scope::User, format: Format::Jsonc };
-        let p = plan(&location, &detect::read_location(&location), &Choice::All, Path::new("/b")).expect("plan");
+        let p = plan(&location, &detect::read_location(&location), &Choice::All, Path::new("/b"), false).expect("plan");
         let new_text = p.new_text().expect("text");
         assert!(new_text.starts_with("{\n  // work\n  \"servers\": { \"gh\": {\"type\": \"stdio\", \"command\": \"/b\"") && new_text.ends_with("\"vs-code\"]}, },\n}\n"), "{new_text}");
         let toml = Location { host: HostKind::CodexCli, path: dir.path().join("config.toml"), scope: Scope::User, format: Format::Toml };
         std::fs::write(&toml.path, "").expect("write");
-        assert!(plan(&toml, &detect::read_location(&toml), &Choice::All, Path::new("/b")).is_err());
+        assert!(plan(&toml, &detect::read_location(&toml), &Choice::All, Path::new("/b"), false).is_err());
     }
 
     #[test]
     fn undo_finds_an_entry_the_host_reformatted() {
         let f = fixture(CLAUDE);
         let config = detect::read_location(&f.location);
-        let plan = plan(&f.location, &config, &Choice::Servers(vec!["docs".into()]), Path::new("/bin/mcp-broker")).unwrap();
+        let plan = plan(&f.location, &config, &Choice::Servers(vec!["docs".into()]), Path::new("/bin/mcp-broker"), false).unwrap();
         let connected = plan.new_text().unwrap();
         // The host pretty-prints the whole file, as Claude Code does.
         let v: serde_json::Value = serde_json::from_str(&connected).unwrap();

@@ -190,7 +190,27 @@ impl std::fmt::Debug for Sends {
     }
 }
 
+/// What a local entry runs, with its `env` (values may be keys: `Debug` prints names only).
+#[derive(Clone, Default)]
+pub struct Local {
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, Secret>,
+}
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Local").field("command", &self.command).field("args", &self.args.len()).field("env", &self.env.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
 impl Entry {
+    /// What a local entry runs (empty for other entries).
+    pub fn local(&self) -> Local {
+        let Transport::Local { command } = self.transport() else { return Local::default() };
+        Local { command, args: self.args.clone(), env: self.env.iter().map(|(k, v)| (k.clone(), Secret::new(v.clone()))).collect() }
+    }
+
     /// What a remote entry sends (nothing for other entries).
     pub fn sends(&self) -> Sends {
         let headers: Vec<(String, String)> = match self.transport() {

@@ -45,6 +45,9 @@ pub struct DetectedServer {
     /// The headers it sends, with their values (never serialized).
     #[serde(skip)]
     pub sends: entry::Sends,
+    /// For a local program: its command line and `env`, with values (never serialized).
+    #[serde(skip)]
+    pub local: entry::Local,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +181,7 @@ fn describe(name: &str, project: Option<&str>, entry: &Entry) -> DetectedServer 
         transport: entry.transport(),
         plaintext_secrets: entry.plaintext_secrets(),
         sends: entry.sends(),
+        local: entry.local(),
     }
 }
 

@@ -134,7 +134,7 @@ mod tests {
             host_name: "Claude Code",
             path: "/h/.claude.json".into(),
             scope: crate::hosts::detect::Scope::User,
-            servers: vec![crate::hosts::detect::DetectedServer { name: "s".into(), project: None, transport, plaintext_secrets: vec![], sends: Default::default() }],
+            servers: vec![crate::hosts::detect::DetectedServer { name: "s".into(), project: None, transport, plaintext_secrets: vec![], sends: Default::default(), local: Default::default() }],
             error: None,
         };
         let configs = [
