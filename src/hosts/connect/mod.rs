@@ -214,9 +214,6 @@ fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path, include_local: b
         Transport::Local { command } if !include_local => return Err(format!("a local program ({command}), left alone (--include-local takes its secrets)")),
         Transport::Local { command } => return rewrite_local(host, server, exe, command),
         Transport::Unknown => return Err("neither a command nor a URL".into()),
-        Transport::McpRemote(r) if r.static_client_info.is_some() => {
-            return Err("it uses --static-oauth-client-info; sign in with `mcp-broker login URL --client-id …` first, then connect it by hand".into())
-        }
         Transport::McpRemote(r) => (r.url.clone(), r.not_carried.clone()),
         Transport::Remote { url } => (url.clone(), Vec::new()),
     };
@@ -238,8 +235,34 @@ fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path, include_local: b
         }
     }
     let target = key.as_ref().map_or(url.as_str(), |(name, _)| name.as_str());
-    let after = one_line(&StdioEntry::new(host, exe, target))?;
+    let mut entry = StdioEntry::new(host, exe, target);
+    if let Transport::McpRemote(r) = &server.transport {
+        if let Some(info) = &r.static_client_info {
+            entry.args.extend(["--client-id".to_owned(), static_client_id(info)?]);
+        }
+    }
+    let after = one_line(&entry)?;
     Ok(Rewritten { url, after, not_carried, key, env: None })
+}
+
+/// The client id of mcp-remote's `--static-oauth-client-info` (inline JSON or `@file`): a
+/// pre-registered public client the broker signs in with. One with a secret is left, since
+/// the secret cannot go on `mcp-broker connect`'s command line.
+fn static_client_id(info: &str) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        client_id: String,
+        client_secret: Option<serde::de::IgnoredAny>,
+    }
+    let text = match info.strip_prefix('@') {
+        Some(file) => std::fs::read_to_string(file).map_err(|e| format!("cannot read its --static-oauth-client-info file {file}: {e}"))?,
+        None => info.to_owned(),
+    };
+    let info: Info = serde_json::from_str(&text).map_err(|e| format!("its --static-oauth-client-info is not a client's JSON ({e}); left as it is"))?;
+    if info.client_secret.is_some() {
+        return Err("its --static-oauth-client-info holds a client secret: sign in with `mcp-broker login URL --client-id ID --client-secret-env VAR`, then connect the entry by hand".into());
+    }
+    Ok(info.client_id)
 }
 
 /// A local program with secrets in its `env`: `mcp-broker run` starts it with them.
@@ -565,5 +588,21 @@ mod tests {
         let back: serde_json::Value = serde_json::from_str(&back).unwrap();
         let original: serde_json::Value = serde_json::from_str(CLAUDE).unwrap();
         assert_eq!(back["mcpServers"]["docs"], original["mcpServers"]["docs"]);
+    }
+}
+
+#[cfg(test)]
+mod static_client_tests {
+    use super::static_client_id;
+
+    #[test]
+    fn a_public_static_client_is_carried_a_confidential_one_is_not() {
+        assert_eq!(static_client_id(r#"{"client_id":"pre-1"}"#).as_deref(), Ok("pre-1"));
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("client.json");
+        std::fs::write(&file, r#"{"client_id":"from-file","redirect_uris":[]}"#).expect("write");
+        assert_eq!(static_client_id(&format!("@{}", file.display())).as_deref(), Ok("from-file"));
+        assert!(static_client_id(r#"{"client_id":"c","client_secret":"s"}"#).expect_err("secret").contains("--client-secret-env"));
+        assert!(static_client_id("{").is_err());
     }
 }
