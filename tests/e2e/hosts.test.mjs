@@ -105,22 +105,15 @@ test('Claude Code, connected in one step: its remote entries go through the brok
   assert.deepEqual(Object.keys(restored).sort(), Object.keys(hostWrote).sort(), 'what the host added is kept');
 });
 
-test('Claude Code entries with API keys in clear: connect moves the keys to the keychain, Claude Code still connects, no key left on disk; disconnect puts them back', async (t) => {
-  const stamp = Date.now();
-  const keyA = `sk-live-${stamp}-header-key`;
-  const keyB = `ghp_${stamp}_env_key`;
-  const as = await startAs(t); // the peer wants an issuer; these servers take only their keys
-  const a = await startMcpServer(t, { issuer: as.issuer, name: 'mcp-keyed-a', apiKey: keyA });
-  const b = await startMcpServer(t, { issuer: as.issuer, name: 'mcp-keyed-b', apiKey: keyB });
+/**
+ * A broker home and a user home whose ~/.claude.json lists `mcpServers`; `cli` runs the
+ * broker there and expects it to succeed.
+ */
+async function claudeUser(t, prefix, mcpServers) {
   const { home } = await makeServiceHome(t);
-  const userHome = await makeHome(t, 'claude-keys-');
+  const userHome = await makeHome(t, prefix);
   const config = path.join(userHome, '.claude.json');
-  const original = `${JSON.stringify({
-    mcpServers: {
-      'keyed-http': { type: 'http', url: a.url, headers: { 'X-Api-Key': keyA } },
-      'keyed-remote': { type: 'stdio', command: 'npx', args: ['-y', 'mcp-remote', b.url, '--header', 'Authorization: Bearer ${GH_KEY}'], env: { GH_KEY: keyB } },
-    },
-  }, null, 2)}\n`;
+  const original = `${JSON.stringify({ mcpServers }, null, 2)}\n`;
   await fs.writeFile(config, original, { mode: 0o600 });
   const env = { HOME: userHome, XDG_CONFIG_HOME: path.join(userHome, '.config') };
   const cli = async (args) => {
@@ -128,6 +121,20 @@ test('Claude Code entries with API keys in clear: connect moves the keys to the 
     assert.equal(r.code, 0, describeRun(r));
     return r;
   };
+  return { home, userHome, config, original, env, cli };
+}
+
+test('Claude Code entries with API keys in clear: connect moves the keys to the keychain, Claude Code still connects, no key left on disk; disconnect puts them back', async (t) => {
+  const stamp = Date.now();
+  const keyA = `sk-live-${stamp}-header-key`;
+  const keyB = `ghp_${stamp}_env_key`;
+  const as = await startAs(t); // the peer wants an issuer; these servers take only their keys
+  const a = await startMcpServer(t, { issuer: as.issuer, name: 'mcp-keyed-a', apiKey: keyA });
+  const b = await startMcpServer(t, { issuer: as.issuer, name: 'mcp-keyed-b', apiKey: keyB });
+  const { home, userHome, config, original, cli } = await claudeUser(t, 'claude-keys-', {
+    'keyed-http': { type: 'http', url: a.url, headers: { 'X-Api-Key': keyA } },
+    'keyed-remote': { type: 'stdio', command: 'npx', args: ['-y', 'mcp-remote', b.url, '--header', 'Authorization: Bearer ${GH_KEY}'], env: { GH_KEY: keyB } },
+  });
 
   const found = JSON.parse((await cli(['hosts', 'detect', '--json'])).stdout).configs.find((c) => c.host === 'claude-code');
   const secrets = Object.fromEntries(found.servers.map((s) => [s.name, s.plaintext_secrets]));
@@ -165,23 +172,11 @@ test('Claude Code entries with API keys in clear: connect moves the keys to the 
 test('Claude Code with --include-local: a local program\'s key moves from its env to the keychain; mcp-broker run starts it with the key, Claude Code connects; disconnect puts it back', async (t) => {
   const key = `ghp_${Date.now()}_local_key`;
   const sha = crypto.createHash('sha256').update(key).digest('hex');
-  const { home } = await makeServiceHome(t);
-  const userHome = await makeHome(t, 'claude-local-');
-  const config = path.join(userHome, '.claude.json');
   const server = path.join(E2E_DIR, 'peers', 'stdio-server.mjs');
-  const original = `${JSON.stringify({
-    mcpServers: {
-      github: { type: 'stdio', command: process.execPath, args: [server, '--env-name', 'GITHUB_TOKEN', '--env-sha256', sha], env: { GITHUB_TOKEN: key, LOG_LEVEL: 'debug' } },
-      plain: { type: 'stdio', command: process.execPath, args: ['-e', '0'] },
-    },
-  }, null, 2)}\n`;
-  await fs.writeFile(config, original, { mode: 0o600 });
-  const env = { HOME: userHome, XDG_CONFIG_HOME: path.join(userHome, '.config') };
-  const cli = async (args) => {
-    const r = await runBroker(args, { home, env });
-    assert.equal(r.code, 0, describeRun(r));
-    return r;
-  };
+  const { home, userHome, config, original, env, cli } = await claudeUser(t, 'claude-local-', {
+    github: { type: 'stdio', command: process.execPath, args: [server, '--env-name', 'GITHUB_TOKEN', '--env-sha256', sha], env: { GITHUB_TOKEN: key, LOG_LEVEL: 'debug' } },
+    plain: { type: 'stdio', command: process.execPath, args: ['-e', '0'] },
+  });
 
   const without = await cli(['hosts', 'connect', 'claude-code']);
   assert.match(without.stdout, /github +left as it is: a local program .*--include-local/, without.stdout);
