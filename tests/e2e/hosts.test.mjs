@@ -38,14 +38,15 @@ async function claudeList(userHome, env) {
   return { r, byName: Object.fromEntries(lines.map((l) => [l.split(':')[0], l])) };
 }
 
-test('Claude Code, connected in one step: its remote entries go through the broker and connect; disconnect restores the file', async (t) => {
-  const as = await startAs(t);
-  const one = await startMcpServer(t, { issuer: as.issuer, name: 'mcp-direct' });
-  const two = await startMcpServer(t, { issuer: as.issuer, name: 'mcp-remote-entry' });
+/**
+ * A broker home and a user home whose ~/.claude.json is `text` (or lists `mcpServers`); `cli`
+ * runs the broker there and expects it to succeed.
+ */
+async function claudeUser(t, prefix, textOrServers) {
   const { home } = await makeServiceHome(t);
-  const userHome = await makeHome(t, 'claude-user-');
+  const userHome = await makeHome(t, prefix);
   const config = path.join(userHome, '.claude.json');
-  const original = claudeConfig(one.url, two.url);
+  const original = typeof textOrServers === 'string' ? textOrServers : `${JSON.stringify({ mcpServers: textOrServers }, null, 2)}\n`;
   await fs.writeFile(config, original, { mode: 0o600 });
   const env = { HOME: userHome, XDG_CONFIG_HOME: path.join(userHome, '.config') };
   const cli = async (args) => {
@@ -53,6 +54,14 @@ test('Claude Code, connected in one step: its remote entries go through the brok
     assert.equal(r.code, 0, describeRun(r));
     return r;
   };
+  return { home, userHome, config, original, env, cli };
+}
+
+test('Claude Code, connected in one step: its remote entries go through the broker and connect; disconnect restores the file', async (t) => {
+  const as = await startAs(t);
+  const one = await startMcpServer(t, { issuer: as.issuer, name: 'mcp-direct' });
+  const two = await startMcpServer(t, { issuer: as.issuer, name: 'mcp-remote-entry' });
+  const { home, userHome, config, original, env, cli } = await claudeUser(t, 'claude-user-', claudeConfig(one.url, two.url));
 
   // What is there.
   const found = JSON.parse((await cli(['hosts', 'detect', '--json'])).stdout);
@@ -104,25 +113,6 @@ test('Claude Code, connected in one step: its remote entries go through the brok
   assert.deepEqual(restored.mcpServers, JSON.parse(original).mcpServers, 'every entry as it was');
   assert.deepEqual(Object.keys(restored).sort(), Object.keys(hostWrote).sort(), 'what the host added is kept');
 });
-
-/**
- * A broker home and a user home whose ~/.claude.json lists `mcpServers`; `cli` runs the
- * broker there and expects it to succeed.
- */
-async function claudeUser(t, prefix, mcpServers) {
-  const { home } = await makeServiceHome(t);
-  const userHome = await makeHome(t, prefix);
-  const config = path.join(userHome, '.claude.json');
-  const original = `${JSON.stringify({ mcpServers }, null, 2)}\n`;
-  await fs.writeFile(config, original, { mode: 0o600 });
-  const env = { HOME: userHome, XDG_CONFIG_HOME: path.join(userHome, '.config') };
-  const cli = async (args) => {
-    const r = await runBroker(args, { home, env });
-    assert.equal(r.code, 0, describeRun(r));
-    return r;
-  };
-  return { home, userHome, config, original, env, cli };
-}
 
 test('Claude Code entries with API keys in clear: connect moves the keys to the keychain, Claude Code still connects, no key left on disk; disconnect puts them back', async (t) => {
   const stamp = Date.now();
