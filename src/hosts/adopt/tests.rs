@@ -148,3 +148,39 @@ fn a_symlinked_config_is_refused() {
     assert!(matches!(e, AdoptError::Connect(ConnectError::Symlink(_))), "{e}");
     assert_eq!(f.read(&real), CLAUDE);
 }
+
+#[test]
+fn codex_cli_toml_connects_and_comes_back_byte_for_byte() {
+    const CODEX: &str = r#"model = "gpt-5" # mine
+
+[mcp_servers.linear]
+command = "npx"
+args = ["-y", "mcp-remote", "https://mcp.linear.app/mcp"]
+
+[mcp_servers.linear.env]
+DEBUG = "1"
+
+[mcp_servers.git]
+command = "uvx"
+
+[tui]
+notifications = true
+
+[mcp_servers.docs]
+url = "https://docs.example/mcp"
+"#;
+    let f = fixture();
+    let path = f.dir.path().join("home/.codex/config.toml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, CODEX).unwrap();
+    f.adopter.connect(HostKind::CodexCli, &Choice::Servers(vec!["linear".into()]), false).unwrap();
+    let r = f.adopter.connect(HostKind::CodexCli, &Choice::All, false).unwrap();
+    assert_eq!(r.files[0].changed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["docs"]);
+    let text = f.read(&path);
+    let linear = "[mcp_servers.linear]\ncommand = \"/usr/bin/mcp-broker\"\nargs = [\"connect\", \"https://mcp.linear.app/mcp\", \"--host\", \"codex-cli\"]\n\n[mcp_servers.git]";
+    assert!(text.starts_with(&format!("model = \"gpt-5\" # mine\n\n{linear}")), "{text}");
+    let r = f.adopter.disconnect(HostKind::CodexCli, false).unwrap();
+    assert!(r.files.iter().all(|fr| fr.skipped.is_empty()));
+    assert_eq!(f.read(&path), CODEX);
+    assert_eq!(f.read(&f.home_file()), CLAUDE, "other hosts' files are not touched");
+}

@@ -2,7 +2,8 @@
 //! (mcp-remote in front of a URL, or a URL the host speaks to itself) becomes
 //! `mcp-broker connect URL` over stdio, so the host's file holds no secret and the broker
 //! signs in, refreshes and audits for it. Only the chosen entries' bytes change
-//! ([`splice`]); undoing puts each entry's original bytes back.
+//! ([`splice`] for JSON, [`toml_splice`] for Codex CLI's TOML); undoing puts each entry's
+//! original bytes back.
 //!
 //! 1. [`plan`]: what would change, and what is left alone and why (local programs, entries
 //!    already through the broker, entries holding a plaintext secret the broker cannot take
@@ -12,12 +13,12 @@
 //!    was read.
 //! 3. [`undo`]: the text with each connected entry put back, where the host has not changed
 //!    it since.
-//!
-//! JSON and JSON-with-comments files only; Codex CLI's TOML is detected but not yet written.
 
 pub mod splice;
+pub mod toml_splice;
 
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -81,9 +82,6 @@ pub enum ConnectError {
 /// Plan the switch of `config`'s chosen entries to `mcp-broker connect` (run as `exe`).
 pub fn plan(location: &Location, config: &DetectedConfig, choice: &Choice, exe: &Path) -> Result<Plan, ConnectError> {
     let unusable = |why: String| ConnectError::Unusable { path: location.path.clone(), why };
-    if location.format == Format::Toml {
-        return Err(unusable("writing TOML configs (Codex CLI) is not supported yet; edit the entries by hand".into()));
-    }
     if let Some(e) = &config.error {
         return Err(unusable(e.clone()));
     }
@@ -95,15 +93,26 @@ pub fn plan(location: &Location, config: &DetectedConfig, choice: &Choice, exe: 
         }
     }
     for server in config.servers.iter().filter(|s| chosen(choice, s)) {
-        match rewrite(location.host, server, exe) {
-            Ok((url, after, not_carried)) => {
-                let path = entry_path(location.host, server);
-                let range = splice::find(&plan.original, &path).map_err(|e| unusable(e.to_string()))?;
-                let before = plan.original[range].to_owned();
-                plan.changes.push(Change { name: server.name.clone(), project: server.project.clone(), url, before, after, not_carried });
+        let skip = |reason| Skipped { name: server.name.clone(), reason };
+        let (url, entry, not_carried) = match rewrite(location.host, server, exe) {
+            Ok(r) => r,
+            Err(reason) => {
+                plan.skipped.push(skip(reason));
+                continue;
             }
-            Err(reason) => plan.skipped.push(Skipped { name: server.name.clone(), reason }),
-        }
+        };
+        let path = entry_path(location.host, server);
+        let range = match find(location.format, &plan.original, &path) {
+            Ok(range) => range,
+            Err(Unfound::Entry(reason)) => {
+                plan.skipped.push(skip(reason));
+                continue;
+            }
+            Err(Unfound::File(why)) => return Err(unusable(why)),
+        };
+        let before = plan.original[range].to_owned();
+        let after = render(location.format, &before, &path, &entry).map_err(unusable)?;
+        plan.changes.push(Change { name: server.name.clone(), project: server.project.clone(), url, before, after, not_carried });
     }
     Ok(plan)
 }
@@ -119,8 +128,8 @@ fn entry_path(host: HostKind, server: &DetectedServer) -> EntryPath {
     EntryPath { servers_key: host.servers_key(), project: server.project.clone(), name: server.name.clone() }
 }
 
-/// The new entry for `server`, or why it stays as it is.
-fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path) -> Result<(String, String, Vec<String>), String> {
+/// The new entry for `server` and its URL, or why it stays as it is.
+fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path) -> Result<(String, StdioEntry, Vec<String>), String> {
     if let Some(first) = server.plaintext_secrets.first() {
         return Err(format!("it holds a plaintext secret ({first}), which the broker cannot take into the keychain yet; left as it is"));
     }
@@ -137,10 +146,53 @@ fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path) -> Result<(Strin
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(format!("{url:?} is not an http(s) URL"));
     }
-    let mut after = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut after, OneLine);
-    StdioEntry::new(host, exe, &url).serialize(&mut ser).map_err(|e| e.to_string())?;
-    Ok((url, String::from_utf8_lossy(&after).into_owned(), not_carried))
+    let entry = StdioEntry::new(host, exe, &url);
+    Ok((url, entry, not_carried))
+}
+
+/// Why an entry's bytes were not found: the file cannot be used, or only this entry.
+enum Unfound {
+    File(String),
+    Entry(String),
+}
+
+impl Unfound {
+    fn reason(self) -> String {
+        match self {
+            Self::File(why) | Self::Entry(why) => why,
+        }
+    }
+}
+
+/// The byte range of the entry at `path`, in the file's format.
+fn find(format: Format, text: &str, path: &EntryPath) -> Result<Range<usize>, Unfound> {
+    match format {
+        Format::Json | Format::Jsonc => splice::find(text, path).map_err(|e| Unfound::File(e.to_string())),
+        Format::Toml => match toml_splice::find(text, path) {
+            Ok(spot) => Ok(spot.range),
+            Err(e @ toml_splice::TomlSpliceError::Unsafe(_)) => Err(Unfound::Entry(e.to_string())),
+            Err(e) => Err(Unfound::File(e.to_string())),
+        },
+    }
+}
+
+/// The text of `entry` that replaces `before`, in the file's format (for TOML, in `before`'s shape).
+fn render(format: Format, before: &str, path: &EntryPath, entry: &StdioEntry) -> Result<String, String> {
+    match format {
+        Format::Json | Format::Jsonc => {
+            let mut out = Vec::new();
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, OneLine);
+            entry.serialize(&mut ser).map_err(|e| e.to_string())?;
+            Ok(String::from_utf8_lossy(&out).into_owned())
+        }
+        Format::Toml => Ok(toml_splice::render(before, path, &entry.command, &entry.args)),
+    }
+}
+
+/// Whether `replacement` can stand where `current` is: a TOML table cannot replace an inline
+/// table (a host that rewrote the entry in the other shape keeps it).
+fn fits(format: Format, current: &str, replacement: &str) -> bool {
+    format != Format::Toml || toml_splice::shape(current) == toml_splice::shape(replacement)
 }
 
 /// JSON on one line with a space after each `:` and `,`, as people write a short entry
@@ -180,9 +232,14 @@ impl StdioEntry {
 impl Plan {
     /// The file's text after the changes.
     pub fn new_text(&self) -> Result<String, ConnectError> {
+        let unusable = |why| ConnectError::Unusable { path: self.path.clone(), why };
         let mut text = self.original.clone();
         for c in &self.changes {
-            text = swap(&text, self.host, c, &c.before, &c.after).map_err(|why| ConnectError::Unusable { path: self.path.clone(), why })?;
+            text = swap(&text, self.host, c, &c.before, &c.after).map_err(unusable)?;
+        }
+        if self.host.format() == Format::Toml {
+            // The splice keeps the file TOML; this makes sure nothing else is written.
+            toml_splice::check(&text).map_err(|e| unusable(format!("after the rewrite {e}; nothing was written")))?;
         }
         Ok(text)
     }
@@ -207,16 +264,24 @@ pub fn diff(changes: &[Change]) -> String {
 /// `text` with `change`'s entry replaced by `to`, if it is now `from`.
 fn swap(text: &str, host: HostKind, change: &Change, from: &str, to: &str) -> Result<String, String> {
     let path = EntryPath { servers_key: host.servers_key(), project: change.project.clone(), name: change.name.clone() };
-    let range = splice::find(text, &path).map_err(|e| e.to_string())?;
-    if text[range.clone()] != *from && !same_value(&text[range.clone()], from) {
+    let format = host.format();
+    let range = find(format, text, &path).map_err(Unfound::reason)?;
+    let current = &text[range.clone()];
+    if current != from && !same_value(format, current, from) {
         return Err(format!("the entry {:?} changed since mcp-broker connected it; left as it is", change.name));
+    }
+    if !fits(format, current, to) {
+        return Err(format!("the entry {:?} was rewritten in another shape since mcp-broker connected it; left as it is", change.name));
     }
     Ok(splice::replace(text, range, to))
 }
 
-/// Whether two JSON texts hold the same value: hosts rewrite their own config (Claude Code
+/// Whether two entry texts hold the same value: hosts rewrite their own config (Claude Code
 /// pretty-prints `~/.claude.json` at each start), so an entry may come back re-formatted.
-fn same_value(a: &str, b: &str) -> bool {
+fn same_value(format: Format, a: &str, b: &str) -> bool {
+    if format == Format::Toml {
+        return toml_splice::same_value(a, b);
+    }
     let parse = |t: &str| jsonc_parser::parse_to_serde_value::<Option<serde_json::Value>>(t, &super::detect::jsonc_options()).ok().flatten();
     matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
 }
@@ -275,6 +340,9 @@ fn backup_path(path: &Path, backups: &Path) -> PathBuf {
     let stamp = format!("{:04}{:02}{:02}T{:02}{:02}{:02}.{:09}Z", now.year(), u8::from(now.month()), now.day(), now.hour(), now.minute(), now.second(), now.nanosecond());
     backups.join(format!("{name}.{stamp}.bak"))
 }
+
+#[cfg(test)]
+mod toml_tests;
 
 #[cfg(test)]
 mod tests {
@@ -415,7 +483,7 @@ mod tests {
         assert!(new_text.starts_with("{\n  // work\n  \"servers\": { \"gh\": {\"type\": \"stdio\", \"command\": \"/b\"") && new_text.ends_with("\"vs-code\"]}, },\n}\n"), "{new_text}");
         let toml = Location { host: HostKind::CodexCli, path: dir.path().join("config.toml"), scope: Scope::User, format: Format::Toml };
         std::fs::write(&toml.path, "").expect("write");
-        assert!(plan(&toml, &detect::read_location(&toml), &Choice::All, Path::new("/b")).is_err());
+        assert!(plan(&toml, &detect::read_location(&toml), &Choice::All, Path::new("/b")).expect("an empty file").changes.is_empty());
     }
 
     #[test]
