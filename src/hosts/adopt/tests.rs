@@ -177,7 +177,7 @@ url = "https://docs.example/mcp"
     let r = f.adopter.connect(HostKind::CodexCli, &Choice::All, false).unwrap();
     assert_eq!(r.files[0].changed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["docs"]);
     let text = f.read(&path);
-    let linear = "[mcp_servers.linear]\ncommand = \"/usr/bin/mcp-broker\"\nargs = [\"connect\", \"https://mcp.linear.app/mcp\", \"--host\", \"codex-cli\"]\n\n[mcp_servers.git]";
+    let linear = "[mcp_servers.linear]\ncommand = \"/usr/bin/mcp-broker\"\nargs = [\"connect\", \"https://mcp.linear.app/mcp\", \"--host\", \"codex-cli\"]\nenv_vars = [";
     assert!(text.starts_with(&format!("model = \"gpt-5\" # mine\n\n{linear}")), "{text}");
     let r = f.adopter.disconnect(HostKind::CodexCli, false).unwrap();
     assert!(r.files.iter().all(|fr| fr.skipped.is_empty()));

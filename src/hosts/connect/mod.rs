@@ -185,7 +185,7 @@ fn render(format: Format, before: &str, path: &EntryPath, entry: &StdioEntry) ->
             entry.serialize(&mut ser).map_err(|e| e.to_string())?;
             Ok(String::from_utf8_lossy(&out).into_owned())
         }
-        Format::Toml => Ok(toml_splice::render(before, path, &entry.command, &entry.args)),
+        Format::Toml => Ok(toml_splice::render(before, path, &entry.command, &entry.args, entry.env_vars)),
     }
 }
 
@@ -219,13 +219,33 @@ struct StdioEntry {
     transport: Option<&'static str>,
     command: String,
     args: Vec<String>,
+    /// Codex CLI's `env_vars`: the variables it passes on (the JSON hosts pass them all).
+    #[serde(skip)]
+    env_vars: &'static [&'static str],
 }
+
+/// The variables the bridge needs that Codex CLI does not pass to the programs it starts (it
+/// passes HOME, PATH, LANG, SHELL and TERM only): the broker's home and directories, the
+/// session bus of the keychain, and the display a sign-in on first use opens the browser on.
+/// Names only; Codex passes those that are set.
+const CODEX_ENV_VARS: &[&str] = &[
+    "MCP_BROKER_HOME",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CACHE_HOME",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "BROWSER",
+];
 
 impl StdioEntry {
     fn new(host: HostKind, exe: &Path, url: &str) -> Self {
         let transport = matches!(host, HostKind::ClaudeCode | HostKind::VsCode).then_some("stdio");
         let args = vec!["connect".into(), url.to_owned(), "--host".into(), host.id().to_owned()];
-        Self { transport, command: exe.to_string_lossy().into_owned(), args }
+        let env_vars = if host == HostKind::CodexCli { CODEX_ENV_VARS } else { &[] };
+        Self { transport, command: exe.to_string_lossy().into_owned(), args, env_vars }
     }
 }
 

@@ -137,20 +137,28 @@ impl Spans {
 }
 
 /// The entry that replaces the one at `before` (the text [`find`] found), in the same shape:
-/// `command = "<command>"` and `args = […]` under `path`, with `before`'s line endings.
-pub fn render(before: &str, path: &EntryPath, command: &str, args: &[String]) -> String {
+/// `command = "<command>"`, `args = […]` and (when there are any) `env_vars = […]` under
+/// `path`, with `before`'s line endings.
+pub fn render(before: &str, path: &EntryPath, command: &str, args: &[String], env_vars: &[&str]) -> String {
     let args: Array = args.iter().map(String::as_str).collect();
+    let env_vars: Option<Array> = (!env_vars.is_empty()).then(|| env_vars.iter().copied().collect());
     let text = match shape(before) {
         Shape::Inline => {
             let mut entry = InlineTable::new();
             entry.insert("command", command.into());
             entry.insert("args", Value::Array(args));
+            if let Some(vars) = env_vars {
+                entry.insert("env_vars", Value::Array(vars));
+            }
             Value::InlineTable(entry).to_string()
         }
         Shape::Table => {
             let mut entry = Table::new();
             entry.insert("command", toml_edit::value(command));
             entry.insert("args", toml_edit::value(args));
+            if let Some(vars) = env_vars {
+                entry.insert("env_vars", toml_edit::value(vars));
+            }
             let mut servers = Table::new();
             servers.set_implicit(true);
             servers.insert(&path.name, Item::Table(entry));
@@ -270,15 +278,15 @@ model = "gpt-5-mini"
     #[test]
     fn renders_escaped_in_the_found_shape() {
         let args = ["connect".to_owned(), "https://x.example/mcp?q=\"a\\b".to_owned()];
-        let table = render("[mcp_servers.x]\nurl = 1", &at("my server"), "/opt/mcp broker/bin", &args);
+        let table = render("[mcp_servers.x]\nurl = 1", &at("my server"), "/opt/mcp broker/bin", &args, &["A_VAR"]);
         let parsed: toml::Table = table.parse().expect("TOML");
         let entry = &parsed["mcp_servers"]["my server"];
         assert_eq!(entry["command"].as_str(), Some("/opt/mcp broker/bin"));
         assert_eq!(entry["args"][1].as_str(), Some(args[1].as_str()));
-        assert!(table.starts_with("[mcp_servers.\"my server\"]\ncommand = "), "{table}");
-        let inline = render("{ url = 1 }", &at("x"), "/b", &args[..1]);
-        assert_eq!(inline, "{ command = \"/b\", args = [\"connect\"] }");
-        assert_eq!(render("[mcp_servers.x]\r\nurl = 1", &at("x"), "/b", &[]), "[mcp_servers.x]\r\ncommand = \"/b\"\r\nargs = []");
+        assert!(table.starts_with("[mcp_servers.\"my server\"]\ncommand = ") && table.ends_with("\nenv_vars = [\"A_VAR\"]"), "{table}");
+        let inline = render("{ url = 1 }", &at("x"), "/b", &args[..1], &["A", "B"]);
+        assert_eq!(inline, "{ command = \"/b\", args = [\"connect\"], env_vars = [\"A\", \"B\"] }");
+        assert_eq!(render("[mcp_servers.x]\r\nurl = 1", &at("x"), "/b", &[], &[]), "[mcp_servers.x]\r\ncommand = \"/b\"\r\nargs = []");
     }
 
     #[test]

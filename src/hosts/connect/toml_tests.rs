@@ -126,6 +126,7 @@ fn only_the_chosen_entry_changes() {
     let new_text = p.new_text().expect("text");
     assert_eq!(new_text.replacen(&p.changes[0].after, &p.changes[0].before, 1), CODEX);
     assert!(p.changes[0].after.starts_with("[mcp_servers.docs]\ncommand = \"/usr/bin/mcp-broker\"\nargs = [\"connect\", "), "{}", p.changes[0].after);
+    assert!(p.changes[0].after.ends_with("\nenv_vars = [\"MCP_BROKER_HOME\", \"XDG_RUNTIME_DIR\", \"XDG_CONFIG_HOME\", \"XDG_DATA_HOME\", \"XDG_CACHE_HOME\", \"DBUS_SESSION_BUS_ADDRESS\", \"DISPLAY\", \"WAYLAND_DISPLAY\", \"BROWSER\"]"), "{}", p.changes[0].after);
 }
 
 #[test]
@@ -134,7 +135,8 @@ fn inline_entries_are_spliced_as_inline_tables() {
     let f = fixture(&text);
     let p = planned(&f, &Choice::Servers(vec!["docs".into()]));
     let new_text = p.new_text().expect("text");
-    assert_eq!(p.changes[0].after, "{ command = \"/usr/bin/mcp-broker\", args = [\"connect\", \"https://docs.example/mcp\", \"--host\", \"codex-cli\"] }");
+    let vars = CODEX_ENV_VARS.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ");
+    assert_eq!(p.changes[0].after, format!("{{ command = \"/usr/bin/mcp-broker\", args = [\"connect\", \"https://docs.example/mcp\", \"--host\", \"codex-cli\"], env_vars = [{vars}] }}"));
     assert!(new_text.starts_with("model = \"o3\"\nmcp_servers.docs = { command = ") && new_text.contains("] } # docs\n\n[mcp_servers.api]"), "{new_text}");
     assert_eq!(undo(HostKind::CodexCli, &new_text, &p.changes).0, text);
 }
@@ -145,13 +147,16 @@ fn undo_finds_an_entry_the_host_reformatted() {
     let p = planned(&f, &Choice::Servers(vec!["wiki".into()]));
     let connected = p.new_text().expect("text");
     // The host writes the entry its own way: other quotes, other order, a comment.
-    let reformatted = connected.replace(&p.changes[0].after, &format!("[mcp_servers.wiki]\nargs = ['connect', 'https://wiki.example/mcp', '--host', 'codex-cli']  # mine\ncommand = '{EXE}'"));
+    let vars = CODEX_ENV_VARS.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(",\n  ");
+    let host_wrote = format!("[mcp_servers.wiki]\nargs = ['connect', 'https://wiki.example/mcp', '--host', 'codex-cli']  # mine\nenv_vars = [\n  {vars},\n]\ncommand = '{EXE}'");
+    let reformatted = connected.replace(&p.changes[0].after, &host_wrote);
     assert_ne!(reformatted, connected);
     let (back, skipped) = undo(HostKind::CodexCli, &reformatted, &p.changes);
     assert!(skipped.is_empty(), "{skipped:?}");
     assert_eq!(back, CODEX);
     // An entry the user pointed elsewhere stays theirs.
-    let edited = connected.replace("--host\", \"codex-cli\"]\n\n[profiles", "--host\", \"me\"]\n\n[profiles");
+    let edited = connected.replace("\"--host\", \"codex-cli\"]\nenv_vars", "\"--host\", \"me\"]\nenv_vars");
+    assert_ne!(edited, connected);
     let (kept, skipped) = undo(HostKind::CodexCli, &edited, &p.changes);
     assert_eq!((kept, skipped.len()), (edited, 1));
 }
@@ -161,7 +166,8 @@ fn an_entry_rewritten_in_the_other_shape_is_left() {
     let f = fixture(CODEX);
     let p = planned(&f, &Choice::Servers(vec!["docs".into()]));
     let connected = p.new_text().expect("text");
-    let inline = connected.replace(&p.changes[0].after, "[mcp_servers]\ndocs = { command = \"/usr/bin/mcp-broker\", args = [\"connect\", \"https://docs.example/mcp?team=a&q=\\\"x\\\"\", \"--host\", \"codex-cli\"] }");
+    let inline_entry = toml_splice::render("{}", &EntryPath { servers_key: "mcp_servers", project: None, name: "docs".into() }, EXE, &args_of(&servers(&connected), "docs"), CODEX_ENV_VARS);
+    let inline = connected.replace(&p.changes[0].after, &format!("[mcp_servers]\ndocs = {inline_entry}"));
     let (kept, skipped) = undo(HostKind::CodexCli, &inline, &p.changes);
     assert_eq!(kept, inline);
     assert!(skipped[0].reason.contains("another shape"), "{:?}", skipped);
