@@ -7,7 +7,7 @@
 //!
 //! 1. [`plan`]: what would change, and what is left alone and why (local programs, entries
 //!    already through the broker, entries holding a plaintext secret the broker cannot take
-//!    yet).
+//!    yet, TOML entries in a shape no byte range holds alone).
 //! 2. [`write`]: the new text, written atomically over the file with its mode kept, after a
 //!    timestamped private backup, refusing a symbolic link and a file that changed since it
 //!    was read.
