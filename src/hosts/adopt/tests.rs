@@ -231,3 +231,39 @@ fn a_dry_run_shows_the_key_marked_and_keeps_nothing() {
     assert!(f.keeper.keys.lock().unwrap().is_empty());
     assert_eq!(f.read(&f.home_file()), KEYED);
 }
+
+#[test]
+fn codex_cli_toml_connects_and_comes_back_byte_for_byte() {
+    const CODEX: &str = r#"model = "gpt-5" # mine
+
+[mcp_servers.linear]
+command = "npx"
+args = ["-y", "mcp-remote", "https://mcp.linear.app/mcp"]
+
+[mcp_servers.linear.env]
+DEBUG = "1"
+
+[mcp_servers.git]
+command = "uvx"
+
+[tui]
+notifications = true
+
+[mcp_servers.docs]
+url = "https://docs.example/mcp"
+"#;
+    let f = fixture();
+    let path = f.dir.path().join("home/.codex/config.toml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, CODEX).unwrap();
+    f.adopter.connect(HostKind::CodexCli, &Choice::Servers(vec!["linear".into()]), false, &f.keeper).unwrap();
+    let r = f.adopter.connect(HostKind::CodexCli, &Choice::All, false, &f.keeper).unwrap();
+    assert_eq!(r.files[0].changed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["docs"]);
+    let text = f.read(&path);
+    let linear = "[mcp_servers.linear]\ncommand = \"/usr/bin/mcp-broker\"\nargs = [\"connect\", \"https://mcp.linear.app/mcp\", \"--host\", \"codex-cli\"]\nenv_vars = [";
+    assert!(text.starts_with(&format!("model = \"gpt-5\" # mine\n\n{linear}")), "{text}");
+    let r = f.adopter.disconnect(HostKind::CodexCli, false, &f.keeper).unwrap();
+    assert!(r.files.iter().all(|fr| fr.skipped.is_empty()));
+    assert_eq!(f.read(&path), CODEX);
+    assert_eq!(f.read(&f.home_file()), CLAUDE, "other hosts' files are not touched");
+}

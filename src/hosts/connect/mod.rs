@@ -2,11 +2,12 @@
 //! (mcp-remote in front of a URL, or a URL the host speaks to itself) becomes
 //! `mcp-broker connect URL` over stdio, so the host's file holds no secret and the broker
 //! signs in, refreshes and audits for it. Only the chosen entries' bytes change
-//! ([`splice`]); undoing puts each entry's original bytes back.
+//! ([`splice`] for JSON, [`toml_splice`] for Codex CLI's TOML); undoing puts each entry's
+//! original bytes back.
 //!
 //! 1. [`plan`]: what would change, and what is left alone and why (local programs, entries
-//!    already through the broker, entries holding a plaintext secret the broker cannot take
-//!    yet).
+//!    already through the broker, entries holding a plaintext secret the broker cannot take,
+//!    TOML entries in a shape no byte range holds alone).
 //! 2. [`write`]: the new text, written atomically over the file with its mode kept, after a
 //!    timestamped private backup, refusing a symbolic link and a file that changed since it
 //!    was read.
@@ -16,14 +17,14 @@
 //! An entry that sends a key in a static header becomes one of the broker's API-key servers
 //! ([`keys`]): the key leaves the file for the keychain, and so does the entry's old text.
 //! With `include_local`, so do the secret `env` values of local programs ([`local`]).
-//!
-//! JSON and JSON-with-comments files only; Codex CLI's TOML is detected but not yet written.
 
 pub mod keys;
 pub mod local;
 pub mod splice;
+pub mod toml_splice;
 
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -127,9 +128,6 @@ pub enum ConnectError {
 /// Plan the switch of `config`'s chosen entries to `mcp-broker connect` (run as `exe`).
 pub fn plan(location: &Location, config: &DetectedConfig, choice: &Choice, exe: &Path, include_local: bool) -> Result<Plan, ConnectError> {
     let unusable = |why: String| ConnectError::Unusable { path: location.path.clone(), why };
-    if location.format == Format::Toml {
-        return Err(unusable("writing TOML configs (Codex CLI) is not supported yet; edit the entries by hand".into()));
-    }
     if let Some(e) = &config.error {
         return Err(unusable(e.clone()));
     }
@@ -141,14 +139,27 @@ pub fn plan(location: &Location, config: &DetectedConfig, choice: &Choice, exe: 
         }
     }
     for server in config.servers.iter().filter(|s| chosen(choice, s)) {
+        let skip = |reason| Skipped { name: server.name.clone(), reason };
+        let rewritten = match rewrite(location.host, server, exe, include_local) {
+            Ok(r) => r,
+            Err(reason) => {
+                plan.skipped.push(skip(reason));
+                continue;
+            }
+        };
         let path = entry_path(location.host, server);
-        let change = rewrite(location.host, server, exe, include_local).and_then(|r| {
-            let range = splice::find(&plan.original, &path).map_err(|e| e.to_string())?;
-            r.into_change(server, &plan.original[range])
-        });
-        match change {
+        let range = match find(location.format, &plan.original, &path) {
+            Ok(range) => range,
+            Err(Unfound::Entry(reason)) => {
+                plan.skipped.push(skip(reason));
+                continue;
+            }
+            Err(Unfound::File(why)) => return Err(unusable(why)),
+        };
+        let before = &plan.original[range];
+        match render(location.format, before, &path, &rewritten.entry).and_then(|after| rewritten.into_change(server, before, after)) {
             Ok(c) => plan.changes.push(c),
-            Err(reason) => plan.skipped.push(Skipped { name: server.name.clone(), reason }),
+            Err(reason) => plan.skipped.push(skip(reason)),
         }
     }
     Ok(plan)
@@ -168,7 +179,7 @@ fn entry_path(host: HostKind, server: &DetectedServer) -> EntryPath {
 /// An entry's new text, and the key it hands to the broker.
 struct Rewritten {
     url: String,
-    after: String,
+    entry: NewEntry,
     not_carried: Vec<String>,
     /// The API-key server's name and the key, when the entry sent one.
     key: Option<(String, keys::TakenKey)>,
@@ -178,13 +189,13 @@ struct Rewritten {
 
 impl Rewritten {
     /// The change, given the entry's exact old text.
-    fn into_change(self, server: &DetectedServer, exact: &str) -> Result<Change, String> {
+    fn into_change(self, server: &DetectedServer, exact: &str, after: String) -> Result<Change, String> {
         let mut change = Change {
             name: server.name.clone(),
             project: server.project.clone(),
             url: self.url,
             before: exact.to_owned(),
-            after: self.after,
+            after,
             not_carried: self.not_carried,
             keyed: None,
             local_env: None,
@@ -241,8 +252,7 @@ fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path, include_local: b
             entry.args.extend(["--client-id".to_owned(), static_client_id(info)?]);
         }
     }
-    let after = one_line(&entry)?;
-    Ok(Rewritten { url, after, not_carried, key, env: None })
+    Ok(Rewritten { url, entry: NewEntry::Stdio(entry), not_carried, key, env: None })
 }
 
 /// The client id of mcp-remote's `--static-oauth-client-info` (inline JSON or `@file`): a
@@ -270,8 +280,61 @@ fn rewrite_local(host: HostKind, server: &DetectedServer, exe: &Path, command: &
     let Some(env) = local::take(host, server) else {
         return Err(format!("a local program ({command}) with no secret in its env, left alone"));
     };
-    let after = one_line(&local::RunEntry::new(host, exe, server, &env))?;
-    Ok(Rewritten { url: format!("local: {command}"), after, not_carried: Vec::new(), key: None, env: Some(env) })
+    if host.format() == Format::Toml {
+        return Err(format!("a local program ({command}) with secrets in its env: --include-local does not rewrite TOML yet; left alone"));
+    }
+    let entry = NewEntry::Run(local::RunEntry::new(host, exe, server, &env));
+    Ok(Rewritten { url: format!("local: {command}"), entry, not_carried: Vec::new(), key: None, env: Some(env) })
+}
+
+/// What an entry becomes.
+enum NewEntry {
+    /// `mcp-broker connect …`.
+    Stdio(StdioEntry),
+    /// `mcp-broker run ID -- …` (JSON files only).
+    Run(local::RunEntry),
+}
+
+/// Why an entry's bytes were not found: the file cannot be used, or only this entry.
+enum Unfound {
+    File(String),
+    Entry(String),
+}
+
+impl Unfound {
+    fn reason(self) -> String {
+        match self {
+            Self::File(why) | Self::Entry(why) => why,
+        }
+    }
+}
+
+/// The byte range of the entry at `path`, in the file's format.
+fn find(format: Format, text: &str, path: &EntryPath) -> Result<Range<usize>, Unfound> {
+    match format {
+        Format::Json | Format::Jsonc => splice::find(text, path).map_err(|e| Unfound::File(e.to_string())),
+        Format::Toml => match toml_splice::find(text, path) {
+            Ok(spot) => Ok(spot.range),
+            Err(e @ toml_splice::TomlSpliceError::Unsafe(_)) => Err(Unfound::Entry(e.to_string())),
+            Err(e) => Err(Unfound::File(e.to_string())),
+        },
+    }
+}
+
+/// The text of `entry` that replaces `before`, in the file's format (for TOML, in `before`'s shape).
+fn render(format: Format, before: &str, path: &EntryPath, entry: &NewEntry) -> Result<String, String> {
+    match (format, entry) {
+        (Format::Json | Format::Jsonc, NewEntry::Stdio(e)) => one_line(e),
+        (Format::Json | Format::Jsonc, NewEntry::Run(e)) => one_line(e),
+        (Format::Toml, NewEntry::Stdio(e)) => Ok(toml_splice::render(before, path, &e.command, &e.args, e.env_vars)),
+        (Format::Toml, NewEntry::Run(_)) => Err("a local program's entry is not written in TOML yet; left alone".into()),
+    }
+}
+
+/// Whether `replacement` can stand where `current` is: a TOML table cannot replace an inline
+/// table (a host that rewrote the entry in the other shape keeps it).
+fn fits(format: Format, current: &str, replacement: &str) -> bool {
+    format != Format::Toml || toml_splice::shape(current) == toml_splice::shape(replacement)
 }
 
 /// `value` as JSON on one line, the way a person writes a short entry.
@@ -306,22 +369,47 @@ struct StdioEntry {
     transport: Option<&'static str>,
     command: String,
     args: Vec<String>,
+    /// Codex CLI's `env_vars`: the variables it passes on (the JSON hosts pass them all).
+    #[serde(skip)]
+    env_vars: &'static [&'static str],
 }
+
+/// The variables the bridge needs that Codex CLI does not pass to the programs it starts (it
+/// passes HOME, PATH, LANG, SHELL and TERM only): the broker's home and directories, the
+/// session bus of the keychain, and the display a sign-in on first use opens the browser on.
+/// Names only; Codex passes those that are set.
+const CODEX_ENV_VARS: &[&str] = &[
+    "MCP_BROKER_HOME",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CACHE_HOME",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "BROWSER",
+];
 
 impl StdioEntry {
     fn new(host: HostKind, exe: &Path, server: &str) -> Self {
         let transport = matches!(host, HostKind::ClaudeCode | HostKind::VsCode).then_some("stdio");
         let args = vec!["connect".into(), server.to_owned(), "--host".into(), host.id().to_owned()];
-        Self { transport, command: exe.to_string_lossy().into_owned(), args }
+        let env_vars = if host == HostKind::CodexCli { CODEX_ENV_VARS } else { &[] };
+        Self { transport, command: exe.to_string_lossy().into_owned(), args, env_vars }
     }
 }
 
 impl Plan {
     /// The file's text after the changes.
     pub fn new_text(&self) -> Result<String, ConnectError> {
+        let unusable = |why| ConnectError::Unusable { path: self.path.clone(), why };
         let mut text = self.original.clone();
         for c in &self.changes {
-            text = swap(&text, self.host, c, c.exact_before(), &c.after).map_err(|why| ConnectError::Unusable { path: self.path.clone(), why })?;
+            text = swap(&text, self.host, c, c.exact_before(), &c.after).map_err(unusable)?;
+        }
+        if self.host.format() == Format::Toml {
+            // The splice keeps the file TOML; this makes sure nothing else is written.
+            toml_splice::check(&text).map_err(|e| unusable(format!("after the rewrite {e}; nothing was written")))?;
         }
         Ok(text)
     }
@@ -356,16 +444,24 @@ pub fn diff(changes: &[Change]) -> String {
 /// `text` with `change`'s entry replaced by `to`, if it is now `from`.
 fn swap(text: &str, host: HostKind, change: &Change, from: &str, to: &str) -> Result<String, String> {
     let path = EntryPath { servers_key: host.servers_key(), project: change.project.clone(), name: change.name.clone() };
-    let range = splice::find(text, &path).map_err(|e| e.to_string())?;
-    if text[range.clone()] != *from && !same_value(&text[range.clone()], from) {
+    let format = host.format();
+    let range = find(format, text, &path).map_err(Unfound::reason)?;
+    let current = &text[range.clone()];
+    if current != from && !same_value(format, current, from) {
         return Err(format!("the entry {:?} changed since mcp-broker connected it; left as it is", change.name));
+    }
+    if !fits(format, current, to) {
+        return Err(format!("the entry {:?} was rewritten in another shape since mcp-broker connected it; left as it is", change.name));
     }
     Ok(splice::replace(text, range, to))
 }
 
-/// Whether two JSON texts hold the same value: hosts rewrite their own config (Claude Code
+/// Whether two entry texts hold the same value: hosts rewrite their own config (Claude Code
 /// pretty-prints `~/.claude.json` at each start), so an entry may come back re-formatted.
-fn same_value(a: &str, b: &str) -> bool {
+fn same_value(format: Format, a: &str, b: &str) -> bool {
+    if format == Format::Toml {
+        return toml_splice::same_value(a, b);
+    }
     let parse = |t: &str| jsonc_parser::parse_to_serde_value::<Option<serde_json::Value>>(t, &super::detect::jsonc_options()).ok().flatten();
     matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
 }
@@ -424,6 +520,9 @@ fn backup_path(path: &Path, backups: &Path) -> PathBuf {
     let stamp = format!("{:04}{:02}{:02}T{:02}{:02}{:02}.{:09}Z", now.year(), u8::from(now.month()), now.day(), now.hour(), now.minute(), now.second(), now.nanosecond());
     backups.join(format!("{name}.{stamp}.bak"))
 }
+
+#[cfg(test)]
+mod toml_tests;
 
 #[cfg(test)]
 mod tests {
@@ -571,7 +670,7 @@ mod tests {
         assert!(new_text.starts_with("{\n  // work\n  \"servers\": { \"gh\": {\"type\": \"stdio\", \"command\": \"/b\"") && new_text.ends_with("\"vs-code\"]}, },\n}\n"), "{new_text}");
         let toml = Location { host: HostKind::CodexCli, path: dir.path().join("config.toml"), scope: Scope::User, format: Format::Toml };
         std::fs::write(&toml.path, "").expect("write");
-        assert!(plan(&toml, &detect::read_location(&toml), &Choice::All, Path::new("/b"), false).is_err());
+        assert!(plan(&toml, &detect::read_location(&toml), &Choice::All, Path::new("/b"), false).expect("an empty file").changes.is_empty());
     }
 
     #[test]

@@ -129,7 +129,8 @@ impl HostKind {
         }
     }
 
-    fn format(self) -> Format {
+    /// How its config files are written.
+    pub fn format(self) -> Format {
         match self {
             Self::VsCode | Self::GeminiCli | Self::Zed => Format::Jsonc,
             Self::CodexCli => Format::Toml,

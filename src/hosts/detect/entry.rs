@@ -72,6 +72,8 @@ pub struct TomlEntry {
     pub url: Option<String>,
     #[serde(default)]
     pub http_headers: BTreeMap<String, String>,
+    /// The variable Codex reads a bearer token from, at start.
+    pub bearer_token_env_var: Option<String>,
 }
 
 /// An entry in one shape, whichever host wrote it.
@@ -111,7 +113,11 @@ impl From<&JsonEntry> for Entry {
 
 impl From<&TomlEntry> for Entry {
     fn from(e: &TomlEntry) -> Self {
-        Entry { command: e.command.clone(), args: e.args.clone(), env: e.env.clone(), url: e.url.clone(), headers: e.http_headers.clone() }
+        let mut headers = e.http_headers.clone();
+        if let Some(var) = &e.bearer_token_env_var {
+            headers.insert("Authorization".into(), format!("Bearer ${{{var}}}"));
+        }
+        Entry { command: e.command.clone(), args: e.args.clone(), env: e.env.clone(), url: e.url.clone(), headers }
     }
 }
 
