@@ -140,7 +140,7 @@ test('Codex CLI, connected in one step: its TOML entries go through the broker a
   await cli(['login', one.url, '--name', 'direct']);
   const connected = await cli(['hosts', 'connect', 'codex-cli', '--all']);
   assert.match(connected.stdout, /backup/i);
-  assert.match(connected.stdout, /github[^\n]*plaintext secret/, connected.stdout);
+  assert.match(connected.stdout, /github[^\n]*a local program .*--include-local/, connected.stdout);
   const rewritten = await fs.readFile(config, 'utf8');
   assert.ok(rewritten.startsWith('# Codex CLI settings\nmodel = "gpt-5-codex"\napproval_policy = "on-request" # ask first\n\n# Docs, spoken to directly\n[mcp_servers.direct]\n'), rewritten);
   for (const kept of ['local', 'github']) assert.equal(tableBytes(rewritten, kept), tableBytes(original, kept), `${kept} is byte for byte as it was`);
