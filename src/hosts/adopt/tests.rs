@@ -267,3 +267,50 @@ url = "https://docs.example/mcp"
     assert_eq!(f.read(&path), CODEX);
     assert_eq!(f.read(&f.home_file()), CLAUDE, "other hosts' files are not touched");
 }
+
+/// A user config of `host` as people write it: comments where the format allows them, keys
+/// the broker does not know, a remote entry, an mcp-remote one and a local program.
+fn config_of(host: HostKind) -> String {
+    let key = host.servers_key();
+    match host.format() {
+        format @ (crate::hosts::detect::Format::Json | crate::hosts::detect::Format::Jsonc) => {
+            let comment = if format == crate::hosts::detect::Format::Jsonc { "  // my servers\n" } else { "" };
+            let (remote, tail) = match host {
+                HostKind::Windsurf => (r#"{ "serverUrl": "https://a.example/mcp" }"#, ""),
+                HostKind::GeminiCli => (r#"{ "httpUrl": "https://a.example/mcp", "timeout": 5000 }"#, ""),
+                HostKind::VsCode => (r#"{ "type": "http", "url": "https://a.example/mcp" }"#, ",\n  \"inputs\": []"),
+                _ => (r#"{ "type": "http", "url": "https://a.example/mcp" }"#, ""),
+            };
+            format!(
+                "{{\n  \"theme\": \"dark\",\n{comment}  \"{key}\": {{\n    \"a\": {remote},\n    \"b\": {{ \"command\": \"npx\", \"args\": [\"-y\", \"mcp-remote@latest\", \"https://b.example/mcp\"] }},\n    \"git\": {{ \"command\": \"uvx\", \"args\": [\"mcp-server-git\"] }}\n  }}{tail}\n}}\n"
+            )
+        }
+        crate::hosts::detect::Format::Toml => "# codex\nmodel = \"o4\"\n\n[mcp_servers.a]\nurl = \"https://a.example/mcp\"\n\n[mcp_servers.b]\ncommand = \"npx\"\nargs = [\"-y\", \"mcp-remote@latest\", \"https://b.example/mcp\"]\n\n[mcp_servers.git]\ncommand = \"uvx\"\n".into(),
+    }
+}
+
+#[test]
+fn every_host_connects_and_comes_back_byte_for_byte() {
+    for host in HostKind::ALL {
+        let f = fixture();
+        let path = f.adopter.dirs.user_file(host);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let original = config_of(host);
+        std::fs::write(&path, &original).unwrap();
+        let r = f.adopter.connect(host, &Choice::All, false, &f.keeper).unwrap_or_else(|e| panic!("{host:?}: {e}"));
+        let file = r.files.iter().find(|fr| fr.path == path).unwrap_or_else(|| panic!("{host:?}: {:?}", r.files));
+        let changed: Vec<_> = file.changed.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(changed, ["a", "b"], "{host:?}");
+        assert_eq!(file.skipped.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["git"], "{host:?}");
+        assert!(file.backup.as_ref().is_some_and(|b| b.is_file()), "{host:?}: a backup");
+        // What the host reads now: both remote entries run the broker; the rest is as it was.
+        let again = detect::read_location(&Location { host, path: path.clone(), scope: detect::Scope::User, format: host.format() });
+        assert_eq!(again.error, None, "{host:?}: the file still parses");
+        let through: Vec<_> = again.servers.iter().filter(|s| matches!(s.transport, detect::entry::Transport::Broker { .. })).map(|s| s.name.as_str()).collect();
+        assert_eq!(through, ["a", "b"], "{host:?}");
+        let now = f.read(&path);
+        assert!(now.contains("uvx") && (now.contains("\"theme\": \"dark\"") || now.contains("model = \"o4\"")), "{host:?}: {now}");
+        f.adopter.disconnect(host, false, &f.keeper).unwrap_or_else(|e| panic!("{host:?}: {e}"));
+        assert_eq!(f.read(&path), original, "{host:?}: byte for byte");
+    }
+}

@@ -225,7 +225,14 @@ fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path, include_local: b
         Transport::Local { command } if !include_local => return Err(format!("a local program ({command}), left alone (--include-local takes its secrets)")),
         Transport::Local { command } => return rewrite_local(host, server, exe, command),
         Transport::Unknown => return Err("neither a command nor a URL".into()),
-        Transport::McpRemote(r) => (r.url.clone(), r.not_carried.clone()),
+        Transport::McpRemote(r) => {
+            let mut not_carried = r.not_carried.clone();
+            // The broker asks for the resource the server's metadata names (RFC 9728).
+            if r.resource.as_ref().is_some_and(|res| res.trim_end_matches('/') != r.url.trim_end_matches('/')) {
+                not_carried.push("--resource".into());
+            }
+            (r.url.clone(), not_carried)
+        }
         Transport::Remote { url } => (url.clone(), Vec::new()),
     };
     if !(url.starts_with("https://") || url.starts_with("http://")) {
