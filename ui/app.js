@@ -373,7 +373,7 @@ function renderApps() {
       h("td", {},
         connected ? badge("ok", "Connected") : badge("muted", "Not connected"),
         a.cannot_connect ? h("div", { class: "muted small" }, a.cannot_connect) : null),
-      h("td", {}, h("div", { class: "row nowrap" },
+      h("td", {}, h("div", { class: "app-actions" },
         h("button", { type: "button", class: "primary", dataset: { action: "connect" }, disabled: !!connectWhy, title: connectWhy,
           onclick: (e) => busy(e.currentTarget, () => connectApp(a)) }, "Connect"),
         h("button", { type: "button", dataset: { action: "disconnect" }, disabled: !a.connected,
@@ -451,7 +451,7 @@ function showAppResult(a, r, connecting) {
     : `${a.name}: nothing to change.`))];
   for (const f of r.files) {
     if (f.backup) lines.push(h("div", {}, "The file as it was: ", h("code", { class: "backup" }, f.backup)));
-    for (const x of f.skipped) lines.push(h("div", {}, `${x.name} left as it is: ${x.reason}`));
+    if (f.skipped.length) lines.push(h("div", {}, "Left as they are:"), h("ul", { class: "skipped" }, f.skipped.map((x) => h("li", {}, h("strong", {}, x.name), `: ${x.reason}`))));
   }
   const use = connecting ? "the new entries" : "the entries as they were";
   if (changed && r.running && r.running.length) lines.push(h("div", { class: "restart" }, `${a.name} is running: restart ${a.name} to use ${use}.`));
