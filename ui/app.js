@@ -6,7 +6,7 @@ const { invoke } = window.__TAURI__.core;
 const { listen } = window.__TAURI__.event;
 
 const VIEWS = ["servers", "hosts", "approvals", "policy", "activity"];
-const state = { view: "servers", status: null, approvals: null, hosts: null, info: null };
+const state = { view: "servers", status: null, approvals: null, hosts: null, apps: [], info: null };
 
 // ---------- small helpers ----------
 
@@ -173,7 +173,7 @@ function show(view, { focus = false } = {}) {
 }
 
 function refresh(view = state.view) {
-  const r = { servers: loadServers, hosts: loadHosts, approvals: loadApprovals, policy: loadPolicy, activity: loadActivity }[view];
+  const r = { servers: loadServers, hosts: loadHostsView, approvals: loadApprovals, policy: loadPolicy, activity: loadActivity }[view];
   return r ? r().catch(() => {}) : Promise.resolve();
 }
 
@@ -288,6 +288,10 @@ async function removeServer(name) {
 
 // ---------- hosts ----------
 
+function loadHostsView() {
+  return Promise.all([loadApps(), loadHosts()]);
+}
+
 async function loadHosts() {
   state.hosts = await call("hosts");
   renderHosts();
@@ -335,6 +339,127 @@ async function removeHost(name) {
   if (!(await confirmDialog(`Delete the key of ${name}?`, "The host can no longer use the broker over HTTP.", "Delete key"))) return;
   await call("remove_host", { name });
   await loadHosts();
+}
+
+// ---------- detected apps (the hosts' own config files) ----------
+
+const TRANSPORT_TEXT = { broker: "through mcp-broker", mcp_remote: "remote, via mcp-remote", remote: "remote", local: "local program", unknown: "neither a command nor a URL" };
+
+async function loadApps() {
+  try {
+    state.apps = (await invoke("detected_apps")).apps || [];
+  } catch (e) {
+    fill($("apps-list"), h("p", { class: "empty error-text" }, `Cannot look for apps: ${errorText(e)}`));
+    return;
+  }
+  renderApps();
+}
+
+function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function renderApps() {
+  const rows = state.apps.map((a) => {
+    // Connected by hand counts too, though there is nothing for Disconnect to undo then.
+    const connected = a.connected || (a.through_broker > 0 && a.would_change === 0);
+    const connectWhy = a.cannot_connect || (a.would_change ? null : "Nothing to change: no remote server left to switch");
+    return h("tr", { dataset: { host: a.host } },
+      h("th", { scope: "row" }, a.name),
+      h("td", { class: "files" }, a.files.map((f) => h("div", {},
+        h("code", {}, f.path),
+        f.error ? h("div", { class: "error-text small" }, `Cannot use it: ${f.error}`) : null))),
+      h("td", {}, serverList(a.files.flatMap((f) => f.servers))),
+      h("td", {},
+        connected ? badge("ok", "Connected") : badge("muted", "Not connected"),
+        a.cannot_connect ? h("div", { class: "muted small" }, a.cannot_connect) : null),
+      h("td", {}, h("div", { class: "app-actions" },
+        h("button", { type: "button", class: "primary", dataset: { action: "connect" }, disabled: !!connectWhy, title: connectWhy,
+          onclick: (e) => busy(e.currentTarget, () => connectApp(a)) }, "Connect"),
+        h("button", { type: "button", dataset: { action: "disconnect" }, disabled: !a.connected,
+          title: a.connected ? null : "mcp-broker did not connect it: nothing to put back",
+          onclick: (e) => busy(e.currentTarget, () => disconnectApp(a)) }, "Disconnect"))));
+  });
+  fill($("apps-list"), table(["App", "Config file", "Servers", "State", ""], rows, { empty: "No AI app config file found on this computer." }));
+}
+
+/** "3 servers", opening to each one's name, what it runs and the secrets it holds in plaintext. */
+function serverList(servers) {
+  if (!servers.length) return h("span", { class: "muted" }, "no MCP servers");
+  return h("details", { class: "servers" },
+    h("summary", {}, plural(servers.length, "server", "servers")),
+    h("ul", { class: "uses" }, servers.map((s) => {
+      const t = s.transport || {};
+      return h("li", {},
+        h("strong", {}, s.name), ` · ${TRANSPORT_TEXT[t.kind] || t.kind}`,
+        t.url ? [" ", h("code", {}, t.url)] : null,
+        t.kind === "broker" ? [" ", h("code", {}, t.server)] : null,
+        t.kind === "local" ? [" ", h("code", {}, t.command)] : null,
+        s.project ? h("span", { class: "muted" }, ` · project ${s.project}`) : null,
+        s.plaintext_secrets.length ? h("div", { class: "small" }, badge("warn", "plaintext secret"), " ", chips(s.plaintext_secrets)) : null);
+    })));
+}
+
+/** A diff from the library ("  name:", "  - old", "  + new"), its lines marked. */
+function diffBlock(diff) {
+  const lines = diff.replace(/\n$/, "").split("\n");
+  return h("pre", { class: "diff" }, lines.map((l) => h("span", { class: l.startsWith("  - ") ? "del" : l.startsWith("  + ") ? "add" : "ctx" }, `${l}\n`)));
+}
+
+/** What Connect will do, file by file, and the question. */
+function connectDialog(a, preview) {
+  const changed = preview.files.reduce((n, f) => n + f.changed.length, 0);
+  const body = preview.files.map((f) => h("section", { class: "file" },
+    h("p", {}, h("code", {}, f.path)),
+    f.changed.length ? diffBlock(f.diff) : null,
+    f.changed.filter((c) => c.not_carried.length).map((c) => h("p", { class: "small" }, `${c.name}: not carried over: ${c.not_carried.join(", ")}`)),
+    f.skipped.length ? [h("p", {}, "Left as they are:"),
+      h("ul", { class: "skipped" }, f.skipped.map((x) => h("li", {}, h("strong", {}, x.name), `: ${x.reason}`)))] : null));
+  body.push(h("p", { class: "hint" }, changed
+    ? `${plural(changed, "entry", "entries")} will run mcp-broker connect. A copy of each file goes to the broker's backups; Disconnect puts the entries back.`
+    : "Nothing to change."));
+  if (changed && preview.running && preview.running.length) body.push(h("p", {}, `${a.name} is running: restart it afterwards to use the new entries.`));
+  $("connect-title").textContent = `Connect ${a.name}?`;
+  fill($("connect-body"), body);
+  $("connect-ok").hidden = !changed;
+  const d = $("connect-dialog");
+  d.returnValue = "";
+  d.showModal();
+  return new Promise((resolve) => d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true }));
+}
+
+async function connectApp(a) {
+  const preview = await call("preview_connect", { host: a.host });
+  if (!(await connectDialog(a, preview))) return;
+  const r = await call("connect_app", { host: a.host });
+  showAppResult(a, r, true);
+  await loadApps();
+}
+
+async function disconnectApp(a) {
+  if (!(await confirmDialog(`Disconnect ${a.name}?`, "The entries mcp-broker changed go back to what they were (a copy of the file as it is now goes to the backups).", "Disconnect"))) return;
+  const r = await call("disconnect_app", { host: a.host });
+  showAppResult(a, r, false);
+  await loadApps();
+}
+
+/** After a write: what changed, the backups, what was left alone, and whether to restart. */
+function showAppResult(a, r, connecting) {
+  const changed = r.files.reduce((n, f) => n + f.changed.length, 0);
+  const lines = [h("div", {}, h("strong", {}, changed
+    ? (connecting ? `${a.name}: ${plural(changed, "server goes", "servers go")} through the broker now.` : `${a.name}: ${plural(changed, "entry", "entries")} put back as ${changed === 1 ? "it was" : "they were"}.`)
+    : `${a.name}: nothing to change.`))];
+  for (const f of r.files) {
+    if (f.backup) lines.push(h("div", {}, "The file as it was: ", h("code", { class: "backup" }, f.backup)));
+    if (f.skipped.length) lines.push(h("div", {}, "Left as they are:"), h("ul", { class: "skipped" }, f.skipped.map((x) => h("li", {}, h("strong", {}, x.name), `: ${x.reason}`))));
+  }
+  const use = connecting ? "the new entries" : "the entries as they were";
+  if (changed && r.running && r.running.length) lines.push(h("div", { class: "restart" }, `${a.name} is running: restart ${a.name} to use ${use}.`));
+  else if (changed && !r.running) lines.push(h("div", { class: "restart" }, `Restart ${a.name} if it is running: it reads its config at start.`));
+  lines.push(h("div", { class: "row" }, h("button", { type: "button", onclick: () => { $("apps-result").hidden = true; } }, "Dismiss")));
+  const el = $("apps-result");
+  fill(el, lines);
+  el.hidden = false;
 }
 
 async function copy(text) {

@@ -1,15 +1,19 @@
 //! The commands the window calls. Each one is a call on the broker's control API
 //! (docs/CONTROL_API.md) through the typed [`Control`] client, answered with the API's own
-//! types: the app has no other way to the tokens.
+//! types: the app has no other way to the tokens. The "Detected apps" commands are the
+//! exception: they read and write the user's host config files, which hold no token, with
+//! the library directly, like `mcp-broker hosts` ([`crate::apps`]).
 
 use std::sync::Arc;
 
 use mcp_broker::consent::Decision;
+use mcp_broker::hosts::adopt::Report;
 use mcp_broker::service::api;
 use mcp_broker::service::client::{ClientError, Control};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Runtime, State};
 
+use crate::apps::{self, Apps};
 use crate::service::{Mode, Supervisor};
 
 /// What the commands share: the service the app talks to.
@@ -207,6 +211,42 @@ pub async fn set_policy(api: Api_<'_>, host: String, server: String, disabled: V
 pub async fn audit(api: Api_<'_>, server: Option<String>, host: Option<String>, limit: Option<u32>) -> Result<api::Calls, String> {
     let limit = limit.unwrap_or(200).clamp(1, 10_000) as usize;
     api.control().audit(&api::AuditQuery { server, host, limit: Some(limit) }).await.map_err(ui)
+}
+
+/// The AI apps with a config file here: their files and servers, whether they are
+/// connected through the broker, and whether Connect would change anything.
+#[tauri::command]
+pub async fn detected_apps(apps: State<'_, Apps>) -> Result<apps::DetectedApps, String> {
+    let apps = apps.inner().clone();
+    blocking(move || apps.detected()).await
+}
+
+/// What Connect would change in an app's files (the diff), and what it leaves alone and why.
+/// Nothing is written.
+#[tauri::command]
+pub async fn preview_connect(apps: State<'_, Apps>, host: String) -> Result<Report, String> {
+    let (apps, host) = (apps.inner().clone(), apps::host_kind(&host)?);
+    blocking(move || apps.preview(host)).await
+}
+
+/// Switch an app's remote servers to the broker; the answer names the backups and whether
+/// the app runs now (it reads its config at start).
+#[tauri::command]
+pub async fn connect_app(apps: State<'_, Apps>, host: String) -> Result<Report, String> {
+    let (apps, host) = (apps.inner().clone(), apps::host_kind(&host)?);
+    blocking(move || apps.connect(host)).await
+}
+
+/// Put back the entries Connect changed in an app's files.
+#[tauri::command]
+pub async fn disconnect_app(apps: State<'_, Apps>, host: String) -> Result<Report, String> {
+    let (apps, host) = (apps.inner().clone(), apps::host_kind(&host)?);
+    blocking(move || apps.disconnect(host)).await
+}
+
+/// Run file work off the async runtime's threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    tauri::async_runtime::spawn_blocking(f).await.map_err(|e| format!("the task stopped: {e}"))?
 }
 
 #[cfg(test)]

@@ -3,11 +3,14 @@
 //! It runs the broker service in this process when none answers on the control socket,
 //! otherwise it attaches to the one that does ([`service`]). The window (ui/) and the tray
 //! ([`tray`]) are clients of the control API like the CLI: every command ([`commands`])
-//! is a call on it, so the app has no second path to the tokens.
+//! is a call on it, so the app has no second path to the tokens. The "Detected apps" list
+//! ([`apps`]) edits the user's host config files, which hold no token, as the CLI does.
 //!
 //! `mcp-broker-app` opens the window; `mcp-broker-app --hidden` (autostart) stays in the
 //! tray. Closing the window keeps the broker running in the tray; Quit stops it.
 
+pub mod apps;
+pub mod cli_path;
 pub mod commands;
 pub mod service;
 pub mod tray;
@@ -16,6 +19,7 @@ mod watch;
 use tauri::{AppHandle, Emitter, Manager, RunEvent, Runtime, WebviewUrl, WebviewWindowBuilder, WindowEvent};
 use tauri_plugin_notification::NotificationExt;
 
+pub use apps::Apps;
 pub use commands::Api;
 use service::Supervisor;
 
@@ -43,6 +47,10 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::policy,
         commands::set_policy,
         commands::audit,
+        commands::detected_apps,
+        commands::preview_connect,
+        commands::connect_app,
+        commands::disconnect_app,
     ])
 }
 
@@ -67,6 +75,7 @@ pub fn main() {
         }
     };
     let api = Api::new(supervisor.clone());
+    let apps = Apps::from_env(supervisor.home());
 
     let app = with_commands(tauri::Builder::default())
         .plugin(tauri_plugin_single_instance::init(|app, args, _cwd| {
@@ -77,6 +86,7 @@ pub fn main() {
         }))
         .plugin(tauri_plugin_notification::init())
         .manage(api.clone())
+        .manage(apps)
         .on_window_event(|window, event| {
             if let WindowEvent::CloseRequested { api, .. } = event {
                 // Closing the window keeps the broker running in the tray.

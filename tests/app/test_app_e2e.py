@@ -45,6 +45,9 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # python3-dbus, python3-gi, libdbusmenu-gtk3
 SCREEN = (1600, 900)
 MENU_AT = (1000, 40)
 SERVER = "linear"
+FIXTURES = ROOT / "tests" / "app" / "fixtures"
+CLAUDE_CONFIG = ".claude.json"
+VSCODE_CONFIG = ".config/Code/User/mcp.json"
 
 
 # ---------------------------------------------------------------- processes and the desktop
@@ -280,9 +283,16 @@ def s():
         ns.home = tmp / "home"
         ns.home.mkdir()
         ns.home = ns.home.resolve()
+        # The user's home the app looks for AI apps in: a Claude Code and a VS Code config.
+        ns.user = (tmp / "user").resolve()
+        for rel, fixture in ((CLAUDE_CONFIG, "claude.json"), (VSCODE_CONFIG, "vscode-mcp.json")):
+            (ns.user / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(FIXTURES / fixture, ns.user / rel)
         ns.display = start_xvfb(procs)
         env = dict(os.environ, DISPLAY=ns.display, DESKTOP_LOG=str(tmp / "desktop.jsonl"))
         env.pop("WAYLAND_DISPLAY", None)
+        env.pop("CODEX_HOME", None)
+        env.update(HOME=str(ns.user), XDG_CONFIG_HOME=str(ns.user / ".config"))
         procs.start("desktop", [SYSTEM_PYTHON, ROOT / "tests/app/desktop.py"], env=env, ready="READY")
         ns.desktop = Desktop(tmp / "desktop.jsonl")
         _, ns.issuer = procs.start("as", [NODE, E2E / "peers/as.mjs", "--port", "0"], env=env, ready="READY ")
@@ -623,6 +633,73 @@ def test_hosts_view_and_http_keys(s):
     keys = {h["name"]: h["any_user"] for h in json.loads(cli(s, "hosts", "list", "--json").stdout)["hosts"]}
     assert keys.get("vscode") is False and keys.get("agent-box") is True, keys
     shot(s, "hosts")
+
+
+def apps_row(s, host_id):
+    return f'#apps-list tr[data-host="{host_id}"]'
+
+
+def click(s, selector, what):
+    """Click what may be re-rendered meanwhile."""
+    until(lambda: one(s, selector).click() or True, what=what)
+
+
+def test_detected_apps_connect_and_disconnect(s):
+    config = s.user / CLAUDE_CONFIG
+    original = (FIXTURES / "claude.json").read_bytes()
+    assert config.read_bytes() == original
+    # Claude Code "runs": a program of this user named claude.
+    shutil.copyfile("/bin/sleep", s.tmp / "claude")
+    os.chmod(s.tmp / "claude", 0o755)
+    claude, _ = s.procs.start("claude", [s.tmp / "claude", "600"])
+    nav(s, "hosts")
+    row = apps_row(s, "claude-code")
+    until(lambda: "Not connected" in text(s, row), what="Claude Code listed")
+    listed = text(s, row)
+    assert str(config) in listed and "5 servers" in listed, listed
+    vscode = text(s, apps_row(s, "vs-code"))
+    assert str(s.user / VSCODE_CONFIG) in vscode and "3 servers" in vscode, vscode
+
+    # Connect shows what will change first, and writes nothing until confirmed.
+    click(s, f'{row} button[data-action="connect"]', "Connect")
+    until(lambda: one(s, "#connect-dialog").is_displayed(), what="the preview")
+    assert text(s, "#connect-title") == "Connect Claude Code?"
+    preview = text(s, "#connect-body")
+    for want in ("mcp-remote", '"connect"', "Left as they are", "plaintext secret (headers.Authorization)", "local program", "restart it afterwards"):
+        assert want in preview, (want, preview)
+    assert "ghp_" not in preview
+    assert css(s, "#connect-body pre.diff span.add") and css(s, "#connect-body pre.diff span.del")
+    assert config.read_bytes() == original
+    shot(s, "apps-connect")
+    one(s, "#connect-ok").click()
+    result = until(lambda: (lambda t: t if "through the broker now" in t else None)(text(s, "#apps-result")), what="connected")
+    assert "3 servers go through the broker now" in result and "restart Claude Code to use the new entries" in result, result
+    backup = Path(text(s, "#apps-result code.backup"))
+    assert backup.read_bytes() == original and str(backup).startswith(str(s.home)), backup
+
+    now = json.loads(config.read_text())
+    for name in ("linear", "notion"):
+        entry = now["mcpServers"][name]
+        assert os.path.realpath(entry["command"]) == os.path.realpath(CLI) and entry["args"][:1] == ["connect"], entry
+        assert entry["args"][2:] == ["--host", "claude-code"], entry
+    assert now["projects"]["/home/user/src/app"]["mcpServers"]["sentry"]["args"][0] == "connect"
+    assert now["mcpServers"]["github"] == json.loads(original)["mcpServers"]["github"], "the entry with a secret is left alone"
+    # The rewritten entry runs: the CLI knows the command.
+    r = subprocess.run([now["mcpServers"]["linear"]["command"], "connect", "--help"], env=s.env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    until(lambda: "Connected" in text(s, row) and "Not connected" not in text(s, row), what="Claude Code connected")
+    shot(s, "apps")
+
+    # Disconnect puts the file back byte for byte.
+    click(s, f'{row} button[data-action="disconnect"]', "Disconnect")
+    until(lambda: one(s, "#confirm-dialog").is_displayed(), what="the confirmation")
+    assert text(s, "#confirm-title") == "Disconnect Claude Code?"
+    one(s, "#confirm-ok").click()
+    until(lambda: "put back as they were" in text(s, "#apps-result"), what="disconnected")
+    assert config.read_bytes() == original
+    until(lambda: "Not connected" in text(s, row), what="Claude Code not connected")
+    os.killpg(claude.pid, signal.SIGTERM)
+    claude.wait(5)
 
 
 def test_activity_lists_calls_and_filters(s):
