@@ -9,10 +9,13 @@
 
 use std::path::PathBuf;
 
-use mcp_broker::hosts::adopt::{Adopter, Ledger, Report};
+use mcp_broker::broker::api_keys::KeyHeader;
+use mcp_broker::hosts::adopt::{Adopter, Keeper, Ledger, Report};
 use mcp_broker::hosts::connect::Choice;
 use mcp_broker::hosts::detect::{self, entry::Transport, DetectedConfig, Dirs, HostKind};
-use mcp_broker::vault::Home;
+use mcp_broker::service::api::AddServer;
+use mcp_broker::service::client::Control;
+use mcp_broker::vault::{Home, Keychain, SecretStore};
 use serde::Serialize;
 
 use crate::cli_path::CliSearch;
@@ -25,6 +28,30 @@ pub struct Apps {
     /// The broker's config dir: `host-connections.json` and `host-backups/`.
     config_dir: PathBuf,
     cli: CliSearch,
+    /// Where keys taken out of a host's file go: the service, and the keychain.
+    home: Home,
+}
+
+/// Keys an entry sent go to the service (`POST /v1/servers`), entries' old texts to the
+/// keychain, as the CLI does.
+struct AppKeeper {
+    home: Home,
+    keychain: Keychain,
+}
+
+impl Keeper for AppKeeper {
+    fn keep_key(&self, server: &str, url: &str, headers: &[KeyHeader]) -> Result<(), String> {
+        let body = AddServer { name: server.to_owned(), url: url.to_owned(), headers: headers.to_vec() };
+        // Called on a blocking thread (commands::blocking), which may wait for the runtime.
+        tauri::async_runtime::block_on(async {
+            let control = Control::connect_or_start_without(&self.home, &[]).await.map_err(|e| e.to_string())?;
+            control.add_server(&body).await.map(|_| ()).map_err(|e| e.to_string())
+        })
+    }
+
+    fn secrets(&self) -> &dyn SecretStore {
+        &self.keychain
+    }
 }
 
 /// The list the window shows.
@@ -53,13 +80,17 @@ pub struct DetectedApp {
 }
 
 impl Apps {
-    pub fn new(dirs: Option<Dirs>, config_dir: PathBuf, cli: CliSearch) -> Self {
-        Self { dirs, config_dir, cli }
+    pub fn new(dirs: Option<Dirs>, home: &Home, cli: CliSearch) -> Self {
+        Self { dirs, config_dir: home.config_dir.clone(), cli, home: home.clone() }
     }
 
     /// This user's hosts, the broker home's config dir, the CLI beside this app or on `PATH`.
     pub fn from_env(home: &Home) -> Self {
-        Self::new(Dirs::from_env(), home.config_dir.clone(), CliSearch::from_env())
+        Self::new(Dirs::from_env(), home, CliSearch::from_env())
+    }
+
+    fn keeper(&self) -> AppKeeper {
+        AppKeeper { home: self.home.clone(), keychain: Keychain::new(self.home.keychain_service.clone()) }
     }
 
     fn dirs(&self) -> Result<&Dirs, String> {
@@ -86,7 +117,7 @@ impl Apps {
             .into_iter()
             .filter_map(|host| {
                 let files: Vec<DetectedConfig> = configs.iter().filter(|c| c.host == host).cloned().collect();
-                (!files.is_empty()).then(|| app(&adopter, cli.as_ref().err().map(String::as_str), &ledger, host, files))
+                (!files.is_empty()).then(|| app(&adopter, &self.keeper(), cli.as_ref().err().map(String::as_str), &ledger, host, files))
             })
             .collect();
         Ok(DetectedApps { apps })
@@ -94,26 +125,26 @@ impl Apps {
 
     /// What Connect would change in `host`'s files, and what it leaves alone and why.
     pub fn preview(&self, host: HostKind) -> Result<Report, String> {
-        self.adopter(self.cli()?)?.connect(host, &Choice::All, true).map_err(one_line)
+        self.adopter(self.cli()?)?.connect(host, &Choice::All, true, &self.keeper()).map_err(one_line)
     }
 
     /// Switch every remote entry of `host` to `mcp-broker connect`.
     pub fn connect(&self, host: HostKind) -> Result<Report, String> {
-        self.adopter(self.cli()?)?.connect(host, &Choice::All, false).map_err(one_line)
+        self.adopter(self.cli()?)?.connect(host, &Choice::All, false, &self.keeper()).map_err(one_line)
     }
 
     /// Put back every entry Connect changed in `host`'s files.
     pub fn disconnect(&self, host: HostKind) -> Result<Report, String> {
-        self.adopter(PathBuf::new())?.disconnect(host, false).map_err(one_line)
+        self.adopter(PathBuf::new())?.disconnect(host, false, &self.keeper()).map_err(one_line)
     }
 }
 
 /// One host's row: its files, and what Connect would do (a dry run).
-fn app(adopter: &Adopter, no_cli: Option<&str>, ledger: &Ledger, host: HostKind, files: Vec<DetectedConfig>) -> DetectedApp {
+fn app(adopter: &Adopter, keeper: &dyn Keeper, no_cli: Option<&str>, ledger: &Ledger, host: HostKind, files: Vec<DetectedConfig>) -> DetectedApp {
     let through_broker = files.iter().flat_map(|f| &f.servers).filter(|s| matches!(s.transport, Transport::Broker { .. })).count();
     let (would_change, cannot_connect) = match no_cli {
         Some(why) => (0, Some(why.to_owned())),
-        None => match adopter.connect(host, &Choice::All, true) {
+        None => match adopter.connect(host, &Choice::All, true, keeper) {
             Ok(report) => (report.files.iter().map(|f| f.changed.len()).sum(), None),
             Err(e) => (0, Some(one_line(e))),
         },
@@ -154,7 +185,8 @@ mod tests {
 
     #[test]
     fn no_home_is_an_error_not_a_panic() {
-        let apps = Apps::new(None, "/nonexistent".into(), CliSearch::default());
+        let home = Home::at(std::path::Path::new("/nonexistent")).expect("a home");
+        let apps = Apps::new(None, &home, CliSearch::default());
         assert_eq!(apps.detected().unwrap_err(), "cannot find your home directory");
     }
 }

@@ -61,7 +61,7 @@ fn fixture_with(files: &[(&str, &str)], cli: bool) -> Fixture {
         write_program(&bin.join(CLI_NAME));
     }
     let dirs = Dirs { home: user.clone(), config: user.join(".config"), codex_home: None };
-    let apps = Apps::new(Some(dirs), home.config_dir.clone(), CliSearch { beside: Some(bin.clone()), path: None });
+    let apps = Apps::new(Some(dirs), &home, CliSearch { beside: Some(bin.clone()), path: None });
     let supervisor = Supervisor::start_or_attach(home).expect("the service starts");
     let app = mcp_broker_app::with_commands(mock_builder())
         .manage(Api::new(supervisor.clone()))
@@ -240,14 +240,14 @@ fn detected_apps_lists_each_host_with_its_files_and_servers() {
     assert_eq!(github["plaintext_secrets"], json!(["headers.Authorization"]));
     assert_eq!(claude["files"][0]["servers"][4]["project"], "/home/user/src/app", "Claude Code's local scope");
     assert!(!list.to_string().contains("ghp_Fixture"), "a secret's name, never its value: {list}");
-    assert_eq!((claude["connected"].as_bool(), claude["would_change"].as_u64(), claude["through_broker"].as_u64()), (Some(false), Some(3), Some(0)));
+    assert_eq!((claude["connected"].as_bool(), claude["would_change"].as_u64(), claude["through_broker"].as_u64()), (Some(false), Some(4), Some(0)), "github's key goes to the keychain");
     assert_eq!(claude["cannot_connect"], Value::Null);
 
     let vscode = app(&list, "vs-code");
     assert_eq!(vscode["files"][0]["path"], f.user.join(VS_CODE_FILE).to_str().unwrap());
     assert_eq!(vscode["files"][0]["error"], Value::Null, "comments and trailing commas are fine here");
     assert_eq!(kinds(vscode), [own("github", "remote"), own("linear", "mcp_remote"), own("playwright", "local")]);
-    assert_eq!(vscode["would_change"], 2, "github's header is an ${{input:…}} reference, not a secret");
+    assert_eq!(vscode["would_change"], 1, "github sends its key from an ${{input:…}} the broker cannot read: left");
 }
 
 #[test]
@@ -257,15 +257,15 @@ fn preview_shows_the_diff_and_what_is_left_alone_and_writes_nothing() {
     assert_eq!(r["dry_run"], true);
     let file = &r["files"][0];
     let changed: Vec<&str> = file["changed"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
-    assert_eq!(changed, ["linear", "notion", "sentry"]);
+    assert_eq!(changed, ["github", "linear", "notion", "sentry"]);
+    assert_eq!(file["changed"][0]["keyed"], "github", "its key becomes the broker's API-key server");
     let diff = file["diff"].as_str().unwrap();
     assert!(diff.contains("  - ") && diff.contains("mcp-remote"), "{diff}");
     let plus = format!("  + {{\"type\": \"stdio\", \"command\": {}, \"args\": [\"connect\", \"https://mcp.linear.app/mcp\", \"--host\", \"claude-code\"]}}", json!(f.cli.to_str().unwrap()));
     assert!(diff.contains(&plus), "{diff}\nwanted {plus}");
     let skipped: Vec<(&str, &str)> = file["skipped"].as_array().unwrap().iter().map(|s| (s["name"].as_str().unwrap(), s["reason"].as_str().unwrap())).collect();
-    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert!(skipped[0].0 == "filesystem" && skipped[0].1.contains("local program"), "{skipped:?}");
-    assert!(skipped[1].0 == "github" && skipped[1].1.contains("plaintext secret (headers.Authorization)"), "{skipped:?}");
     assert_eq!(file["backup"], Value::Null);
     assert!(!r.to_string().contains("ghp_Fixture"), "{r}");
 
@@ -282,7 +282,8 @@ fn connect_rewrites_and_disconnect_restores_byte_for_byte() {
         let r = invoke(&f, "connect_app", json!({ "host": host })).unwrap();
         assert_eq!(r["dry_run"], false, "{r}");
         let backup = PathBuf::from(r["files"][0]["backup"].as_str().unwrap_or_else(|| panic!("a backup: {r}")));
-        assert_eq!(std::fs::read_to_string(&backup).unwrap(), original, "the backup is the file as it was");
+        let as_it_was = original.replace("Bearer ghp_FixtureNotARealToken0000000000000000", mcp_broker::hosts::connect::keys::MARK);
+        assert_eq!(std::fs::read_to_string(&backup).unwrap(), as_it_was, "the backup is the file as it was, with the key marked");
         assert!(r["running"].is_array(), "Linux tells whether the host runs: {r}");
 
         let now = read(&f, rel);
@@ -294,14 +295,15 @@ fn connect_rewrites_and_disconnect_restores_byte_for_byte() {
         let listed = invoke(&f, "detected_apps", json!({})).unwrap();
         let a = app(&listed, host);
         assert_eq!((a["connected"].as_bool(), a["would_change"].as_u64()), (Some(true), Some(0)), "{a}");
-        assert_eq!(a["through_broker"], if host == "claude-code" { 3 } else { 2 });
+        assert_eq!(a["through_broker"], if host == "claude-code" { 4 } else { 1 });
         assert!(kinds(a).iter().any(|(n, k)| n == "linear" && k == "broker"), "{a}");
     }
     let vscode = read(&f, VS_CODE_FILE);
     assert!(vscode.contains("// The team's tracker") && vscode.contains("/* GitHub asks"), "comments stay: {vscode}");
     let claude: Value = serde_json::from_str(&read(&f, CLAUDE_FILE)).expect("still JSON");
     let before: Value = serde_json::from_str(CLAUDE_CODE).unwrap();
-    assert_eq!(claude["mcpServers"]["github"], before["mcpServers"]["github"], "the entry with a secret is left as it is");
+    assert_eq!(claude["mcpServers"]["github"]["args"], json!(["connect", "github", "--host", "claude-code"]), "the entry with a key runs the broker's API-key server");
+    assert!(!read(&f, CLAUDE_FILE).contains("ghp_Fixture"), "and the key left the file");
     assert_eq!(claude["tipsHistory"], before["tipsHistory"], "and every other key");
 
     for (host, rel, original) in [("claude-code", CLAUDE_FILE, CLAUDE_CODE), ("vs-code", VS_CODE_FILE, VS_CODE)] {
@@ -324,8 +326,13 @@ fn detected_apps_errors_are_one_line() {
 
     let codex = (".codex/config.toml", "[mcp_servers.docs]\nurl = \"https://docs.example/mcp\"\n");
     let f = fixture_with(&[codex], true);
+    let detected = invoke(&f, "detected_apps", json!({})).unwrap();
+    let codex_app = app(&detected, "codex-cli");
+    assert!(codex_app["cannot_connect"].is_null() && codex_app["would_change"] == 1, "Codex CLI's TOML is written too: {codex_app}");
+    let broken = (".codex/config.toml", "[mcp_servers.docs\n");
+    let f = fixture_with(&[broken], true);
     let why = app(&invoke(&f, "detected_apps", json!({})).unwrap(), "codex-cli")["cannot_connect"].as_str().unwrap().to_owned();
-    assert!(why.contains("TOML") && why.contains("not supported yet"), "{why}");
+    assert!(why.contains("not valid TOML") && !why.contains('\n'), "{why}");
 
     let f = fixture_with(&[(CLAUDE_FILE, CLAUDE_CODE)], false);
     let why = app(&invoke(&f, "detected_apps", json!({})).unwrap(), "claude-code")["cannot_connect"].as_str().unwrap().to_owned();

@@ -665,7 +665,7 @@ def test_detected_apps_connect_and_disconnect(s):
     until(lambda: one(s, "#connect-dialog").is_displayed(), what="the preview")
     assert text(s, "#connect-title") == "Connect Claude Code?"
     preview = text(s, "#connect-body")
-    for want in ("mcp-remote", '"connect"', "Left as they are", "plaintext secret (headers.Authorization)", "local program", "restart it afterwards"):
+    for want in ("mcp-remote", '"connect"', "Left as they are", "moved to the keychain by mcp-broker", "local program", "restart it afterwards"):
         assert want in preview, (want, preview)
     assert "ghp_" not in preview
     assert css(s, "#connect-body pre.diff span.add") and css(s, "#connect-body pre.diff span.del")
@@ -673,9 +673,10 @@ def test_detected_apps_connect_and_disconnect(s):
     shot(s, "apps-connect")
     one(s, "#connect-ok").click()
     result = until(lambda: (lambda t: t if "through the broker now" in t else None)(text(s, "#apps-result")), what="connected")
-    assert "3 servers go through the broker now" in result and "restart Claude Code to use the new entries" in result, result
+    assert "4 servers go through the broker now" in result and "restart Claude Code to use the new entries" in result, result
     backup = Path(text(s, "#apps-result code.backup"))
-    assert backup.read_bytes() == original and str(backup).startswith(str(s.home)), backup
+    marked = original.replace(b"Bearer ghp_FixtureNotARealToken0000000000000000", b"<moved to the keychain by mcp-broker>")
+    assert backup.read_bytes() == marked and str(backup).startswith(str(s.home)), backup
 
     now = json.loads(config.read_text())
     for name in ("linear", "notion"):
@@ -683,7 +684,8 @@ def test_detected_apps_connect_and_disconnect(s):
         assert os.path.realpath(entry["command"]) == os.path.realpath(CLI) and entry["args"][:1] == ["connect"], entry
         assert entry["args"][2:] == ["--host", "claude-code"], entry
     assert now["projects"]["/home/user/src/app"]["mcpServers"]["sentry"]["args"][0] == "connect"
-    assert now["mcpServers"]["github"] == json.loads(original)["mcpServers"]["github"], "the entry with a secret is left alone"
+    assert now["mcpServers"]["github"]["args"] == ["connect", "github", "--host", "claude-code"], "the entry with a key runs the broker's API-key server"
+    assert b"ghp_" not in config.read_bytes(), "and its key left the file"
     # The rewritten entry runs: the CLI knows the command.
     r = subprocess.run([now["mcpServers"]["linear"]["command"], "connect", "--help"], env=s.env, capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
