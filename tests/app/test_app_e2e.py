@@ -702,6 +702,12 @@ def test_detected_apps_connect_and_disconnect(s):
     until(lambda: "Not connected" in text(s, row), what="Claude Code not connected")
     os.killpg(claude.pid, signal.SIGTERM)
     claude.wait(5)
+    # The key github sent became the broker's API-key server; it stays after Disconnect until
+    # signed out, which deletes its key (and leaves the other tests the servers they expect).
+    servers = lambda: [x["name"] for x in status(s)["servers"]]
+    assert "github" in servers(), servers()
+    cli(s, "logout", "github")
+    assert "github" not in servers(), servers()
 
 
 def test_activity_lists_calls_and_filters(s):
