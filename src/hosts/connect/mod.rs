@@ -222,7 +222,10 @@ impl Rewritten {
 fn rewrite(host: HostKind, server: &DetectedServer, exe: &Path, include_local: bool) -> Result<Rewritten, String> {
     let (url, mut not_carried) = match &server.transport {
         Transport::Broker { .. } => return Err("already through mcp-broker".into()),
-        Transport::Local { command } if !include_local => return Err(format!("a local program ({command}), left alone (--include-local takes its secrets)")),
+        Transport::Local { command } if !include_local => {
+            let hint = if local::take(host, server).is_some() { " (--include-local moves the secrets in its env to the keychain)" } else { "" };
+            return Err(format!("a local program ({command}), left alone{hint}"));
+        }
         Transport::Local { command } => return rewrite_local(host, server, exe, command),
         Transport::Unknown => return Err("neither a command nor a URL".into()),
         Transport::McpRemote(r) => {

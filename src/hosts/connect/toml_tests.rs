@@ -77,7 +77,7 @@ fn connects_the_remote_entries_and_keeps_every_other_byte() {
     let changed: Vec<_> = p.changes.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(changed, ["docs", "linear", "wiki"]);
     let skipped: Vec<_> = p.skipped.iter().map(|s| (s.name.as_str(), s.reason.contains("--include-local"))).collect();
-    assert_eq!(skipped, [("git", true), ("github", true)]);
+    assert_eq!(skipped, [("git", false), ("github", true)], "only the program with a key in its env is offered --include-local");
     assert!(p.changes[1].before.ends_with("[mcp_servers.linear.env]\nNODE_OPTIONS = \"--no-warnings\""), "{}", p.changes[1].before);
 
     let new_text = p.new_text().expect("new text");
