@@ -284,9 +284,7 @@ fn keep(path: &Path, c: &Change, keeper: &dyn Keeper) -> Result<(), String> {
     let locked = |e| format!("cannot keep its secrets in the keychain: {e}; left as it is");
     keeper.secrets().set(&c.entry_account(path), &taken.exact_before).map_err(locked)?;
     if let Some(id) = &c.local_env {
-        let values: std::collections::BTreeMap<&str, &str> = taken.env.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
-        let json = crate::secret::Secret::new(serde_json::to_string(&values).map_err(|e| e.to_string())?);
-        keeper.secrets().set(&connect::local::env_account(id), &json).map_err(locked)?;
+        keeper.secrets().set(&connect::local::env_account(id), &connect::local::encode_env(&taken.env)).map_err(locked)?;
     }
     match &c.keyed {
         Some(server) => keeper.keep_key(server, &c.url, &taken.headers).map_err(|e| format!("cannot make it the broker's server {server}: {e}; left as it is")),

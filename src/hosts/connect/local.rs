@@ -18,6 +18,17 @@ pub fn env_account(id: &str) -> String {
     format!("local-env:{id}")
 }
 
+/// The keychain item of a local entry's secret `env` values: a JSON object.
+pub fn encode_env(env: &BTreeMap<String, Secret>) -> Secret {
+    let values: BTreeMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+    Secret::new(serde_json::to_string(&values).unwrap_or_default())
+}
+
+/// The values [`encode_env`] kept; `None` when the item is damaged.
+pub fn decode_env(item: &Secret) -> Option<BTreeMap<String, String>> {
+    serde_json::from_str(item.expose()).ok()
+}
+
 /// The id `mcp-broker run` is given: host and entry, so two hosts' entries of one name differ.
 pub fn run_id(host: HostKind, entry: &str) -> String {
     format!("{}/{}", host.id(), super::keys::server_name(entry))
@@ -91,6 +102,13 @@ mod tests {
             r#"{"type":"stdio","command":"/b/mcp-broker","args":["run","claude-code/git-hub","--","npx","-y","@modelcontextprotocol/server-github"],"env":{"DEBUG":"1","OTHER_KEY":"${KEY}"}}"#
         );
         assert!(!entry.contains("ghp_1"));
+    }
+
+    #[test]
+    fn the_keychain_item_reads_back() {
+        let env = BTreeMap::from([("A_TOKEN".to_owned(), Secret::new("x\"y"))]);
+        assert_eq!(decode_env(&encode_env(&env)), Some(BTreeMap::from([("A_TOKEN".to_owned(), "x\"y".to_owned())])));
+        assert_eq!(decode_env(&Secret::new("[")), None);
     }
 
     #[test]
