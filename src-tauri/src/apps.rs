@@ -9,13 +9,11 @@
 
 use std::path::PathBuf;
 
-use mcp_broker::broker::api_keys::KeyHeader;
 use mcp_broker::hosts::adopt::{Adopter, Keeper, Ledger, Report};
 use mcp_broker::hosts::connect::Choice;
 use mcp_broker::hosts::detect::{self, entry::Transport, DetectedConfig, Dirs, HostKind};
-use mcp_broker::service::api::AddServer;
-use mcp_broker::service::client::Control;
-use mcp_broker::vault::{Home, Keychain, SecretStore};
+use mcp_broker::service::keeper::ServiceKeeper;
+use mcp_broker::vault::Home;
 use serde::Serialize;
 
 use crate::cli_path::CliSearch;
@@ -30,28 +28,6 @@ pub struct Apps {
     cli: CliSearch,
     /// Where keys taken out of a host's file go: the service, and the keychain.
     home: Home,
-}
-
-/// Keys an entry sent go to the service (`POST /v1/servers`), entries' old texts to the
-/// keychain, as the CLI does.
-struct AppKeeper {
-    home: Home,
-    keychain: Keychain,
-}
-
-impl Keeper for AppKeeper {
-    fn keep_key(&self, server: &str, url: &str, headers: &[KeyHeader]) -> Result<(), String> {
-        let body = AddServer { name: server.to_owned(), url: url.to_owned(), headers: headers.to_vec() };
-        // Called on a blocking thread (commands::blocking), which may wait for the runtime.
-        tauri::async_runtime::block_on(async {
-            let control = Control::connect_or_start_without(&self.home, &[]).await.map_err(|e| e.to_string())?;
-            control.add_server(&body).await.map(|_| ()).map_err(|e| e.to_string())
-        })
-    }
-
-    fn secrets(&self) -> &dyn SecretStore {
-        &self.keychain
-    }
 }
 
 /// The list the window shows.
@@ -89,8 +65,9 @@ impl Apps {
         Self::new(Dirs::from_env(), home, CliSearch::from_env())
     }
 
-    fn keeper(&self) -> AppKeeper {
-        AppKeeper { home: self.home.clone(), keychain: Keychain::new(self.home.keychain_service.clone()) }
+    /// Keys go to the service and entries' old texts to the keychain, as for the CLI.
+    fn keeper(&self) -> ServiceKeeper {
+        ServiceKeeper::new(&self.home)
     }
 
     fn dirs(&self) -> Result<&Dirs, String> {

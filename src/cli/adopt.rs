@@ -5,13 +5,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use mcp_broker::broker::api_keys::KeyHeader;
-use mcp_broker::hosts::adopt::{Adopter, Keeper, Options, Report};
+use mcp_broker::hosts::adopt::{Adopter, Options, Report};
 use mcp_broker::hosts::connect::Choice;
 use mcp_broker::hosts::detect::{self, entry::Transport, DetectedConfig, Dirs, HostKind};
-use mcp_broker::service::api::AddServer;
-use mcp_broker::service::client::Control;
-use mcp_broker::vault::{Home, Keychain, SecretStore};
+use mcp_broker::service::keeper::ServiceKeeper;
+use mcp_broker::vault::{Home, Keychain};
 use serde::Serialize;
 
 /// `hosts detect --json`.
@@ -35,37 +33,6 @@ fn dirs() -> Result<Dirs> {
 fn adopter(home: &Home, project: Option<PathBuf>) -> Result<Adopter> {
     let exe = std::env::current_exe().context("cannot tell where mcp-broker is installed")?;
     Ok(Adopter { dirs: dirs()?, project, config_dir: home.config_dir.clone(), exe })
-}
-
-/// Keys go to the service (`POST /v1/servers`), entries' old texts to the keychain.
-struct CliKeeper<'a> {
-    home: &'a Home,
-    keychain: Keychain,
-    control: tokio::sync::OnceCell<Control>,
-}
-
-impl<'a> CliKeeper<'a> {
-    fn new(home: &'a Home) -> Self {
-        Self { home, keychain: Keychain::new(home.keychain_service.clone()), control: tokio::sync::OnceCell::new() }
-    }
-
-    async fn add(&self, body: &AddServer) -> Result<()> {
-        let control = self.control.get_or_try_init(|| Control::connect_or_start_without(self.home, &[])).await?;
-        control.add_server(body).await?;
-        Ok(())
-    }
-}
-
-impl Keeper for CliKeeper<'_> {
-    fn keep_key(&self, server: &str, url: &str, headers: &[KeyHeader]) -> Result<(), String> {
-        let body = AddServer { name: server.to_owned(), url: url.to_owned(), headers: headers.to_vec() };
-        // The commands run on a multi-threaded runtime: this thread may wait for the service.
-        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(self.add(&body))).map_err(|e| format!("{e:#}"))
-    }
-
-    fn secrets(&self) -> &dyn SecretStore {
-        &self.keychain
-    }
 }
 
 pub fn detect(project: Option<PathBuf>, json: bool) -> Result<()> {
@@ -105,12 +72,12 @@ fn transport(t: &Transport) -> String {
 
 pub fn connect(home: &Home, host: HostKind, servers: Vec<String>, options: Options, json: bool, project: Option<PathBuf>) -> Result<()> {
     let choice = if servers.is_empty() { Choice::All } else { Choice::Servers(servers) };
-    let report = adopter(home, project)?.connect_with(host, &choice, &options, &CliKeeper::new(home))?;
+    let report = adopter(home, project)?.connect_with(host, &choice, &options, &ServiceKeeper::new(home))?;
     print_report(&report, json, "through mcp-broker")
 }
 
 pub fn disconnect(home: &Home, host: HostKind, dry_run: bool, json: bool, project: Option<PathBuf>) -> Result<()> {
-    let report = adopter(home, project)?.disconnect(host, dry_run, &CliKeeper::new(home))?;
+    let report = adopter(home, project)?.disconnect(host, dry_run, &ServiceKeeper::new(home))?;
     print_report(&report, json, "put back")
 }
 
@@ -160,12 +127,13 @@ fn print_report(r: &Report, json: bool, done: &str) -> Result<()> {
 
 /// `run ID -- COMMAND…`: the program, with the secret env values kept for ID put back.
 pub fn run(home: &Home, id: &str, command: &[String]) -> Result<()> {
-    let account = mcp_broker::hosts::connect::local::env_account(id);
+    use mcp_broker::hosts::connect::local;
+    let account = local::env_account(id);
     let kept = Keychain::new(home.keychain_service.clone())
         .get(&account)
         .with_context(|| format!("cannot read the secrets kept for {id} from the keychain"))?
         .with_context(|| format!("no secrets are kept for {id}; run `mcp-broker hosts connect HOST --include-local` again, or `hosts disconnect HOST`"))?;
-    let env: std::collections::BTreeMap<String, String> = serde_json::from_str(kept.expose()).with_context(|| format!("the keychain item for {id} is damaged"))?;
+    let env = local::decode_env(&kept).with_context(|| format!("the keychain item for {id} is damaged"))?;
     let (program, args) = command.split_first().context("no program to run after --")?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args).envs(&env);

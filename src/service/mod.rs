@@ -13,6 +13,7 @@ pub mod api;
 pub mod client;
 pub mod control;
 pub mod instance;
+pub mod keeper;
 pub mod endpoint;
 
 use std::sync::Arc;
