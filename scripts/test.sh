@@ -76,7 +76,12 @@ skip_stage() { # name reason
 # failures_in LOG: the lines of a stage's output that name a failure (node:test's ✖ and its
 # failing-tests list, cargo's FAILED and panics, [test] lines), at most 60.
 failures_in() {
-    grep -a -E '✖|^not ok|FAILED|panicked at|^\[test\]|^error(\[|:)|Error: ' "$1" | grep -a -v -E '^\s*ℹ' | tail -n 60 || true
+    grep -a -E '✖|^not ok|FAILED|panicked at|^\[test\]|^error(\[|:)|Error( \[[A-Z_]+\])?: ' "$1" | grep -a -v -E '^\s*ℹ' | tail -n 60 || true
+    # node:test's list of failing tests, with each one's error and the lines it names.
+    if grep -a -q '^✖ failing tests:' "$1"; then
+        printf -- '-- the failing tests in full --\n'
+        sed -n '/^✖ failing tests:/,$p' "$1" | grep -a -v -E '^ℹ ' | head -n 120
+    fi
 }
 
 summary() {

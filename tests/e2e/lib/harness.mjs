@@ -859,7 +859,9 @@ export function controlRequest(home, method, p, body) {
 /** A raw HTTP request to 127.0.0.1:port (any Host, Origin or body): {status, headers, body}. */
 export function rawHttp(port, { method = 'POST', path: p, headers = {}, body, timeoutMs = 30_000 } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: p, headers }, (res) => {
+    // agent: false: one connection per request, closed after it. Node's global agent keeps
+    // sockets open for 5 s, which tests that count the service's connections would see.
+    const req = http.request({ host: '127.0.0.1', port, method, path: p, headers, agent: false }, (res) => {
       let data = '';
       res.setEncoding('utf8');
       res.on('data', (d) => { data += d; });
