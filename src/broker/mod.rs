@@ -36,7 +36,7 @@ use oauth2::AccessToken;
 
 use crate::net::{FetchError, HttpClient};
 use crate::oauth::discovery::DiscoveryError;
-use crate::oauth::login::{LoginError, TokenError};
+use crate::oauth::login::{LoginError, Method, TokenError};
 use crate::oauth::registration::ClientChoice;
 use crate::vault::{self, ServerRecord, Vault, VaultError};
 use flights::Flights;
@@ -86,6 +86,11 @@ pub struct LoginRequest {
     /// Scopes to add to the selected ones (step-up or the user's wish).
     pub extra_scopes: Vec<String>,
     pub timeout: Option<Duration>,
+    /// How the user signs in; `None`: the browser, unless `headless` says there is none.
+    pub method: Option<Method>,
+    /// Why no browser can be opened where the user is (an SSH session, no display), as the
+    /// asking program saw it; the sign-in then uses a code, or a pasted address.
+    pub headless: Option<String>,
 }
 
 /// What logout did.

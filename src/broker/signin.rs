@@ -6,7 +6,8 @@
 use super::{account_hint, step_up, validate_name, Broker, Error, LoginRequest};
 use crate::oauth::client::{Credentials, RegistrationKind};
 use crate::oauth::discovery::{self, Discovery};
-use crate::oauth::login::{self, scopes, DynProgress, LoginError, Loopback, TokenError};
+use crate::oauth::device::{self, DeviceError};
+use crate::oauth::login::{self, scopes, DynProgress, LoginError, Loopback, Method, TokenError};
 use crate::oauth::registration;
 use crate::oauth::tokens::Issued;
 use crate::vault::{self, ClientRecord, Placement, ServerRecord, ServerState, VaultError};
@@ -64,8 +65,8 @@ impl Broker {
         self.save_login(name, discovery, &credentials, &issued, &wanted, false)
     }
 
-    /// Sign in once; a dynamically registered client the AS has forgotten is registered
-    /// again, once.
+    /// Sign in once; a dynamically registered client the AS has forgotten (or registered
+    /// without the grant now used) is registered again, once.
     async fn authorize_with_retry(
         &self,
         name: &str,
@@ -75,19 +76,40 @@ impl Broker {
         progress: &DynProgress,
     ) -> Result<(Credentials, Issued), Error> {
         let timeout = req.timeout.unwrap_or(login::DEFAULT_TIMEOUT);
+        let (method, why) = choose(req, discovery);
+        if method == Method::Device && !discovery.auth_server.offers_device_grant() {
+            // Before any registration: nothing happens at an AS that cannot do it.
+            return Err(LoginError::from(DeviceError::Unsupported { issuer: discovery.issuer().to_owned() }).into());
+        }
+        if let Some(why) = why {
+            progress.note(&why);
+        }
         let mut existing = self.reusable_client(name, discovery.issuer())?;
         let mut attempt = 0;
         loop {
-            let loopback = Loopback::bind().await.map_err(|e| LoginError::Wait(e.into()))?;
-            let credentials = registration::obtain(&self.http, &discovery.auth_server, &req.client, existing.take(), &loopback.redirect_uri())
-                .await
-                .map_err(LoginError::from)?;
-            match login::authorize(&self.http, discovery, &credentials, scopes, loopback, timeout, progress).await {
-                Err(LoginError::Token(e)) if register_again(attempt, &e, &credentials) => self.forget_client(&credentials.client.key())?,
+            let (credentials, outcome) = match method {
+                Method::Device => {
+                    let credentials = self.obtain_client(req, discovery, existing.take(), DEVICE_REDIRECT_URI).await?;
+                    let outcome = device::sign_in(&self.http, discovery, &credentials, scopes, timeout, progress).await.map_err(LoginError::from);
+                    (credentials, outcome)
+                }
+                Method::Browser | Method::Paste => {
+                    let loopback = Loopback::bind().await.map_err(|e| LoginError::Wait(e.into()))?;
+                    let credentials = self.obtain_client(req, discovery, existing.take(), &loopback.redirect_uri()).await?;
+                    let outcome = login::authorize(&self.http, discovery, &credentials, scopes, loopback, timeout, progress).await;
+                    (credentials, outcome)
+                }
+            };
+            match outcome {
+                Err(e) if register_again(attempt, &e, &credentials) => self.forget_client(&credentials.client.key())?,
                 other => return Ok((credentials, other?)),
             }
             attempt += 1;
         }
+    }
+
+    async fn obtain_client(&self, req: &LoginRequest, discovery: &Discovery, existing: Option<Credentials>, redirect_uri: &str) -> Result<Credentials, Error> {
+        Ok(registration::obtain(&self.http, &discovery.auth_server, &req.client, existing, redirect_uri).await.map_err(LoginError::from)?)
     }
 
     pub(super) fn choose_name(&self, req: &LoginRequest, discovery: &Discovery) -> Result<String, Error> {
@@ -138,10 +160,34 @@ impl Broker {
     }
 }
 
-/// Whether a failed code exchange is worth one more try with a new registration: the AS
-/// does not know the dynamic client this home registered there (it was reset, or expired it).
-fn register_again(attempt: u32, error: &TokenError, credentials: &Credentials) -> bool {
-    attempt == 0 && matches!(error, TokenError::InvalidClient(_)) && credentials.client.kind == RegistrationKind::Dynamic
+/// The redirect URI a client registered for a sign-in with a code carries: no browser comes
+/// back to it, but a later browser sign-in reuses the client with a loopback port of its
+/// own (RFC 8252 §7.3: any port).
+const DEVICE_REDIRECT_URI: &str = "http://127.0.0.1/callback";
+
+/// How a sign-in goes, and the line that tells the user when it is not the browser they
+/// might expect: what was asked for; else, with no browser where the user is, a code where
+/// the AS offers one, or else a pasted address.
+fn choose(req: &LoginRequest, discovery: &Discovery) -> (Method, Option<String>) {
+    match (req.method, &req.headless) {
+        (Some(method), _) => (method, None),
+        (None, None) => (Method::Browser, None),
+        (None, Some(why)) if discovery.auth_server.offers_device_grant() => {
+            (Method::Device, Some(format!("No browser can be opened here ({why}): signing in with a code instead.")))
+        }
+        (None, Some(why)) => (
+            Method::Paste,
+            Some(format!("No browser can be opened here ({why}), and {} offers no sign-in with a code: open the address below in any browser.", discovery.issuer())),
+        ),
+    }
+}
+
+/// Whether a failed sign-in is worth one more try with a new registration: the AS does not
+/// know the dynamic client this home registered there (it was reset, or expired it), or
+/// does not let it use the grant asked for (registered before the broker asked for it).
+fn register_again(attempt: u32, error: &LoginError, credentials: &Credentials) -> bool {
+    let unknown = matches!(error, LoginError::Token(TokenError::InvalidClient(_)) | LoginError::Device(DeviceError::Client(_)));
+    attempt == 0 && unknown && credentials.client.kind == RegistrationKind::Dynamic
 }
 
 #[cfg(test)]
@@ -155,10 +201,36 @@ mod tests {
 
     #[test]
     fn invalid_client_registers_a_dynamic_client_again_once() {
-        let e = TokenError::InvalidClient("gone".into());
+        let e = LoginError::Token(TokenError::InvalidClient("gone".into()));
         assert!(register_again(0, &e, &creds(RegistrationKind::Dynamic)));
         assert!(!register_again(1, &e, &creds(RegistrationKind::Dynamic)));
         assert!(!register_again(0, &e, &creds(RegistrationKind::PreRegistered)), "a pre-registered client is the user's: never replaced");
-        assert!(!register_again(0, &TokenError::InvalidGrant("x".into()), &creds(RegistrationKind::Dynamic)));
+        assert!(!register_again(0, &LoginError::Token(TokenError::InvalidGrant("x".into())), &creds(RegistrationKind::Dynamic)));
+        let no_device_grant = LoginError::Device(DeviceError::Client("unauthorized_client".into()));
+        assert!(register_again(0, &no_device_grant, &creds(RegistrationKind::Dynamic)), "a client registered before the device grant was asked for");
+        assert!(!register_again(0, &LoginError::Device(DeviceError::Denied), &creds(RegistrationKind::Dynamic)));
+    }
+
+    fn discovery(device: bool) -> Discovery {
+        let as_json = serde_json::json!({
+            "issuer": "https://as.example", "authorization_endpoint": "https://as.example/a", "token_endpoint": "https://as.example/t",
+            "code_challenge_methods_supported": ["S256"],
+            "device_authorization_endpoint": if device { Some("https://as.example/device") } else { None },
+        });
+        Discovery::for_tests("https://mcp.example/mcp", serde_json::from_value(as_json).unwrap())
+    }
+
+    #[test]
+    fn without_a_browser_a_code_is_chosen_where_the_as_offers_it_else_a_pasted_address() {
+        let req = |method, headless: Option<&str>| LoginRequest { method, headless: headless.map(str::to_owned), ..Default::default() };
+        assert_eq!(choose(&req(None, None), &discovery(true)), (Method::Browser, None));
+        let (m, why) = choose(&req(None, Some("SSH session")), &discovery(true));
+        assert_eq!(m, Method::Device);
+        assert!(why.unwrap().contains("SSH session"));
+        let (m, why) = choose(&req(None, Some("no display")), &discovery(false));
+        assert_eq!(m, Method::Paste);
+        assert!(why.unwrap().contains("offers no sign-in with a code"));
+        assert_eq!(choose(&req(Some(Method::Browser), Some("SSH session")), &discovery(true)), (Method::Browser, None), "what the user asked for stands");
+        assert_eq!(choose(&req(Some(Method::Device), None), &discovery(false)).0, Method::Device, "and fails with the reason");
     }
 }

@@ -120,9 +120,21 @@ pub struct LoginArgs {
     /// Extra scopes to request, space-separated.
     #[arg(long)]
     pub scope: Option<String>,
-    /// Seconds to wait for the browser sign-in.
+    /// Seconds to wait for the sign-in.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub timeout: u64,
+    /// Sign in with a code entered on any device (RFC 8628 device authorization), for a
+    /// machine without a browser. Chosen by itself over SSH or without a display, where the
+    /// authorization server offers it.
+    #[arg(long, conflicts_with = "no_browser")]
+    pub device: bool,
+    /// Do not open a browser: print the sign-in address to open in a browser anywhere, then
+    /// paste back the address that browser ends on.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Open the browser here even over SSH or without a display.
+    #[arg(long, conflicts_with_all = ["device", "no_browser"])]
+    pub browser: bool,
 }
 
 #[derive(clap::Args)]

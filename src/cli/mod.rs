@@ -7,6 +7,7 @@ mod connect;
 mod hosts;
 mod import;
 mod servers;
+mod signin;
 mod table;
 
 use anyhow::Result;

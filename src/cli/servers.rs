@@ -2,11 +2,12 @@
 
 use anyhow::{bail, Context, Result};
 use mcp_broker::secret::Secret;
-use mcp_broker::service::api::{AddServer, KeyHeader, Login, LoginEvent, Status};
+use mcp_broker::service::api::{AddServer, KeyHeader, Login, Status};
 use mcp_broker::service::client::Control;
 use url::Url;
 
 use super::args::{AddArgs, ClientArgs, LoginArgs};
+use super::signin;
 use super::table::{expiry_text, opt, scopes_text, table};
 
 /// A login body for `url` with the client the options choose; the client secret is read
@@ -41,13 +42,9 @@ pub async fn login(control: &Control, args: LoginArgs) -> Result<()> {
     let mut body = login_body(url, name, &args.client)?;
     body.scopes = args.scope.as_deref().map(mcp_broker::oauth::discovery::www_authenticate::split_scopes).unwrap_or_default();
     body.timeout_secs = Some(args.timeout);
-    let server = control
-        .login(&body, |event| match event {
-            LoginEvent::OpenUrl { url } => eprintln!("Opening your browser to sign in. If it does not open, visit:\n\n  {url}\n"),
-            LoginEvent::BrowserFailed { message } => eprintln!("{message}"),
-            _ => {}
-        })
-        .await?;
+    body.method = signin::method(&args);
+    body.headless = signin::headless(|name| std::env::var(name).ok());
+    let server = control.login(&body, signin::show).await?;
     println!("Signed in to {} ({}) with scopes: {}.", server.name, server.url, scopes_text(&server.scopes));
     Ok(())
 }

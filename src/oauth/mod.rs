@@ -5,13 +5,15 @@
 //! 2. [`client`]: an OAuth client at one issuer (its id, secret, endpoints);
 //!    [`registration`]: a client id there (pre-registered, Client ID Metadata Document, or
 //!    RFC 7591 dynamic registration, in the MCP spec's priority order).
-//! 3. [`login`]: authorization code + PKCE S256 through a browser and a loopback redirect.
+//! 3. [`login`]: authorization code + PKCE S256 through a browser and a loopback redirect;
+//!    [`device`]: or a code the user enters on any device (RFC 8628).
 //! 4. [`tokens`]: what the token endpoint issued, and when to refresh it; [`refresh`]: doing so.
 //! 5. [`revocation`]: RFC 7009 sign-out.
 //!
 //! Nothing here stores anything: the [`crate::broker`] decides what is kept.
 
 pub mod client;
+pub mod device;
 pub mod discovery;
 pub mod login;
 pub mod refresh;

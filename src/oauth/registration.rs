@@ -84,6 +84,19 @@ struct RegistrationResponse {
     token_endpoint_auth_method: Option<String>,
 }
 
+/// The RFC 8628 device grant's `grant_type`.
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// The grants a new client asks for: the code grant and refresh, and the device grant where
+/// the AS offers it, so one client serves a browser sign-in and one with a code.
+fn grant_types(auth_server: &AuthServerMetadata) -> Vec<&'static str> {
+    let mut grants = vec!["authorization_code", "refresh_token"];
+    if auth_server.offers_device_grant() {
+        grants.push(DEVICE_CODE_GRANT);
+    }
+    grants
+}
+
 /// RFC 7591 registration of a native public client.
 async fn register_dynamic(http: &HttpClient, auth_server: &AuthServerMetadata, redirect_uri: &str) -> Result<Credentials, RegistrationError> {
     let url = auth_server
@@ -94,7 +107,7 @@ async fn register_dynamic(http: &HttpClient, auth_server: &AuthServerMetadata, r
         "client_name": "mcp-broker",
         "application_type": "native",
         "redirect_uris": [redirect_uri],
-        "grant_types": ["authorization_code", "refresh_token"],
+        "grant_types": grant_types(auth_server),
         "response_types": ["code"],
         "token_endpoint_auth_method": "none",
     });

@@ -20,6 +20,7 @@ use crate::consent::{Decision, DecisionRecord};
 use crate::hosts::HostInfo;
 use crate::secret::Secret;
 use crate::vault::{KeyedServer, ServerRecord, ServerState};
+pub use crate::oauth::login::Method;
 pub use crate::broker::api_keys::KeyHeader;
 
 /// Every route of the control socket as (method, path), in the router's order. `ANY` is a
@@ -171,6 +172,12 @@ pub struct Login {
     /// How long to wait for the browser sign-in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
+    /// How to sign in; absent: the browser, unless `headless` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    /// Why the asking program sees no browser it could use (`SSH session`, `no display`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headless: Option<String>,
 }
 
 /// One line of the NDJSON stream `POST /v1/login` answers with: progress, then `done` or
@@ -182,6 +189,10 @@ pub enum LoginEvent {
     OpenUrl { url: Url },
     /// The browser could not be opened.
     BrowserFailed { message: String },
+    /// A sign-in with a code (RFC 8628): show it and where to enter it.
+    DeviceCode(CodePrompt),
+    /// A line about how the sign-in goes (why it is not the browser).
+    Note { message: String },
     /// Signed in: the last line.
     Done { server: Server },
     /// The sign-in failed: the last line.
@@ -189,6 +200,25 @@ pub enum LoginEvent {
     /// An event of a newer service that this program does not know: skipped.
     #[serde(other)]
     Unknown,
+}
+
+/// The code a sign-in with a code shows, and where to enter it. The codes are shown to the
+/// user only: `Debug` hides them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodePrompt {
+    pub user_code: String,
+    pub verification_uri: Url,
+    /// The verification address with the code filled in, when the AS gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_uri_complete: Option<String>,
+    /// How long the code is valid.
+    pub expires_in_secs: u64,
+}
+
+impl std::fmt::Debug for CodePrompt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodePrompt").field("verification_uri", &self.verification_uri).field("expires_in_secs", &self.expires_in_secs).finish_non_exhaustive()
+    }
 }
 
 /// `POST /v1/resolve`: the name the server given by URL has (or will have).

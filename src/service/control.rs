@@ -22,6 +22,7 @@ use super::{api, client, Service};
 use oauth2::{AccessToken, RefreshToken};
 
 use crate::broker::{Error as BrokerError, ImportedClient, ImportedTokens, LoginRequest};
+use crate::oauth::device::UserPrompt;
 use crate::oauth::login::{browser::BrowserError, Progress};
 use crate::oauth::registration::ClientChoice;
 
@@ -130,6 +131,8 @@ fn login_request(body: api::Login) -> LoginRequest {
         client,
         extra_scopes: body.scopes,
         timeout: body.timeout_secs.map(std::time::Duration::from_secs),
+        method: body.method,
+        headless: body.headless,
     }
 }
 
@@ -142,6 +145,17 @@ impl Progress for Events {
     }
     fn browser_failed(&self, error: &BrowserError) {
         let _ = self.0.send(api::LoginEvent::BrowserFailed { message: error.to_string() });
+    }
+    fn show_code(&self, prompt: &UserPrompt) {
+        let _ = self.0.send(api::LoginEvent::DeviceCode(api::CodePrompt {
+            user_code: prompt.user_code.expose().to_owned(),
+            verification_uri: prompt.verification_uri.clone(),
+            verification_uri_complete: prompt.verification_uri_complete.as_ref().map(|c| c.expose().to_owned()),
+            expires_in_secs: prompt.expires_in.as_secs(),
+        }));
+    }
+    fn note(&self, text: &str) {
+        let _ = self.0.send(api::LoginEvent::Note { message: text.to_owned() });
     }
 }
 

@@ -88,6 +88,13 @@ impl Progress for LogProgress {
     fn browser_failed(&self, error: &BrowserError) {
         tracing::warn!("{error}");
     }
+    fn show_code(&self, prompt: &crate::oauth::device::UserPrompt) {
+        // The code itself is a secret: only where to enter it is logged.
+        tracing::warn!("sign-in needed: enter the code `mcp-broker login` shows at {}", prompt.verification_uri);
+    }
+    fn note(&self, text: &str) {
+        tracing::info!("{text}");
+    }
 }
 
 /// Run the service until a shutdown request or a signal.

@@ -21,6 +21,9 @@ pub struct AuthServerMetadata {
     pub registration_endpoint: Option<Url>,
     #[serde(default)]
     pub revocation_endpoint: Option<Url>,
+    /// RFC 8628 §4: where a device (or a terminal without a browser) asks for a user code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<Url>,
     #[serde(default)]
     pub scopes_supported: Option<Vec<String>>,
     #[serde(default)]
@@ -102,6 +105,7 @@ impl AuthServerMetadata {
             ("token_endpoint", Some(&self.token_endpoint)),
             ("registration_endpoint", self.registration_endpoint.as_ref()),
             ("revocation_endpoint", self.revocation_endpoint.as_ref()),
+            ("device_authorization_endpoint", self.device_authorization_endpoint.as_ref()),
         ];
         for (which, url) in endpoints {
             if let Some(url) = url {
@@ -109,6 +113,11 @@ impl AuthServerMetadata {
             }
         }
         Ok(())
+    }
+
+    /// Whether the AS offers the device authorization grant (RFC 8628).
+    pub fn offers_device_grant(&self) -> bool {
+        self.device_authorization_endpoint.is_some()
     }
 
     /// Whether the AS lists `offline_access`, so asking for it may earn a refresh token.

@@ -42,6 +42,19 @@ impl Discovery {
     pub fn issuer(&self) -> &str {
         &self.auth_server.issuer
     }
+
+    /// A discovery of `server` (its own resource) at `auth_server`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(server: &str, auth_server: AuthServerMetadata) -> Self {
+        let uri = ResourceUri::parse(server).expect("a test URL");
+        let resource_metadata = ProtectedResourceMetadata {
+            resource: uri.as_canonical(),
+            authorization_servers: vec![auth_server.issuer.clone()],
+            scopes_supported: None,
+            resource_name: None,
+        };
+        Self { server: uri.clone(), resource: uri, resource_metadata, auth_server, challenge: None }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -38,6 +38,22 @@ pub enum LoginError {
     Registration(#[from] RegistrationError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    Device(#[from] crate::oauth::device::DeviceError),
+}
+
+/// How the user signs in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// A browser on this machine, redirected back to the loopback listener.
+    #[default]
+    Browser,
+    /// A code entered on any device (RFC 8628): [`crate::oauth::device`].
+    Device,
+    /// A browser anywhere; the user pastes back the address it ended on, or the loopback
+    /// callback arrives, whichever comes first.
+    Paste,
 }
 
 /// A failed token request (code exchange or refresh), classified for what comes next.
@@ -93,6 +109,10 @@ pub trait Progress {
     fn open_url(&self, url: &Url);
     /// The browser could not be opened; the URL was shown, so the user can still go on.
     fn browser_failed(&self, error: &browser::BrowserError);
+    /// A sign-in with a code: show the code and where to enter it.
+    fn show_code(&self, prompt: &crate::oauth::device::UserPrompt);
+    /// A line for the user about how the sign-in goes (why it is not the browser).
+    fn note(&self, text: &str);
 }
 
 /// A progress sink that can be shared across tasks.

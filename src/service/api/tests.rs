@@ -126,7 +126,7 @@ fn login_events_are_tagged_by_event() {
 
 #[test]
 fn an_unknown_login_event_is_read_as_unknown() {
-    let e: LoginEvent = serde_json::from_str(r#"{"event":"device_code","code":"ABCD"}"#).unwrap();
+    let e: LoginEvent = serde_json::from_str(r#"{"event":"hologram","code":"ABCD"}"#).unwrap();
     assert_eq!(e, LoginEvent::Unknown);
     assert!(serde_json::from_str::<LoginEvent>(r#"{"url":"https://x"}"#).is_err(), "an event names itself");
 }

@@ -99,13 +99,17 @@ export async function startPeer(t, script, args = [], { env = {}, name } = {}) {
   return { url, proc, stderr: () => stderr, kill };
 }
 
-/** Start peers/as.mjs. opts: {issuerPath, accessTtl, refreshTtl, login: 'auto'|'form', cimd} */
+/** Start peers/as.mjs. opts: {issuerPath, accessTtl, refreshTtl, login: 'auto'|'form', cimd, device, deviceInterval, deviceSlowDown, deviceTtl} */
 export async function startAs(t, opts = {}) {
   const args = ['--port', '0', '--login', opts.login ?? 'auto'];
   if (opts.issuerPath) args.push('--issuer-path', opts.issuerPath);
   if (opts.accessTtl) args.push('--access-ttl', String(opts.accessTtl));
   if (opts.refreshTtl) args.push('--refresh-ttl', String(opts.refreshTtl));
   if (opts.cimd) args.push('--cimd');
+  if (opts.device) args.push('--device');
+  if (opts.deviceInterval) args.push('--device-interval', String(opts.deviceInterval));
+  if (opts.deviceSlowDown) args.push('--device-slow-down', String(opts.deviceSlowDown));
+  if (opts.deviceTtl) args.push('--device-ttl', String(opts.deviceTtl));
   const peer = await startPeer(t, 'as.mjs', args, { name: opts.name ?? 'as' });
   const issuer = peer.url;
   return { ...peer, issuer, origin: new URL(issuer).origin };
@@ -234,6 +238,37 @@ export async function runBroker(args, opts) {
     process.stderr.write(`[broker ${args.join(' ')}] exit=${code ?? signal}\n${stdout}${stderr}`);
   }
   return result;
+}
+
+/**
+ * Start a broker command and talk to it while it runs (a sign-in that shows a code, or
+ * waits for a pasted address): `until(regex)` resolves with the first match in its stderr
+ * or stdout, `write(text)` feeds its stdin, `done` resolves as runBroker's result does.
+ */
+export function spawnBroker(args, opts) {
+  if (!opts?.home) throw new Error('spawnBroker: opts.home (MCP_BROKER_HOME) is required');
+  const env = brokerEnv(opts.home, opts);
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+  const child = spawn(BROKER_BIN, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  brokerChildren.add(child);
+  const out = collectOutput(child, opts.timeoutMs ?? 120_000);
+  child.stdin.on('error', () => {});
+  const text = () => `${out.stderr}${out.stdout}`;
+  const until = (re, timeoutMs = 30_000) => new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (f, v) => { if (!settled) { settled = true; clearTimeout(timer); f(v); } };
+    const check = () => { const m = re.exec(text()); if (m) settle(resolve, m); };
+    const timer = setTimeout(() => settle(reject, new Error(`broker ${args.join(' ')}: no ${re} within ${timeoutMs} ms\n${text()}`)), timeoutMs);
+    check();
+    child.stdout.on('data', () => setImmediate(check));
+    child.stderr.on('data', () => setImmediate(check));
+    out.exited.then(() => setImmediate(() => { check(); settle(reject, new Error(`broker ${args.join(' ')} exited before printing ${re}\n${text()}`)); }));
+  });
+  const done = out.exited.then(([code, signal]) => {
+    brokerChildren.delete(child);
+    return { code, signal, stdout: out.stdout, stderr: out.stderr, timedOut: out.timedOut, args };
+  });
+  return { child, until, write: (t) => child.stdin.write(t), end: () => child.stdin.end(), done };
 }
 
 /** A readable dump of a broker result for assertion messages. */

@@ -4,6 +4,7 @@
 //
 //   node peers/as.mjs --port 0 [--issuer-path /tenant] [--access-ttl 3600]
 //                     [--refresh-ttl 1209600] [--login auto|form] [--cimd]
+//                     [--device [--device-interval S] [--device-slow-down N] [--device-ttl S]]
 //
 // Prints exactly one line `READY <issuer>` on stdout once it listens (127.0.0.1 only).
 //
@@ -17,7 +18,12 @@
 // - refresh tokens issued to every client allowed the refresh_token grant, rotated on every
 //   use (oidc-provider detects reuse of a rotated token and revokes the whole grant);
 // - RFC 7009 revocation (revoking a refresh token revokes its grant), introspection;
-// - optional: the experimental Client ID Metadata Document feature (--cimd).
+// - optional: the experimental Client ID Metadata Document feature (--cimd);
+// - optional: the RFC 8628 device authorization grant (--device), oidc-provider's own
+//   deviceFlow with its user code pages at /device. Test hooks: --device-interval adds
+//   `interval` to the device authorization response (oidc-provider sends none, so clients
+//   wait 5 s), --device-slow-down N answers the first N polls with `slow_down`, --device-ttl
+//   sets how long a code lives.
 //
 // Login:
 // - `--login auto` (default): a test hook. The interaction endpoint signs in "alice" and
@@ -43,6 +49,10 @@ const { values: args } = parseArgs({
     'refresh-ttl': { type: 'string', default: String(14 * 24 * 3600) },
     login: { type: 'string', default: 'auto' },
     cimd: { type: 'boolean', default: false },
+    device: { type: 'boolean', default: false },
+    'device-interval': { type: 'string', default: '' },
+    'device-slow-down': { type: 'string', default: '0' },
+    'device-ttl': { type: 'string', default: '600' },
     quiet: { type: 'boolean', default: false },
   },
   strict: true,
@@ -85,7 +95,11 @@ const stats = {
   revocations: 0, // successful (200) responses of the revocation endpoint
   grants_revoked: 0, // grants oidc-provider revoked (revocation of a refresh token, reuse detection)
   discovery_requests: [], // paths of metadata requests, in order
+  device_authorizations: [], // {client_id, scope, resource} of each device authorization request
+  device_polls: [], // {at (ms since start), answer} of each device_code token request
 };
+const started = Date.now();
+let slowDownsLeft = Number.parseInt(args['device-slow-down'], 10) || 0;
 
 // ---- keys --------------------------------------------------------------------------------
 const { privateKey } = await generateKeyPair('RS256', { extractable: true });
@@ -137,6 +151,7 @@ const configuration = {
     Grant: refreshTtl,
     Session: 24 * 3600,
     Interaction: 600,
+    DeviceCode: Number.parseInt(args['device-ttl'], 10) || 600,
   },
   rotateRefreshToken: () => true,
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
@@ -174,6 +189,7 @@ const configuration = {
     ...(args.cimd
       ? { clientIdMetadataDocument: { enabled: true, ack: 'draft-02' } }
       : {}),
+    ...(args.device ? { deviceFlow: { enabled: true } } : {}),
   },
 };
 
@@ -197,6 +213,12 @@ provider.on('registration_create.success', (ctx, client) => {
   log('registered client', client.clientId, JSON.stringify(body.redirect_uris));
 });
 provider.on('registration_create.error', (_ctx, err) => log('registration error', err.error, err.error_description));
+provider.on('device_authorization.success', (ctx, body) => {
+  const p = ctx.oidc.params;
+  stats.device_authorizations.push({ client_id: ctx.oidc.client?.clientId, scope: p.scope, resource: p.resource });
+  if (args['device-interval']) body.interval = Number.parseInt(args['device-interval'], 10);
+});
+provider.on('device_authorization.error', (_ctx, err) => log('device authorization error', err.error, err.error_description));
 provider.on('authorization.success', (ctx) => {
   stats.authorizations += 1;
 });
@@ -219,6 +241,7 @@ provider.on('authorization.error', (_ctx, err) => {
 provider.on('interaction.started', () => { stats.interactions += 1; });
 provider.on('grant.success', (ctx) => {
   const gt = ctx.oidc.params.grant_type;
+  if (gt === DEVICE_GRANT) stats.device_polls.push({ at: Date.now() - started, answer: 'tokens' });
   if (gt === 'authorization_code') stats.code_grants += 1;
   else if (gt === 'refresh_token') stats.refresh_grants += 1;
   stats.last_token_request = {
@@ -229,6 +252,7 @@ provider.on('grant.success', (ctx) => {
   };
 });
 provider.on('grant.error', (ctx, err) => {
+  if (ctx.oidc?.params?.grant_type === DEVICE_GRANT) stats.device_polls.push({ at: Date.now() - started, answer: err.error });
   stats.grant_errors.push({
     grant_type: ctx.oidc?.params?.grant_type,
     error: err.error,
@@ -240,6 +264,7 @@ provider.on('grant.revoked', () => { stats.grants_revoked += 1; });
 provider.on('server_error', (_ctx, err) => log('server_error', err));
 
 const providerCallback = provider.callback();
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 // ---- interactions ------------------------------------------------------------------------
 const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => ({
@@ -374,6 +399,20 @@ async function handle(req, res) {
     res.setHeader('content-type', 'text/plain');
     res.end('not found');
     return;
+  }
+
+  if (slowDownsLeft > 0 && req.method === 'POST' && pathname === `${issuerPath}/token`) {
+    // Read the form here (oidc-provider then uses req.body) to see whether it is a device poll.
+    const form = await readForm(req);
+    req.body = form.toString();
+    if (form.get('grant_type') === DEVICE_GRANT) {
+      slowDownsLeft -= 1;
+      stats.device_polls.push({ at: Date.now() - started, answer: 'slow_down' });
+      res.statusCode = 400;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ error: 'slow_down', error_description: 'polling too fast' }));
+      return;
+    }
   }
 
   if (pathname === revocationPath) {

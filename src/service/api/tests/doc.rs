@@ -161,6 +161,13 @@ fn the_doc_names_every_login_event_and_its_fields() {
     let events = [
         LoginEvent::OpenUrl { url },
         LoginEvent::BrowserFailed { message: "m".into() },
+        LoginEvent::DeviceCode(CodePrompt {
+            user_code: "c".into(),
+            verification_uri: Url::parse("https://as.example/device").unwrap(),
+            verification_uri_complete: Some("https://as.example/device?user_code=c".into()),
+            expires_in_secs: 1,
+        }),
+        LoginEvent::Note { message: "m".into() },
         LoginEvent::Done { server: sample_server() },
         LoginEvent::Error { message: "m".into() },
     ];
@@ -199,6 +206,8 @@ fn the_doc_names_the_fields_of_its_named_types() {
         client_metadata_url: Some(Url::parse("https://app.example/c.json").unwrap()),
         scopes: vec!["a".into()],
         timeout_secs: Some(1),
+        method: Some(Method::Device),
+        headless: Some("SSH session".into()),
     };
     let approval = Approval { id: 1, host: "h".into(), server: "s".into(), scopes: vec![], requested_at: t };
     let decision = DecisionRecord { host: "h".into(), server: "s".into(), decision: Decision::Once, decided_at: t };

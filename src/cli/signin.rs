@@ -1,0 +1,109 @@
+//! How a sign-in looks on the terminal: which way to sign in from where the user is, the
+//! code and address of a sign-in with a code, the address to open for one without a
+//! browser here.
+
+use mcp_broker::service::api::{CodePrompt, LoginEvent, Method};
+use qrcode::render::unicode::Dense1x2;
+use qrcode::QrCode;
+
+use super::args::LoginArgs;
+
+/// The way the options ask for, if they name one.
+pub fn method(args: &LoginArgs) -> Option<Method> {
+    match (args.device, args.no_browser, args.browser) {
+        (true, _, _) => Some(Method::Device),
+        (_, true, _) => Some(Method::Paste),
+        (_, _, true) => Some(Method::Browser),
+        _ => None,
+    }
+}
+
+/// Why no browser can be opened for the user running this command, from its environment
+/// (`var` reads it): a `$BROWSER` the user set always can; an SSH session cannot (a browser
+/// would open, if at all, on the remote machine); on Linux, neither can a session without
+/// an X or Wayland display.
+pub fn headless(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+    if set("BROWSER") {
+        return None;
+    }
+    if set("SSH_CONNECTION") || set("SSH_TTY") {
+        return Some("SSH session".into());
+    }
+    if cfg!(target_os = "linux") && !set("DISPLAY") && !set("WAYLAND_DISPLAY") {
+        return Some("no display".into());
+    }
+    None
+}
+
+/// Show a progress event of the sign-in on stderr (stdout is for the result).
+pub fn show(event: &LoginEvent) {
+    match event {
+        LoginEvent::OpenUrl { url } => eprintln!("Opening your browser to sign in. If it does not open, visit:\n\n  {url}\n"),
+        LoginEvent::BrowserFailed { message } | LoginEvent::Note { message } => eprintln!("{message}"),
+        LoginEvent::DeviceCode(prompt) => eprint!("{}", code_text(prompt)),
+        _ => {}
+    }
+}
+
+/// The code, where to enter it, and (when the AS gives the address with the code in it) a
+/// QR code of that address for a phone.
+fn code_text(p: &CodePrompt) -> String {
+    let minutes = p.expires_in_secs.div_ceil(60);
+    let mut out = format!(
+        "To sign in, open this address on any device:\n\n  {}\n\nand enter the code:\n\n  {}\n\n",
+        p.verification_uri, p.user_code
+    );
+    if let Some(complete) = &p.verification_uri_complete {
+        if let Some(qr) = qr(complete) {
+            out.push_str(&format!("Or scan this with a phone (it opens {complete}):\n\n{qr}\n"));
+        }
+    }
+    out.push_str(&format!("Waiting for you to finish (the code is valid for {minutes} min)…\n"));
+    out
+}
+
+/// A QR code drawn with half-block characters, two rows of modules per line.
+fn qr(text: &str) -> Option<String> {
+    let code = QrCode::new(text.as_bytes()).ok()?;
+    Some(code.render::<Dense1x2>().quiet_zone(true).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn ssh_and_no_display_are_headless_unless_browser_is_set() {
+        assert_eq!(headless(env(&[("SSH_CONNECTION", "10.0.0.1 5000 10.0.0.2 22"), ("DISPLAY", ":0")])).as_deref(), Some("SSH session"));
+        assert_eq!(headless(env(&[("SSH_TTY", "/dev/pts/1")])).as_deref(), Some("SSH session"));
+        assert_eq!(headless(env(&[("BROWSER", "w3m"), ("SSH_CONNECTION", "x")])), None, "the user's $BROWSER opens URLs");
+        assert_eq!(headless(env(&[("BROWSER", ""), ("SSH_CONNECTION", "x")])).as_deref(), Some("SSH session"), "an empty $BROWSER is unset");
+        if cfg!(target_os = "linux") {
+            assert_eq!(headless(env(&[])).as_deref(), Some("no display"));
+            assert_eq!(headless(env(&[("WAYLAND_DISPLAY", "wayland-0")])), None);
+            assert_eq!(headless(env(&[("DISPLAY", ":1")])), None);
+        }
+    }
+
+    #[test]
+    fn the_code_text_shows_code_address_and_a_qr_code() {
+        let p = CodePrompt {
+            user_code: "WDJB-MJHT".into(),
+            verification_uri: "https://as.example/device".parse().unwrap(),
+            verification_uri_complete: Some("https://as.example/device?user_code=WDJB-MJHT".into()),
+            expires_in_secs: 600,
+        };
+        let text = code_text(&p);
+        assert!(text.contains("https://as.example/device\n"));
+        assert!(text.contains("  WDJB-MJHT\n"));
+        assert!(text.contains('▀') || text.contains('▄') || text.contains('█'), "a QR code is drawn");
+        assert!(text.contains("valid for 10 min"));
+        let plain = code_text(&CodePrompt { verification_uri_complete: None, ..p });
+        assert!(!plain.contains("scan"));
+    }
+}

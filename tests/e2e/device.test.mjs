@@ -1,0 +1,140 @@
+// Signing in without a browser on this machine: the RFC 8628 device authorization grant
+// (`login --device`, and chosen by itself over SSH or without a display) against
+// oidc-provider's own device flow (peers/as.mjs --device), with a scripted user entering the
+// code on "another device" (peers/device-user.mjs); and what happens when the AS offers none.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startAs, startMcpServer, makeHome, makeBrowserLog, browserOpens, runBroker, spawnBroker, describeRun,
+  cleanupBrokerFor, asStats, keychainLookup, keychainGate, clearKeychain, jwtPayload,
+} from './lib/harness.mjs';
+import { enterCode } from './peers/device-user.mjs';
+
+const needKeychain = keychainGate();
+
+async function setup(t, asOpts = { device: true, deviceInterval: 1 }) {
+  await needKeychain();
+  const as = await startAs(t, asOpts);
+  const mcp = await startMcpServer(t, { issuer: as.issuer });
+  const home = await makeHome(t);
+  const browserLog = await makeBrowserLog(t);
+  cleanupBrokerFor(t, home);
+  t.after(() => clearKeychain(home));
+  return { as, mcp, home, browserLog };
+}
+
+/** `login` running: resolves once it shows the code, with what it showed. */
+async function loginShowingCode(ctx, args, env) {
+  const run = spawnBroker(['login', ctx.mcp.url, ...args], { home: ctx.home, browserLog: ctx.browserLog, env });
+  const [, uri, code] = await run.until(/open this address on any device:\s+(\S+)\s+and enter the code:\s+(\S+)/);
+  return { run, uri, code };
+}
+
+async function serverState(ctx, name) {
+  const r = await runBroker(['status', '--json'], { home: ctx.home });
+  assert.equal(r.code, 0, describeRun(r));
+  return JSON.parse(r.stdout).servers.find((s) => s.name === name);
+}
+
+test('login --device: the user enters the code elsewhere; signed in with an audience-bound token, resource sent on both requests, no browser opened', async (t) => {
+  const ctx = await setup(t);
+  const { run, uri, code } = await loginShowingCode(ctx, ['--name', 'dev', '--device']);
+  assert.match(uri, /^http:\/\/127\.0\.0\.1:\d+\/device$/);
+  assert.match(code, /^[A-Z]{4}-[A-Z]{4}$/);
+  const page = await enterCode(uri, code);
+  assert.equal(page.status, 200, `the AS's success page: ${page.text.slice(0, 200)}`);
+  const r = await run.done;
+  assert.equal(r.code, 0, `login --device signs in\n${describeRun(r)}`);
+  assert.match(r.stdout, /Signed in to dev/);
+  assert.match(r.stderr, /Or scan this with a phone/, 'a QR code of verification_uri_complete is drawn');
+
+  assert.equal(await browserOpens(ctx.browserLog), 0, 'no browser was opened');
+  const stats = await asStats(ctx.as);
+  assert.equal(stats.device_authorizations.length, 1);
+  assert.equal(stats.device_authorizations[0].resource, ctx.mcp.url, 'resource on the device authorization request');
+  const polled = stats.device_polls.map((p) => p.answer);
+  assert.equal(polled.at(-1), 'tokens', `the last poll got the tokens: ${polled}`);
+  assert.ok(polled.slice(0, -1).every((a) => a === 'authorization_pending'), `pending before: ${polled}`);
+  assert.equal(stats.last_token_request.grant_type, 'urn:ietf:params:oauth:grant-type:device_code');
+  assert.equal(stats.last_token_request.resource, ctx.mcp.url, 'resource on the token request');
+  const reg = stats.registration_requests.at(-1);
+  assert.ok(reg.grant_types.includes('urn:ietf:params:oauth:grant-type:device_code'), `the client registered the device grant: ${reg.grant_types}`);
+
+  const kc = await keychainLookup(ctx.home, 'dev');
+  assert.equal(typeof kc?.refresh_token, 'string', 'a refresh token was stored with it');
+  assert.equal(jwtPayload(kc.access_token).aud, ctx.mcp.url, 'the token is for this server only');
+  assert.equal((await serverState(ctx, 'dev')).state, 'signed_in');
+  assert.ok(!/[A-Z]{4}-[A-Z]{4}/.test(r.stdout), 'the code is not on stdout');
+});
+
+test('over SSH without $BROWSER, login chooses the code by itself and says so; --browser overrides', async (t) => {
+  const ctx = await setup(t);
+  // The service runs with the environment of the command that started it (here one with the
+  // browser stand-in); what counts for the choice is where the user typed `login`.
+  assert.equal((await runBroker(['status'], { home: ctx.home, browserLog: ctx.browserLog })).code, 0);
+  const env = { SSH_CONNECTION: '10.0.0.2 52000 10.0.0.1 22', DISPLAY: '', BROWSER: '' };
+  const { run, uri, code } = await loginShowingCode(ctx, ['--name', 'ssh'], env);
+  await enterCode(uri, code);
+  const r = await run.done;
+  assert.equal(r.code, 0, describeRun(r));
+  assert.match(r.stderr, /No browser can be opened here \(SSH session\): signing in with a code instead\./);
+  assert.equal(await browserOpens(ctx.browserLog), 0);
+
+  // The user's explicit choice stands: --browser opens the browser ($BROWSER of the service).
+  const b = await runBroker(['login', ctx.mcp.url, '--name', 'ssh2', '--browser'], { home: ctx.home, browserLog: ctx.browserLog, env: { SSH_CONNECTION: 'x' } });
+  assert.equal(b.code, 0, describeRun(b));
+  assert.equal(await browserOpens(ctx.browserLog), 1);
+});
+
+test('slow_down makes the broker poll 5 s slower for good; access_denied and an expired code end with their message and nothing stored', { timeout: 120_000 }, async (t) => {
+  await t.test('slow_down', async (t) => {
+    const ctx = await setup(t, { device: true, deviceInterval: 1, deviceSlowDown: 1 });
+    const { run, uri, code } = await loginShowingCode(ctx, ['--name', 'slow', '--device']);
+    // Wait for the slow_down answer and one poll after it, then finish.
+    const deadline = Date.now() + 20_000;
+    let polls;
+    do {
+      await new Promise((r) => setTimeout(r, 250));
+      polls = (await asStats(ctx.as)).device_polls;
+    } while (polls.length < 2 && Date.now() < deadline);
+    await enterCode(uri, code);
+    const r = await run.done;
+    assert.equal(r.code, 0, describeRun(r));
+    polls = (await asStats(ctx.as)).device_polls;
+    assert.equal(polls[0].answer, 'slow_down', JSON.stringify(polls));
+    const gaps = polls.slice(1).map((p, i) => p.at - polls[i].at);
+    t.diagnostic(`poll answers ${polls.map((p) => p.answer)}; gaps ${gaps} ms`);
+    assert.ok(gaps.every((g) => g >= 5_500), `every poll after slow_down waited interval + 5 s (6 s): ${gaps}`);
+  });
+
+  await t.test('access_denied', async (t) => {
+    const ctx = await setup(t);
+    const { run, uri, code } = await loginShowingCode(ctx, ['--name', 'denied', '--device']);
+    await enterCode(uri, code, { abort: true });
+    const r = await run.done;
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /the sign-in was declined at the authorization server; nothing was stored/);
+    assert.equal(await keychainLookup(ctx.home, 'denied'), null, 'no token stored');
+    assert.equal(await serverState(ctx, 'denied'), undefined, 'no server recorded');
+  });
+
+  await t.test('expired_token', async (t) => {
+    const ctx = await setup(t, { device: true, deviceInterval: 1, deviceTtl: 3 });
+    const { run } = await loginShowingCode(ctx, ['--name', 'late', '--device']);
+    const r = await run.done;
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /the code expired before the sign-in was completed; run the command again for a new code/);
+    assert.equal(await keychainLookup(ctx.home, 'late'), null, 'no token stored');
+  });
+});
+
+test('login --device at an AS without the device grant fails at once with what to do; nothing opened or stored', async (t) => {
+  const ctx = await setup(t, {});
+  const r = await runBroker(['login', ctx.mcp.url, '--name', 'nodev', '--device'], { home: ctx.home, browserLog: ctx.browserLog });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /does not offer sign-in with a code \(its metadata has no device_authorization_endpoint\); use --no-browser/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  assert.equal(await browserOpens(ctx.browserLog), 0);
+  assert.equal(await keychainLookup(ctx.home, 'nodev'), null);
+});
