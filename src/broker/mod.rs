@@ -7,6 +7,7 @@
 //! - [`signout`]: revoke, then forget;
 //! - [`clients`]: the OAuth clients a home holds, by issuer and client id;
 //! - [`pending`]: servers named before their first sign-in;
+//! - [`inboxes`]: sign-ins waiting for an authorization response the user may paste;
 //! - [`api_keys`]: servers that take an API key instead of OAuth.
 //!
 //! Every flow ends the same way: secrets go to the keychain first, then the non-secret
@@ -19,6 +20,7 @@ pub mod api_keys;
 mod clients;
 mod flights;
 pub mod import;
+mod inboxes;
 pub mod network;
 mod pending;
 pub mod refresh;
@@ -75,6 +77,8 @@ pub enum Error {
     Fetch(#[from] FetchError),
     #[error("{0}")]
     BadKey(String),
+    #[error("the pasted address was not used: {0}; paste the address the browser ended on for this sign-in")]
+    Paste(#[from] crate::oauth::login::PasteError),
 }
 
 /// A login request, as the CLI (and later the service) makes it.
@@ -105,6 +109,7 @@ pub struct Broker {
     auth_server: Arc<dyn AuthServer>,
     flights: Flights,
     pending: Pending,
+    inboxes: inboxes::Inboxes,
 }
 
 impl Broker {
@@ -116,7 +121,7 @@ impl Broker {
 
     /// A broker over any vault and authorization server (unit tests script both).
     pub fn new(vault: Vault, http: HttpClient, auth_server: Arc<dyn AuthServer>) -> Self {
-        Self { vault, http, auth_server, flights: Flights::default(), pending: Pending::default() }
+        Self { vault, http, auth_server, flights: Flights::default(), pending: Pending::default(), inboxes: Default::default() }
     }
 
     pub fn http(&self) -> &HttpClient {

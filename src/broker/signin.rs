@@ -96,7 +96,9 @@ impl Broker {
                 Method::Browser | Method::Paste => {
                     let loopback = Loopback::bind().await.map_err(|e| LoginError::Wait(e.into()))?;
                     let credentials = self.obtain_client(req, discovery, existing.take(), &loopback.redirect_uri()).await?;
-                    let outcome = login::authorize(&self.http, discovery, &credentials, scopes, loopback, timeout, progress).await;
+                    let _listed = self.inboxes.list(loopback.inbox()); // a pasted address may answer too
+                    let open_browser = method == Method::Browser;
+                    let outcome = login::authorize(&self.http, discovery, &credentials, scopes, loopback, timeout, open_browser, progress).await;
                     (credentials, outcome)
                 }
             };

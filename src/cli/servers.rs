@@ -44,7 +44,7 @@ pub async fn login(control: &Control, args: LoginArgs) -> Result<()> {
     body.timeout_secs = Some(args.timeout);
     body.method = signin::method(&args);
     body.headless = signin::headless(|name| std::env::var(name).ok());
-    let server = control.login(&body, signin::show).await?;
+    let server = control.login(&body, |event| signin::show(control, event)).await?;
     println!("Signed in to {} ({}) with scopes: {}.", server.name, server.url, scopes_text(&server.scopes));
     Ok(())
 }

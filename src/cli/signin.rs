@@ -3,6 +3,8 @@
 //! browser here.
 
 use mcp_broker::service::api::{CodePrompt, LoginEvent, Method};
+use mcp_broker::service::client::Control;
+use url::Url;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 
@@ -36,14 +38,49 @@ pub fn headless(var: impl Fn(&str) -> Option<String>) -> Option<String> {
     None
 }
 
-/// Show a progress event of the sign-in on stderr (stdout is for the result).
-pub fn show(event: &LoginEvent) {
+/// Show a progress event of the sign-in on stderr (stdout is for the result); for a
+/// sign-in without a browser here, start taking pasted addresses to the service.
+pub fn show(control: &Control, event: &LoginEvent) {
     match event {
         LoginEvent::OpenUrl { url } => eprintln!("Opening your browser to sign in. If it does not open, visit:\n\n  {url}\n"),
+        LoginEvent::PasteUrl { url } => {
+            eprintln!("{}", paste_text(url));
+            take_pastes(control.clone());
+        }
         LoginEvent::BrowserFailed { message } | LoginEvent::Note { message } => eprintln!("{message}"),
         LoginEvent::DeviceCode(prompt) => eprint!("{}", code_text(prompt)),
         _ => {}
     }
+}
+
+fn paste_text(url: &Url) -> String {
+    format!(
+        "Open this address in a browser on any machine and sign in:\n\n  {url}\n\n\
+         The browser then ends on an address that does not load (http://127.0.0.1:…/callback?…).\n\
+         Copy that address from the browser's address bar and paste it here, then press Enter:"
+    )
+}
+
+/// Read pasted addresses from stdin (a thread of its own: a blocking read must not keep
+/// the runtime from ending) and hand each to the service until one is taken.
+fn take_pastes(control: Control) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if !line.trim().is_empty() && tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            match control.paste(line.trim()).await {
+                Ok(_) => break,
+                Err(e) => eprintln!("{e}"),
+            }
+        }
+    });
 }
 
 /// The code, where to enter it, and (when the AS gives the address with the code in it) a

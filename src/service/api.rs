@@ -30,6 +30,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/ping"),
     ("GET", "/v1/status"),
     ("POST", "/v1/login"),
+    ("POST", "/v1/login/paste"),
     ("POST", "/v1/resolve"),
     ("POST", "/v1/import"),
     ("POST", "/v1/servers/{name}/refresh"),
@@ -189,6 +190,9 @@ pub enum LoginEvent {
     OpenUrl { url: Url },
     /// The browser could not be opened.
     BrowserFailed { message: String },
+    /// No browser is opened here: show `url` to open anywhere, and send the address that
+    /// browser ends on to `POST /v1/login/paste`.
+    PasteUrl { url: Url },
     /// A sign-in with a code (RFC 8628): show it and where to enter it.
     DeviceCode(CodePrompt),
     /// A line about how the sign-in goes (why it is not the browser).
@@ -219,6 +223,25 @@ impl std::fmt::Debug for CodePrompt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CodePrompt").field("verification_uri", &self.verification_uri).field("expires_in_secs", &self.expires_in_secs).finish_non_exhaustive()
     }
+}
+
+/// The body of `POST /v1/login/paste`: the address a browser elsewhere ended on.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Paste {
+    pub url: String,
+}
+
+impl std::fmt::Debug for Paste {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Paste { .. }") // it carries an authorization code
+    }
+}
+
+/// The answer of `POST /v1/login/paste`: the sign-in it belonged to took it (and has
+/// redeemed the code or failed: its `POST /v1/login` stream says which).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pasted {
+    pub accepted: bool,
 }
 
 /// `POST /v1/resolve`: the name the server given by URL has (or will have).

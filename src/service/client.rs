@@ -295,6 +295,12 @@ impl Control {
         Err(ClientError::Connection("the service stopped during the sign-in".into()))
     }
 
+    /// `POST /v1/login/paste`: the address a browser elsewhere ended on, for the sign-in
+    /// in progress it belongs to.
+    pub async fn paste(&self, url: &str) -> Result<api::Pasted, ClientError> {
+        self.call(Method::POST, "/v1/login/paste", json_body(&api::Paste { url: url.to_owned() })).await
+    }
+
     /// `POST /v1/resolve`: the name of the server given by URL, without signing in.
     pub async fn resolve(&self, req: &api::Login) -> Result<api::Resolved, ClientError> {
         self.call(Method::POST, "/v1/resolve", json_body(req)).await

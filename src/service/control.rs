@@ -36,6 +36,7 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<Service>>)> {
         ("GET", "/v1/ping", get(ping)),
         ("GET", "/v1/status", get(status)),
         ("POST", "/v1/login", post(login)),
+        ("POST", "/v1/login/paste", post(paste)),
         ("POST", "/v1/resolve", post(resolve)),
         ("POST", "/v1/import", post(import)),
         ("POST", "/v1/servers/{name}/refresh", post(refresh)),
@@ -146,6 +147,9 @@ impl Progress for Events {
     fn browser_failed(&self, error: &BrowserError) {
         let _ = self.0.send(api::LoginEvent::BrowserFailed { message: error.to_string() });
     }
+    fn paste_url(&self, url: &Url) {
+        let _ = self.0.send(api::LoginEvent::PasteUrl { url: url.clone() });
+    }
     fn show_code(&self, prompt: &UserPrompt) {
         let _ = self.0.send(api::LoginEvent::DeviceCode(api::CodePrompt {
             user_code: prompt.user_code.expose().to_owned(),
@@ -174,6 +178,16 @@ async fn login(State(s): S, Json(body): Json<api::Login>) -> Response {
         .header("content-type", "application/x-ndjson")
         .body(Body::from_stream(ndjson(rx)))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The address a browser elsewhere ended on, for the sign-in it belongs to; answered once
+/// that sign-in has redeemed the code or failed (its own stream says which).
+async fn paste(State(s): S, Json(body): Json<api::Paste>) -> Result<Json<api::Pasted>, ApiError> {
+    match s.broker.paste(&body.url).await {
+        Ok(()) => Ok(Json(api::Pasted { accepted: true })),
+        Err(e @ BrokerError::Paste(_)) => Err(ApiError(StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The events as a body of JSON lines, ending when the login task is done.

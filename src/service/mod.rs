@@ -88,6 +88,10 @@ impl Progress for LogProgress {
     fn browser_failed(&self, error: &BrowserError) {
         tracing::warn!("{error}");
     }
+    fn paste_url(&self, _url: &Url) {
+        // Not a host's sign-in: those open the browser. The URL carries `state`: not logged.
+        tracing::warn!("sign-in needed: run `mcp-broker login` for the address to open");
+    }
     fn show_code(&self, prompt: &crate::oauth::device::UserPrompt) {
         // The code itself is a secret: only where to enter it is logged.
         tracing::warn!("sign-in needed: enter the code `mcp-broker login` shows at {}", prompt.verification_uri);

@@ -17,11 +17,14 @@ pub enum BrowserError {
     Launch(String),
 }
 
+/// Refuse anything but an `http(s)` URL: it is opened, or shown for the user to open.
+pub fn check_scheme(url: &Url) -> Result<(), BrowserError> {
+    if matches!(url.scheme(), "http" | "https") { Ok(()) } else { Err(BrowserError::Scheme(url.scheme().to_owned())) }
+}
+
 /// Open `url`; never waits for the browser to exit.
 pub fn open(url: &Url) -> Result<(), BrowserError> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(BrowserError::Scheme(url.scheme().to_owned()));
-    }
+    check_scheme(url)?;
     let chosen = std::env::var("BROWSER").ok();
     match chosen.as_deref().and_then(|b| b.split(':').find(|s| !s.trim().is_empty())) {
         Some(program) => spawn(program.trim(), url.as_str()),

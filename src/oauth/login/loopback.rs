@@ -39,6 +39,7 @@ pub enum WaitError {
 pub struct Loopback {
     listener: TcpListener,
     port: u16,
+    slot: Slot,
 }
 
 /// What the callback handler hands over: the checked result, and where to send the final
@@ -78,7 +79,13 @@ impl Loopback {
     pub async fn bind() -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, port })
+        Ok(Self { listener, port, slot: Slot::default() })
+    }
+
+    /// Where the address the user pastes goes ([`Inbox::deliver`]), as an alternative to
+    /// the browser's redirect: whichever arrives first is the one authorization response.
+    pub fn inbox(&self) -> Inbox {
+        Inbox { slot: self.slot.clone() }
     }
 
     pub fn redirect_uri(&self) -> String {
@@ -89,7 +96,8 @@ impl Loopback {
     /// [`Received`], whose [`Received::finish`] completes the browser's page.
     pub async fn wait(self, expected: Expected, timeout: Duration) -> Result<Received, WaitError> {
         let (tx, rx) = oneshot::channel();
-        let slot: Slot = Arc::new(Mutex::new(Some((expected, tx))));
+        let slot = self.slot.clone();
+        *lock(&slot) = Some((expected, tx));
         let local = self.listener.local_addr()?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let app = Router::new().route("/callback", get(callback)).with_state(Listening { slot, local });
@@ -98,6 +106,7 @@ impl Loopback {
             axum::serve(self.listener, app).with_graceful_shutdown(async { stop_rx.await.ok(); }).await
         });
         let outcome = tokio::time::timeout(timeout, rx).await;
+        lock(&self.slot).take(); // a paste after the end finds the sign-in finished
         let mut received = Received { code: AuthorizationCode::new(String::new()), finish: None, shutdown: Some((stop_tx, server)) };
         match outcome {
             Ok(Ok((Ok(code), finish))) => {
@@ -135,7 +144,7 @@ async fn callback(
         tracing::warn!("refused a sign-in callback from another user's process ({owner:?}) at {from}");
         return page(StatusCode::FORBIDDEN, "Not your sign-in", "This sign-in belongs to another user of this computer.");
     }
-    let Some((expected, tx)) = at.slot.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+    let Some((expected, tx)) = lock(&at.slot).take() else {
         return page(StatusCode::GONE, "This sign-in is already finished", "You can close this tab.");
     };
     let (finish_tx, finish_rx) = oneshot::channel();
@@ -144,6 +153,60 @@ async fn callback(
         Ok(Ok(Ok(()))) => page(StatusCode::OK, "Signed in", "mcp-broker is signed in. You can close this tab."),
         Ok(Ok(Err(e))) => page(StatusCode::BAD_REQUEST, "Sign-in failed", &e),
         _ => page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed", "mcp-broker stopped before finishing; run the sign-in again."),
+    }
+}
+
+fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Option<(Expected, oneshot::Sender<Handoff>)>> {
+    slot.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The other way in for the authorization response: the address the browser ended on,
+/// pasted by the user (from a browser on another machine, where the loopback redirect
+/// cannot load). It gets exactly the checks a callback gets, and the same one chance.
+#[derive(Clone)]
+pub struct Inbox {
+    slot: Slot,
+}
+
+/// Why a pasted address was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasteError {
+    #[error("that is not a web address")]
+    NotAnAddress,
+    /// Its `state` is not this sign-in's: from another sign-in, or altered. Nothing is used
+    /// up; the right address may still come.
+    #[error("that address is not from this sign-in (its state parameter does not match)")]
+    NotThisSignIn,
+    #[error("this sign-in has already received its answer")]
+    Finished,
+}
+
+impl Inbox {
+    /// Whether `state` is the one this sign-in waits for (so the address is for it).
+    pub fn expects(&self, state: &str) -> bool {
+        lock(&self.slot).as_ref().is_some_and(|(expected, _)| expected.state == state)
+    }
+
+    /// Take `pasted` as the authorization response if its `state` is this sign-in's; then
+    /// wait for how the sign-in ended (`Err` text: the code was refused, or not redeemed).
+    pub async fn deliver(&self, pasted: &str) -> Result<Result<(), String>, PasteError> {
+        let url = url::Url::parse(pasted.trim()).map_err(|_| PasteError::NotAnAddress)?;
+        let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let taken = {
+            let mut slot = lock(&self.slot);
+            match slot.as_ref() {
+                None => return Err(PasteError::Finished),
+                Some((expected, _)) if params.get("state") != Some(&expected.state) => return Err(PasteError::NotThisSignIn),
+                Some(_) => slot.take(),
+            }
+        };
+        let Some((expected, tx)) = taken else { return Err(PasteError::Finished) };
+        let (finish_tx, finish_rx) = oneshot::channel();
+        let _ = tx.send((check(&params, &expected), finish_tx));
+        match tokio::time::timeout(FINISH_TIMEOUT, finish_rx).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            _ => Ok(Err("mcp-broker stopped before finishing; run the sign-in again".into())),
+        }
     }
 }
 

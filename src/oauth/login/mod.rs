@@ -23,7 +23,7 @@ use crate::net::HttpClient;
 use crate::oauth::client::{Credentials, Endpoints};
 use crate::oauth::registration::RegistrationError;
 use crate::oauth::tokens::{Issued, WrongTokenType};
-pub use loopback::Loopback;
+pub use loopback::{Inbox, Loopback, PasteError};
 
 /// How long a user has to finish signing in.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -109,6 +109,9 @@ pub trait Progress {
     fn open_url(&self, url: &Url);
     /// The browser could not be opened; the URL was shown, so the user can still go on.
     fn browser_failed(&self, error: &browser::BrowserError);
+    /// No browser is opened here: show the URL to open in a browser anywhere, and ask for
+    /// the address that browser ends on.
+    fn paste_url(&self, url: &Url);
     /// A sign-in with a code: show the code and where to enter it.
     fn show_code(&self, prompt: &crate::oauth::device::UserPrompt);
     /// A line for the user about how the sign-in goes (why it is not the browser).
@@ -118,7 +121,10 @@ pub trait Progress {
 /// A progress sink that can be shared across tasks.
 pub type DynProgress = dyn Progress + Send + Sync;
 
-/// Run steps 1–4 for `discovery` with `credentials`, requesting `scopes`.
+/// Run steps 1–4 for `discovery` with `credentials`, requesting `scopes`. Without
+/// `open_browser` the URL is only shown, for the user to open in a browser anywhere and
+/// paste back the address it ends on ([`loopback::Inbox`]).
+#[allow(clippy::too_many_arguments)] // the steps' inputs; a struct would only rename them
 pub async fn authorize(
     http: &HttpClient,
     discovery: &Discovery,
@@ -126,6 +132,7 @@ pub async fn authorize(
     scopes: &[String],
     loopback: Loopback,
     timeout: Duration,
+    open_browser: bool,
     progress: &DynProgress,
 ) -> Result<Issued, LoginError> {
     let endpoints = Endpoints::from(&discovery.auth_server);
@@ -147,12 +154,17 @@ pub async fn authorize(
         issuer: discovery.issuer().to_owned(),
         iss_required: discovery.auth_server.authorization_response_iss_parameter_supported,
     };
-    progress.open_url(&url);
-    if let Err(e) = browser::open(&url) {
-        if matches!(e, browser::BrowserError::Scheme(_)) {
-            return Err(e.into());
+    if open_browser {
+        progress.open_url(&url);
+        if let Err(e) = browser::open(&url) {
+            if matches!(e, browser::BrowserError::Scheme(_)) {
+                return Err(e.into());
+            }
+            progress.browser_failed(&e);
         }
-        progress.browser_failed(&e);
+    } else {
+        browser::check_scheme(&url)?;
+        progress.paste_url(&url);
     }
     let received = loopback.wait(expected, timeout).await?;
     let issued = async {

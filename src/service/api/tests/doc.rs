@@ -161,6 +161,7 @@ fn the_doc_names_every_login_event_and_its_fields() {
     let events = [
         LoginEvent::OpenUrl { url },
         LoginEvent::BrowserFailed { message: "m".into() },
+        LoginEvent::PasteUrl { url: Url::parse("https://as.example/a").unwrap() },
         LoginEvent::DeviceCode(CodePrompt {
             user_code: "c".into(),
             verification_uri: Url::parse("https://as.example/device").unwrap(),

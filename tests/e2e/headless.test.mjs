@@ -1,15 +1,15 @@
 // Signing in without a browser on this machine: the RFC 8628 device authorization grant
 // (`login --device`, and chosen by itself over SSH or without a display) against
 // oidc-provider's own device flow (peers/as.mjs --device), with a scripted user entering the
-// code on "another device" (peers/device-user.mjs); and what happens when the AS offers none.
+// code on "another device" (peers/web-user.mjs); and what happens when the AS offers none.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startAs, startMcpServer, makeHome, makeBrowserLog, browserOpens, runBroker, spawnBroker, describeRun,
-  cleanupBrokerFor, asStats, keychainLookup, keychainGate, clearKeychain, jwtPayload,
+  cleanupBrokerFor, asStats, keychainLookup, keychainGate, clearKeychain, jwtPayload, controlRequest,
 } from './lib/harness.mjs';
-import { enterCode } from './peers/device-user.mjs';
+import { enterCode, signInElsewhere } from './peers/web-user.mjs';
 
 const needKeychain = keychainGate();
 
@@ -137,4 +137,65 @@ test('login --device at an AS without the device grant fails at once with what t
   assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
   assert.equal(await browserOpens(ctx.browserLog), 0);
   assert.equal(await keychainLookup(ctx.home, 'nodev'), null);
+});
+
+/** `login` running without a browser: resolves once it shows the address to open. */
+async function loginShowingAddress(ctx, args, env) {
+  const run = spawnBroker(['login', ctx.mcp.url, ...args], { home: ctx.home, browserLog: ctx.browserLog, env });
+  const [, url] = await run.until(/Open this address in a browser on any machine and sign in:\s+(\S+)/);
+  await run.until(/paste it here, then press Enter:/);
+  return { run, url };
+}
+
+test('login --no-browser: the user signs in on another machine and pastes the address the browser ended on; signed in, no browser opened', async (t) => {
+  const ctx = await setup(t, {});
+  const { run, url } = await loginShowingAddress(ctx, ['--name', 'pasted', '--no-browser']);
+  const ended = await signInElsewhere(url);
+  assert.match(ended, /^http:\/\/127\.0\.0\.1:\d+\/callback\?.*code=/);
+  run.write(`${ended}\n`);
+  const r = await run.done;
+  assert.equal(r.code, 0, `the pasted address signs in\n${describeRun(r)}`);
+  assert.match(r.stdout, /Signed in to pasted/);
+  assert.equal(await browserOpens(ctx.browserLog), 0, 'no browser was opened');
+  assert.equal((await serverState(ctx, 'pasted')).state, 'signed_in');
+  const kc = await keychainLookup(ctx.home, 'pasted');
+  assert.equal(jwtPayload(kc.access_token).aud, ctx.mcp.url);
+});
+
+test('a pasted address with a wrong state is refused and uses nothing up; one with the right state but another iss ends the sign-in; no code is redeemed, nothing stored', async (t) => {
+  const ctx = await setup(t, {});
+  const { run, url } = await loginShowingAddress(ctx, ['--name', 'mixup', '--no-browser']);
+  const ended = new URL(await signInElsewhere(url));
+
+  const forged = new URL(ended);
+  forged.searchParams.set('state', 'not-the-state');
+  run.write(`${forged}\n`);
+  await run.until(/the pasted address was not used: that address is not from this sign-in \(its state parameter does not match\)/);
+
+  const impostor = new URL(ended);
+  impostor.searchParams.set('iss', 'https://evil.example');
+  run.write(`${impostor}\n`);
+  const r = await run.done;
+  assert.notEqual(r.code, 0, describeRun(r));
+  assert.match(r.stderr, /came from another issuer than .* \(possible mix-up attack\)/);
+  assert.equal((await asStats(ctx.as)).code_grants, 0, 'no code was redeemed');
+  assert.equal(await keychainLookup(ctx.home, 'mixup'), null, 'no token stored');
+  assert.equal(await serverState(ctx, 'mixup'), undefined, 'no server recorded');
+});
+
+test('without a display and an AS without the device grant, login shows the address to paste back by itself; the loopback callback still wins if it comes first', async (t) => {
+  const ctx = await setup(t, {});
+  assert.equal((await runBroker(['status'], { home: ctx.home, browserLog: ctx.browserLog })).code, 0);
+  const { run, url } = await loginShowingAddress(ctx, ['--name', 'nodisplay'], { DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '', SSH_CONNECTION: '', SSH_TTY: '' });
+  // This time the browser is on this machine after all: it follows the redirect to the
+  // loopback listener, which answers first; a paste after that finds no sign-in.
+  const ended = await signInElsewhere(url);
+  const page = await fetch(ended);
+  assert.equal(page.status, 200, 'the loopback callback took it');
+  const r = await run.done;
+  assert.equal(r.code, 0, describeRun(r));
+  assert.match(r.stderr, /No browser can be opened here \(no display\), and .* offers no sign-in with a code: open the address below in any browser\./);
+  const late = await controlRequest(ctx.home, 'POST', '/v1/login/paste', { url: ended });
+  assert.equal(late.status, 400, `a paste after the callback is refused: ${late.body}`);
+  assert.match(JSON.parse(late.body).error, /not from this sign-in/);
 });
