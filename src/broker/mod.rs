@@ -8,6 +8,7 @@
 //! - [`clients`]: the OAuth clients a home holds, by issuer and client id;
 //! - [`pending`]: servers named before their first sign-in;
 //! - [`inboxes`]: sign-ins waiting for an authorization response the user may paste;
+//! - [`underway`]: sign-ins in progress, as `status`, `login NAME` and hosts show them;
 //! - [`api_keys`]: servers that take an API key instead of OAuth.
 //!
 //! Every flow ends the same way: secrets go to the keychain first, then the non-secret
@@ -27,6 +28,7 @@ pub mod refresh;
 pub mod signin;
 pub mod signout;
 pub mod step_up;
+pub mod underway;
 
 #[cfg(test)]
 mod tests;
@@ -95,6 +97,8 @@ pub struct LoginRequest {
     /// Why no browser can be opened where the user is (an SSH session, no display), as the
     /// asking program saw it; the sign-in then uses a code, or a pasted address.
     pub headless: Option<String>,
+    /// The host whose request needs the sign-in; `None`: the user asked.
+    pub asked_by: Option<String>,
 }
 
 /// What logout did.
@@ -110,6 +114,7 @@ pub struct Broker {
     flights: Flights,
     pending: Pending,
     inboxes: inboxes::Inboxes,
+    underway: underway::Underway,
 }
 
 impl Broker {
@@ -121,7 +126,7 @@ impl Broker {
 
     /// A broker over any vault and authorization server (unit tests script both).
     pub fn new(vault: Vault, http: HttpClient, auth_server: Arc<dyn AuthServer>) -> Self {
-        Self { vault, http, auth_server, flights: Flights::default(), pending: Pending::default(), inboxes: Default::default() }
+        Self { vault, http, auth_server, flights: Flights::default(), pending: Pending::default(), inboxes: Default::default(), underway: Default::default() }
     }
 
     pub fn http(&self) -> &HttpClient {

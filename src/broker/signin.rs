@@ -7,7 +7,7 @@ use super::{account_hint, step_up, validate_name, Broker, Error, LoginRequest};
 use crate::oauth::client::{Credentials, RegistrationKind};
 use crate::oauth::discovery::{self, Discovery};
 use crate::oauth::device::{self, DeviceError};
-use crate::oauth::login::{self, scopes, DynProgress, LoginError, Loopback, Method, TokenError};
+use crate::oauth::login::{self, scopes, DynProgress, LoginError, Loopback, Method, Progress, TokenError};
 use crate::oauth::registration;
 use crate::oauth::tokens::Issued;
 use crate::vault::{self, ClientRecord, Placement, ServerRecord, ServerState, VaultError};
@@ -61,8 +61,13 @@ impl Broker {
         let previous = self.vault.store.with(|r| r.servers.get(name).map(|s| s.scopes.clone()))?.unwrap_or_default();
         let selected = scopes::select(discovery.challenge.as_ref(), &discovery.resource_metadata, &discovery.auth_server);
         let wanted = scopes::union(&scopes::union(&selected, &req.extra_scopes), &previous);
-        let (credentials, issued) = self.authorize_with_retry(name, req, discovery, &wanted, progress).await?;
-        self.save_login(name, discovery, &credentials, &issued, &wanted, false)
+        let recorder = self.underway.begin(name, req.asked_by.clone(), progress);
+        let saved = match self.authorize_with_retry(name, req, discovery, &wanted, &recorder).await {
+            Ok((credentials, issued)) => self.save_login(name, discovery, &credentials, &issued, &wanted, false),
+            Err(e) => Err(e),
+        };
+        recorder.finish(saved.as_ref().map(drop).map_err(ToString::to_string));
+        saved
     }
 
     /// Sign in once; a dynamically registered client the AS has forgotten (or registered
@@ -73,7 +78,7 @@ impl Broker {
         req: &LoginRequest,
         discovery: &Discovery,
         scopes: &[String],
-        progress: &DynProgress,
+        progress: &(dyn Progress + Send + Sync + '_),
     ) -> Result<(Credentials, Issued), Error> {
         let timeout = req.timeout.unwrap_or(login::DEFAULT_TIMEOUT);
         let (method, why) = choose(req, discovery);

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use mcp_broker::secret::Secret;
-use mcp_broker::service::api::{AddServer, KeyHeader, Login, Status};
+use mcp_broker::service::api::{AddServer, KeyHeader, Login, SignIn, SignInHow, Status};
 use mcp_broker::service::client::Control;
 use url::Url;
 
@@ -73,6 +73,7 @@ fn status_text(status: &Status) -> String {
         }
         out.push('\n');
     }
+    out.push_str(&sign_ins_text(&status.signins));
     if status.servers.is_empty() {
         out.push_str("No servers yet. Sign in to one with: mcp-broker login <URL>\n");
         return out;
@@ -84,6 +85,27 @@ fn status_text(status: &Status) -> String {
         .collect();
     out.push_str(&table(["SERVER", "ACCOUNT", "SCOPES", "EXPIRES", "STATE"], &rows));
     out.push_str(&format!("\nHTTP endpoint: {}/servers/NAME/mcp\n", status.endpoint));
+    out
+}
+
+/// The sign-ins waiting for the user, each with what to do and the command that joins it.
+fn sign_ins_text(signins: &[SignIn]) -> String {
+    if signins.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("Sign-ins waiting for you:\n");
+    for s in signins {
+        let by = s.asked_by.as_deref().map(|h| format!(", for {h}")).unwrap_or_default();
+        let url = s.url.as_ref().map(Url::as_str).unwrap_or_default();
+        let what = match (s.how, &s.user_code) {
+            (SignInHow::Device, Some(code)) => format!("enter the code {code} at {url}"),
+            (SignInHow::Browser, _) => format!("finish it in the browser, or open {url}"),
+            (SignInHow::Paste | SignInHow::Device, _) => format!("open {url}"),
+            (SignInHow::Starting, _) => "starting".to_owned(),
+        };
+        out.push_str(&format!("  - {}{by}: {what}\n    (`mcp-broker login {}` follows it here)\n", s.server, s.server));
+    }
+    out.push('\n');
     out
 }
 
@@ -146,7 +168,21 @@ mod tests {
     use super::status_text;
 
     fn status(problems: &[&str], servers: Vec<Server>) -> Status {
-        Status { servers, endpoint: "http://127.0.0.1:7".into(), version: "v".into(), problems: problems.iter().map(|p| p.to_string()).collect() }
+        Status { servers, endpoint: "http://127.0.0.1:7".into(), version: "v".into(), problems: problems.iter().map(|p| p.to_string()).collect(), signins: vec![] }
+    }
+
+    #[test]
+    fn sign_ins_waiting_say_what_to_do_and_how_to_follow_them() {
+        use mcp_broker::service::api::{SignIn, SignInHow};
+        let t = time::OffsetDateTime::UNIX_EPOCH;
+        let mut st = status(&[], vec![]);
+        st.signins = vec![
+            SignIn { server: "linear".into(), asked_by: Some("cursor".into()), started_at: t, how: SignInHow::Paste, url: Some("https://as.example/authorize?state=s".parse().unwrap()), user_code: None },
+            SignIn { server: "notion".into(), asked_by: None, started_at: t, how: SignInHow::Device, url: Some("https://as.example/device".parse().unwrap()), user_code: Some("WDJB-MJHT".into()) },
+        ];
+        let text = status_text(&st);
+        assert!(text.starts_with("Sign-ins waiting for you:\n  - linear, for cursor: open https://as.example/authorize?state=s\n    (`mcp-broker login linear` follows it here)\n"), "{text}");
+        assert!(text.contains("  - notion: enter the code WDJB-MJHT at https://as.example/device\n"), "{text}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use url::Url;
 
-use super::login::{DynProgress, TokenError};
+use super::login::TokenError;
 use crate::net::HttpClient;
 use crate::oauth::client::{Credentials, Endpoints};
 use crate::oauth::discovery::Discovery;
@@ -69,7 +69,7 @@ pub async fn sign_in(
     credentials: &Credentials,
     scopes: &[String],
     timeout: Duration,
-    progress: &DynProgress,
+    progress: &(dyn super::login::Progress + Send + Sync + '_),
 ) -> Result<Issued, DeviceError> {
     let endpoint = discovery
         .auth_server

@@ -78,6 +78,60 @@ pub struct Status {
     /// the user; empty when all is well. Services before this field send none.
     #[serde(default)]
     pub problems: Vec<String>,
+    /// Sign-ins in progress, each with what the user is to do. Older services send none.
+    #[serde(default)]
+    pub signins: Vec<SignIn>,
+}
+
+/// A sign-in in progress. Its address carries the sign-in's `state` and its code is a
+/// secret: both go to the user only (`Debug` leaves them out).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignIn {
+    pub server: String,
+    /// The host whose request started it; absent: the user did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    pub how: SignInHow,
+    /// The address to open: the authorization URL, or where to enter `user_code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Url>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_code: Option<String>,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn").field("server", &self.server).field("asked_by", &self.asked_by).field("how", &self.how).finish_non_exhaustive()
+    }
+}
+
+/// How a sign-in in progress goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInHow {
+    /// Discovery or registration still runs: nothing to do yet.
+    Starting,
+    /// The browser here was opened at `url`.
+    Browser,
+    /// `url` is to be opened in a browser anywhere; the address it ends on is pasted back.
+    Paste,
+    /// `user_code` is to be entered at `url`.
+    Device,
+}
+
+impl SignIn {
+    pub fn from_underway(s: &crate::broker::underway::SignIn) -> Self {
+        use crate::broker::underway::Shown;
+        let (how, url, user_code) = match &s.shown {
+            Shown::Nothing => (SignInHow::Starting, None, None),
+            Shown::Address { method: Method::Paste, url } => (SignInHow::Paste, Some(url.clone()), None),
+            Shown::Address { url, .. } => (SignInHow::Browser, Some(url.clone()), None),
+            Shown::Code(p) => (SignInHow::Device, Some(p.verification_uri.clone()), Some(p.user_code.expose().to_owned())),
+        };
+        Self { server: s.server.clone(), asked_by: s.asked_by.clone(), started_at: s.started_at, how, url, user_code }
+    }
 }
 
 impl Status {

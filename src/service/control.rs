@@ -21,6 +21,7 @@ use url::Url;
 use super::{api, client, Service};
 use oauth2::{AccessToken, RefreshToken};
 
+use crate::broker::underway::{Joined, Shown};
 use crate::broker::{Error as BrokerError, ImportedClient, ImportedTokens, LoginRequest};
 use crate::oauth::device::UserPrompt;
 use crate::oauth::login::{browser::BrowserError, Progress};
@@ -115,7 +116,8 @@ async fn status(State(s): S) -> Result<Json<api::Status>, ApiError> {
         .map(|r| api::Server::from_record(r, last_used(&r.name)))
         .chain(keyed.iter().map(|k| api::Server::from_keyed(k, last_used(&k.name))))
         .collect();
-    Ok(Json(api::Status { servers, endpoint: s.endpoint(), version: VERSION.into(), problems: s.problems() }))
+    let signins = s.broker.sign_ins().iter().map(api::SignIn::from_underway).collect();
+    Ok(Json(api::Status { servers, endpoint: s.endpoint(), version: VERSION.into(), problems: s.problems(), signins }))
 }
 
 /// What the engine makes of a login body: a pre-registered client when it names one, else
@@ -134,6 +136,7 @@ fn login_request(body: api::Login) -> LoginRequest {
         timeout: body.timeout_secs.map(std::time::Duration::from_secs),
         method: body.method,
         headless: body.headless,
+        asked_by: None,
     }
 }
 
@@ -165,12 +168,16 @@ impl Progress for Events {
 
 async fn login(State(s): S, Json(body): Json<api::Login>) -> Response {
     let (tx, rx) = mpsc::unbounded_channel();
+    let joined = body.name.as_deref().and_then(|name| s.broker.join_sign_in(name));
     tokio::spawn(async move {
         let events = Events(tx.clone());
-        let req = login_request(body);
-        let outcome = match s.broker.login(&req, &events).await {
+        let signed_in = match joined {
+            Some(joined) => join(&s, joined, &events).await,
+            None => s.broker.login(&login_request(body), &events).await.map_err(|e| e.to_string()),
+        };
+        let outcome = match signed_in {
             Ok(record) => api::LoginEvent::Done { server: api::Server::from_record(&record, None) },
-            Err(e) => api::LoginEvent::Error { message: e.to_string() },
+            Err(message) => api::LoginEvent::Error { message },
         };
         let _ = tx.send(outcome);
     });
@@ -178,6 +185,21 @@ async fn login(State(s): S, Json(body): Json<api::Login>) -> Response {
         .header("content-type", "application/x-ndjson")
         .body(Body::from_stream(ndjson(rx)))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Follow a sign-in already in progress (a host's, say) instead of starting another: show
+/// what it shows, then how it ends.
+async fn join(s: &Service, mut joined: Joined, events: &Events) -> Result<crate::vault::ServerRecord, String> {
+    let by = joined.info.asked_by.as_deref().map(|h| format!(" (started by {h})")).unwrap_or_default();
+    events.note(&format!("A sign-in to {}{by} is already in progress: joining it.", joined.info.server));
+    match joined.shown().await {
+        Some(Shown::Address { url, .. }) => events.paste_url(&url),
+        Some(Shown::Code(prompt)) => events.show_code(&prompt),
+        Some(Shown::Nothing) | None => {}
+    }
+    let server = joined.info.server.clone();
+    joined.ended().await?;
+    s.broker.server(&server).map_err(|e| e.to_string())
 }
 
 /// The address a browser elsewhere ended on, for the sign-in it belongs to; answered once

@@ -133,7 +133,7 @@ pub async fn authorize(
     loopback: Loopback,
     timeout: Duration,
     open_browser: bool,
-    progress: &DynProgress,
+    progress: &(dyn Progress + Send + Sync + '_),
 ) -> Result<Issued, LoginError> {
     let endpoints = Endpoints::from(&discovery.auth_server);
     let client = Credentials::with_redirect(credentials.oauth_client(&endpoints), &loopback.redirect_uri()).map_err(RegistrationError::from)?;

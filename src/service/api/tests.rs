@@ -56,11 +56,19 @@ fn a_server_of_an_older_service_without_optional_fields_parses() {
 }
 
 #[test]
+fn a_sign_in_in_progress_shows_what_to_do_and_hides_it_from_debug() {
+    let t = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+    let s = SignIn { server: "linear".into(), asked_by: Some("cursor".into()), started_at: t, how: SignInHow::Device, url: Some(Url::parse("https://as.example/device").unwrap()), user_code: Some("WDJB-MJHT".into()) };
+    round_trip(&s, json!({ "server": "linear", "asked_by": "cursor", "started_at": "2026-01-02T03:04:05Z", "how": "device", "url": "https://as.example/device", "user_code": "WDJB-MJHT" }));
+    assert!(!format!("{s:?}").contains("WDJB") && !format!("{s:?}").contains("as.example"));
+}
+
+#[test]
 fn status_names_its_problems_and_reads_none_as_empty() {
-    let status = Status { servers: vec![sample_server()], endpoint: "http://127.0.0.1:1".into(), version: "0.1.0".into(), problems: vec!["broken".into()] };
-    round_trip(&status, json!({ "servers": [server_wire()], "endpoint": "http://127.0.0.1:1", "version": "0.1.0", "problems": ["broken"] }));
+    let status = Status { servers: vec![sample_server()], endpoint: "http://127.0.0.1:1".into(), version: "0.1.0".into(), problems: vec!["broken".into()], signins: vec![] };
+    round_trip(&status, json!({ "servers": [server_wire()], "endpoint": "http://127.0.0.1:1", "version": "0.1.0", "problems": ["broken"], "signins": [] }));
     let old: Status = serde_json::from_value(json!({ "servers": [], "endpoint": "e", "version": "v" })).unwrap();
-    assert!(old.problems.is_empty());
+    assert!(old.problems.is_empty() && old.signins.is_empty());
     let older: Status = serde_json::from_value(json!({ "servers": [], "endpoint": "e" })).unwrap();
     assert_eq!(older.version, "", "services from before the version check named none");
     assert_eq!(status.server("linear").map(|s| s.url.as_str()), Some("https://mcp.linear.app/mcp"));

@@ -94,7 +94,7 @@ fn answer_sample(method: &str, path: &str) -> Option<Value> {
     let t = datetime!(2026-01-02 03:04:05 UTC);
     let v = match (method, path) {
         ("GET", "/v1/ping") => to_value(Ping { version: "v".into(), pid: 1, endpoint: "e".into() }),
-        ("GET", "/v1/status") => to_value(Status { servers: vec![], endpoint: "e".into(), version: "v".into(), problems: vec![] }),
+        ("GET", "/v1/status") => to_value(Status { servers: vec![], endpoint: "e".into(), version: "v".into(), problems: vec![], signins: vec![] }),
         ("POST", "/v1/resolve") => to_value(Resolved { name: "n".into() }),
         ("POST", "/v1/import") => to_value(Imported { server: sample_server() }),
         ("POST", "/v1/servers/{name}/refresh") => to_value(Refreshed { server: sample_server() }),
@@ -221,6 +221,7 @@ fn the_doc_names_the_fields_of_its_named_types() {
     let named = [
         ("Server", to_value(sample_server())),
         ("Login", to_value(login)),
+        ("SignIn", to_value(SignIn { server: "s".into(), asked_by: Some("h".into()), started_at: t, how: SignInHow::Paste, url: Some(Url::parse("https://as.example/a").unwrap()), user_code: Some("c".into()) })),
         ("Import", to_value(&import)),
         ("Approval", to_value(approval)),
         ("Decision", to_value(decision)),

@@ -1,0 +1,239 @@
+//! Sign-ins in progress, as the user should see them wherever they are: which server, who
+//! asked (a host, or the user), and what to do (the address to open, or the code to enter).
+//! `status` lists them, `login NAME` joins one instead of starting another, and a host's
+//! request that needs one is answered with its address.
+//!
+//! A sign-in is listed from its start to its end; its [`Recorder`] stands between the
+//! sign-in and the caller's progress, noting the address or code as they are shown.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use url::Url;
+
+use super::Broker;
+use crate::oauth::login::browser::BrowserError;
+use crate::oauth::device::UserPrompt;
+use crate::oauth::login::{DynProgress, Method, Progress};
+
+/// One sign-in in progress. The address carries the sign-in's `state` and the code is a
+/// secret: they go to the user only (`Debug` leaves them out).
+#[derive(Clone)]
+pub struct SignIn {
+    pub server: String,
+    /// The host whose request started it; `None`: the user did.
+    pub asked_by: Option<String>,
+    pub started_at: OffsetDateTime,
+    pub shown: Shown,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn").field("server", &self.server).field("asked_by", &self.asked_by).finish_non_exhaustive()
+    }
+}
+
+/// What the user was shown so far.
+#[derive(Clone, Default)]
+pub enum Shown {
+    /// Discovery or registration still runs.
+    #[default]
+    Nothing,
+    /// The authorization URL: opened in the browser here (`Browser`), or to be opened
+    /// anywhere, the address it ends on pasted back (`Paste`).
+    Address { method: Method, url: Url },
+    /// A code to enter at an address (RFC 8628).
+    Code(UserPrompt),
+}
+
+/// How a sign-in ended, for those who joined it (`Err`: the one-line reason).
+pub type Outcome = Option<Result<(), String>>;
+
+/// What a sign-in has shown so far, and how it ended once it has.
+#[derive(Clone, Default)]
+pub struct Progressed {
+    pub shown: Shown,
+    pub outcome: Outcome,
+}
+
+struct Entry {
+    asked_by: Option<String>,
+    started_at: OffsetDateTime,
+    /// Its sign-in's number: a new sign-in of the same server replaces a finished one's entry.
+    id: u64,
+    state: watch::Receiver<Progressed>,
+}
+
+impl Entry {
+    fn info(&self, server: &str) -> SignIn {
+        SignIn { server: server.to_owned(), asked_by: self.asked_by.clone(), started_at: self.started_at, shown: self.state.borrow().shown.clone() }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Underway {
+    entries: Mutex<HashMap<String, Entry>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Underway {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// List a sign-in of `server` as started; its [`Recorder`] passes progress on to `inner`.
+    pub(crate) fn begin<'a>(&'a self, server: &str, asked_by: Option<String>, inner: &'a DynProgress) -> Recorder<'a> {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = watch::channel(Progressed::default());
+        self.lock().insert(server.to_owned(), Entry { asked_by, started_at: OffsetDateTime::now_utc(), id, state: rx });
+        Recorder { underway: self, server: server.to_owned(), id, inner, state: tx }
+    }
+
+    fn end(&self, server: &str, id: u64) {
+        let mut entries = self.lock();
+        if entries.get(server).is_some_and(|e| e.id == id) {
+            entries.remove(server);
+        }
+    }
+}
+
+/// The progress of one listed sign-in: notes what is shown, passes it on, and unlists the
+/// sign-in when dropped (telling those who joined how it ended).
+pub(crate) struct Recorder<'a> {
+    underway: &'a Underway,
+    server: String,
+    id: u64,
+    inner: &'a DynProgress,
+    state: watch::Sender<Progressed>,
+}
+
+impl Recorder<'_> {
+    pub(crate) fn finish(self, outcome: Result<(), String>) {
+        self.state.send_modify(|s| s.outcome = Some(outcome));
+    }
+
+    fn show(&self, shown: Shown) {
+        self.state.send_modify(|s| s.shown = shown);
+    }
+}
+
+impl Drop for Recorder<'_> {
+    fn drop(&mut self) {
+        self.underway.end(&self.server, self.id);
+        self.state.send_if_modified(|s| {
+            let unset = s.outcome.is_none();
+            if unset {
+                s.outcome = Some(Err("the sign-in was cancelled".into()));
+            }
+            unset
+        });
+    }
+}
+
+impl Progress for Recorder<'_> {
+    fn open_url(&self, url: &Url) {
+        self.show(Shown::Address { method: Method::Browser, url: url.clone() });
+        self.inner.open_url(url);
+    }
+    fn browser_failed(&self, error: &BrowserError) {
+        self.inner.browser_failed(error);
+    }
+    fn paste_url(&self, url: &Url) {
+        self.show(Shown::Address { method: Method::Paste, url: url.clone() });
+        self.inner.paste_url(url);
+    }
+    fn show_code(&self, prompt: &UserPrompt) {
+        self.show(Shown::Code(prompt.clone()));
+        self.inner.show_code(prompt);
+    }
+    fn note(&self, text: &str) {
+        self.inner.note(text);
+    }
+}
+
+/// A sign-in in progress that someone joined: what it is, and its progress as it goes.
+pub struct Joined {
+    pub info: SignIn,
+    state: watch::Receiver<Progressed>,
+}
+
+impl Joined {
+    /// What it shows the user, once it shows something (`None`: it ended first).
+    pub async fn shown(&mut self) -> Option<Shown> {
+        let state = self.state.wait_for(|s| !matches!(s.shown, Shown::Nothing) || s.outcome.is_some()).await.ok()?;
+        (!matches!(state.shown, Shown::Nothing)).then(|| state.shown.clone())
+    }
+
+    /// How it ended.
+    pub async fn ended(mut self) -> Result<(), String> {
+        match self.state.wait_for(|s| s.outcome.is_some()).await {
+            Ok(s) => s.outcome.clone().unwrap_or(Ok(())),
+            Err(_) => Err("the sign-in was cancelled".into()),
+        }
+    }
+}
+
+impl Broker {
+    /// The sign-ins in progress, by server name.
+    pub fn sign_ins(&self) -> Vec<SignIn> {
+        let mut all: Vec<SignIn> = self.underway.lock().iter().map(|(server, e)| e.info(server)).collect();
+        all.sort_by(|a, b| a.server.cmp(&b.server));
+        all
+    }
+
+    /// The sign-in of `server` in progress, to follow.
+    pub fn join_sign_in(&self, server: &str) -> Option<Joined> {
+        self.underway.lock().get(server).map(|e| Joined { info: e.info(server), state: e.state.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Quiet;
+    impl Progress for Quiet {
+        fn open_url(&self, _: &Url) {}
+        fn browser_failed(&self, _: &BrowserError) {}
+        fn paste_url(&self, _: &Url) {}
+        fn show_code(&self, _: &UserPrompt) {}
+        fn note(&self, _: &str) {}
+    }
+
+    fn joined(u: &Underway, server: &str) -> Joined {
+        let e = u.lock();
+        let e = &e[server];
+        Joined { info: e.info(server), state: e.state.clone() }
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_is_listed_with_what_it_showed_until_it_ends_and_joiners_learn_how() {
+        let u = Underway::default();
+        let r = u.begin("linear", Some("cursor".into()), &Quiet);
+        let mut j = joined(&u, "linear");
+        assert!(matches!(j.info.shown, Shown::Nothing));
+        assert_eq!(j.info.asked_by.as_deref(), Some("cursor"));
+        r.paste_url(&Url::parse("https://as.example/authorize?state=s").unwrap());
+        assert!(matches!(j.shown().await, Some(Shown::Address { method: Method::Paste, .. })));
+        assert!(matches!(joined(&u, "linear").info.shown, Shown::Address { .. }), "the list shows it too");
+        r.finish(Err("denied".into()));
+        assert!(u.lock().is_empty(), "unlisted once it ends");
+        assert_eq!(j.ended().await, Err("denied".into()));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_sign_in_tells_joiners_it_was_cancelled_and_an_old_one_does_not_unlist_a_new_one() {
+        let u = Underway::default();
+        let first = u.begin("a", None, &Quiet);
+        let mut j = joined(&u, "a");
+        let second = u.begin("a", None, &Quiet); // the first's entry is replaced
+        drop(first);
+        assert!(u.lock().contains_key("a"), "the second sign-in is still listed");
+        assert!(j.shown().await.is_none(), "it ended before showing anything");
+        assert_eq!(j.ended().await, Err("the sign-in was cancelled".into()));
+        drop(second);
+        assert!(u.lock().is_empty());
+    }
+}
