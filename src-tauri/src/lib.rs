@@ -168,7 +168,9 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, api: &Api, id: &str) {
             });
         }
         _ => {
-            if let Some(name) = id.strip_prefix("signin:") {
+            if let Some(name) = id.strip_prefix(tray::ids::FINISH) {
+                finish_sign_in(app, api, name.to_owned());
+            } else if let Some(name) = id.strip_prefix("signin:") {
                 sign_in(app, api, name.to_owned());
             } else if let Some(name) = id.strip_prefix("signout:") {
                 sign_out(app, api, name.to_owned());
@@ -203,6 +205,24 @@ fn sign_in<R: Runtime>(app: &AppHandle<R>, api: &Api, name: String) {
         let _ = app.emit("changed", "servers");
         if let Err(e) = result {
             notify(&app, &format!("Sign-in to {name} failed"), &e);
+        }
+    });
+}
+
+/// Open the address of a sign-in a host started (http(s) only, never through a shell); the
+/// redirect back to the service's loopback listener completes it.
+fn finish_sign_in<R: Runtime>(app: &AppHandle<R>, api: &Api, name: String) {
+    let (app, api) = (app.clone(), api.clone());
+    tauri::async_runtime::spawn(async move {
+        let status = match api.control().status().await {
+            Ok(s) => s,
+            Err(e) => return notify(&app, &format!("Sign-in to {name}"), &commands::ui(e)),
+        };
+        let Some(url) = status.signins.into_iter().find(|s| s.server == name).and_then(|s| s.url) else {
+            return notify(&app, &format!("Sign-in to {name}"), "That sign-in has already ended.");
+        };
+        if let Err(e) = mcp_broker::oauth::login::browser::open(&url) {
+            notify(&app, &format!("Sign-in to {name}"), &format!("{e}: {url}"));
         }
     });
 }

@@ -1,5 +1,6 @@
-//! The tray icon and its menu: the service's problems, each server with its state and a
-//! Sign in / Sign out action, waiting approvals, "Add server…", "Open mcp-broker", "Quit".
+//! The tray icon and its menu: the service's problems, sign-ins hosts started that wait for
+//! the user, each server with its state and a Sign in / Sign out action, waiting approvals,
+//! "Add server…", "Open mcp-broker", "Quit".
 //! The icon has two variants: the plain one, and one with a badge when something needs the
 //! user (a problem, an approval waiting, a server that needs sign-in).
 
@@ -25,17 +26,24 @@ pub struct Model {
     pub service_error: Option<String>,
     /// What the service cannot do as configured (`problems` of its status).
     pub problems: Vec<String>,
+    /// (server, host) of each sign-in a host's request started that waits for the user.
+    pub signins: Vec<(String, String)>,
 }
 
 impl Model {
     pub fn from_status(status: &Status, pending: usize) -> Self {
         let servers = status.servers.iter().map(|s| (s.name.clone(), s.state.as_str().to_owned())).collect();
-        Self { servers, pending, service_error: None, problems: status.problems.clone() }
+        let signins = status.signins.iter().filter_map(|s| Some((s.server.clone(), s.asked_by.clone()?))).collect();
+        Self { servers, pending, service_error: None, problems: status.problems.clone(), signins }
     }
 
     /// Whether the icon should ask for attention.
     pub fn needs_user(&self) -> bool {
-        self.pending > 0 || self.service_error.is_some() || !self.problems.is_empty() || self.servers.iter().any(|(_, s)| s == "needs_login")
+        self.pending > 0
+            || self.service_error.is_some()
+            || !self.problems.is_empty()
+            || !self.signins.is_empty()
+            || self.servers.iter().any(|(_, s)| s == "needs_login")
     }
 }
 
@@ -50,9 +58,11 @@ pub fn state_text(state: &str) -> &'static str {
     }
 }
 
-/// Menu ids: `signin:NAME`, `signout:NAME`, `server:NAME`, `problem:N`, and the fixed ones below.
+/// Menu ids: `signin:NAME`, `signout:NAME`, `server:NAME`, `problem:N`, `finish:NAME` (a
+/// host's sign-in waiting), and the fixed ones below.
 pub mod ids {
     pub const PROBLEM: &str = "problem:";
+    pub const FINISH: &str = "finish:";
     pub const APPROVALS: &str = "approvals";
     pub const ADD: &str = "add";
     pub const OPEN: &str = "open";
@@ -69,6 +79,12 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &Model) -> tauri::Resul
         for (i, p) in model.problems.iter().enumerate() {
             // Clicking a problem opens the window, whose banner shows it whole.
             menu = menu.text(format!("{}{i}", ids::PROBLEM), format!("⚠ {}", shorten(p, 60)));
+        }
+        menu = menu.separator();
+    }
+    if !model.signins.is_empty() {
+        for (server, host) in &model.signins {
+            menu = menu.text(format!("{}{server}", ids::FINISH), format!("Sign in to {server} (for {host})…"));
         }
         menu = menu.separator();
     }
@@ -155,6 +171,19 @@ mod tests {
         let m = Model::from_status(&status(&[], &["consent.json is damaged"]), 0);
         assert_eq!(m.problems, ["consent.json is damaged"]);
         assert!(m.needs_user());
+    }
+
+    #[test]
+    fn a_sign_in_a_host_started_asks_for_attention_one_the_user_started_does_not() {
+        let mut s = status(&[("linear", "needs_login")], &[]);
+        s.signins = serde_json::from_value(json!([
+            { "server": "linear", "asked_by": "cursor", "started_at": "2026-01-02T03:04:05Z", "how": "paste", "url": "https://as.example/a" },
+            { "server": "notion", "started_at": "2026-01-02T03:04:05Z", "how": "starting" },
+        ]))
+        .unwrap();
+        let m = Model::from_status(&s, 0);
+        assert_eq!(m.signins, vec![("linear".to_owned(), "cursor".to_owned())], "the user's own sign-in is on their terminal");
+        assert!(Model { signins: m.signins.clone(), ..Model::default() }.needs_user());
     }
 
     #[test]

@@ -131,8 +131,12 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, api: Api, notes: Notes, mut model: M
                 match api.control().status().await {
                     Ok(v) => {
                         let fresh = Model::from_status(&v, next.pending);
+                        for (server, host) in fresh.signins.iter().filter(|s| !model.signins.contains(s)) {
+                            notify_sign_in(&app, server, host);
+                        }
                         next.servers = fresh.servers;
                         next.problems = fresh.problems;
+                        next.signins = fresh.signins;
                         if last_status.as_ref() != Some(&v) {
                             let _ = app.emit("status", &v);
                             last_status = Some(v);
@@ -160,6 +164,14 @@ pub fn spawn<R: Runtime>(app: AppHandle<R>, api: Api, notes: Notes, mut model: M
 #[derive(serde::Serialize, Clone)]
 struct ServiceEvent<'a> {
     error: Option<&'a str>,
+}
+
+/// "cursor wants you to sign in to linear": the tray menu has the entry that opens it.
+fn notify_sign_in<R: Runtime>(app: &AppHandle<R>, server: &str, host: &str) {
+    let body = format!("{host} wants you to sign in to {server}. Choose \"Sign in to {server}\" in the mcp-broker menu.");
+    if let Err(e) = app.notification().builder().title("mcp-broker: sign-in needed").body(&body).show() {
+        tracing::warn!("cannot show a notification ({e}): {body}");
+    }
 }
 
 /// "Cursor wants to use linear (scopes: read write)" with Allow once / Always / Deny.

@@ -79,6 +79,8 @@ pub enum Error {
     Fetch(#[from] FetchError),
     #[error("{0}")]
     BadKey(String),
+    #[error("{0}")]
+    Joined(String),
     #[error("the pasted address was not used: {0}; paste the address the browser ended on for this sign-in")]
     Paste(#[from] crate::oauth::login::PasteError),
 }

@@ -13,7 +13,10 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use url::Url;
 
-use super::Broker;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Broker, Error, LoginRequest};
 use crate::oauth::login::browser::BrowserError;
 use crate::oauth::device::UserPrompt;
 use crate::oauth::login::{DynProgress, Method, Progress};
@@ -72,10 +75,17 @@ impl Entry {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct Underway {
     entries: Mutex<HashMap<String, Entry>>,
     next: std::sync::atomic::AtomicU64,
+    /// Bumped whenever a sign-in starts, shows something or ends.
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Underway {
+    fn default() -> Self {
+        Self { entries: Mutex::default(), next: Default::default(), changed: watch::channel(0).0 }
+    }
 }
 
 impl Underway {
@@ -83,11 +93,16 @@ impl Underway {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// List a sign-in of `server` as started; its [`Recorder`] passes progress on to `inner`.
     pub(crate) fn begin<'a>(&'a self, server: &str, asked_by: Option<String>, inner: &'a DynProgress) -> Recorder<'a> {
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = watch::channel(Progressed::default());
         self.lock().insert(server.to_owned(), Entry { asked_by, started_at: OffsetDateTime::now_utc(), id, state: rx });
+        self.bump();
         Recorder { underway: self, server: server.to_owned(), id, inner, state: tx }
     }
 
@@ -96,6 +111,8 @@ impl Underway {
         if entries.get(server).is_some_and(|e| e.id == id) {
             entries.remove(server);
         }
+        drop(entries);
+        self.bump();
     }
 }
 
@@ -116,6 +133,7 @@ impl Recorder<'_> {
 
     fn show(&self, shown: Shown) {
         self.state.send_modify(|s| s.shown = shown);
+        self.underway.bump();
     }
 }
 
@@ -186,6 +204,58 @@ impl Broker {
     /// The sign-in of `server` in progress, to follow.
     pub fn join_sign_in(&self, server: &str) -> Option<Joined> {
         self.underway.lock().get(server).map(|e| Joined { info: e.info(server), state: e.state.clone() })
+    }
+
+    /// Ticks whenever a sign-in starts, shows something or ends (the tray app and
+    /// [`Self::sign_in_for_host`] wait on it).
+    pub fn sign_ins_changed(&self) -> watch::Receiver<u64> {
+        self.underway.changed.subscribe()
+    }
+
+    /// Start (or find) the sign-in a host's request needs and wait for it at most `wait`
+    /// once it shows the user something: `Ok(None)` when it ended signed in by then, else
+    /// what it shows (the sign-in goes on in the background, so the request can be answered
+    /// with what the user is to do rather than hang).
+    pub async fn sign_in_for_host(self: &Arc<Self>, name: &str, req: LoginRequest, progress: Arc<DynProgress>, wait: Duration) -> Result<Option<SignIn>, Error> {
+        let mut changed = self.sign_ins_changed();
+        let mut task = match self.join_sign_in(name) {
+            Some(_) => None,
+            None => {
+                let (me, server) = (self.clone(), name.to_owned());
+                Some(tokio::spawn(async move { me.ensure_signed_in(&server, &req, progress.as_ref()).await.map(drop) }))
+            }
+        };
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            match self.join_sign_in(name).map(|j| j.info) {
+                Some(SignIn { shown: Shown::Nothing, .. }) => {}
+                Some(info) => match deadline {
+                    Some(d) if tokio::time::Instant::now() >= d => return Ok(Some(info)),
+                    Some(_) => {}
+                    None if wait.is_zero() => return Ok(Some(info)),
+                    None => deadline = Some(tokio::time::Instant::now() + wait),
+                },
+                None if task.is_none() => return Ok(None), // the one joined has ended
+                None => {}
+            }
+            let ended = async {
+                match task.as_mut() {
+                    Some(t) => t.await.unwrap_or_else(|e| Err(Error::Joined(format!("the sign-in stopped: {e}")))),
+                    None => std::future::pending().await,
+                }
+            };
+            let until = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                outcome = ended => return outcome.map(|()| None),
+                _ = changed.changed() => {}
+                () = until => {}
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! `login`, `status`, `refresh`, `logout`, `add`: the servers, their sign-in, and servers that take an API key.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use mcp_broker::secret::Secret;
 use mcp_broker::service::api::{AddServer, KeyHeader, Login, SignIn, SignInHow, Status};
 use mcp_broker::service::client::Control;
@@ -33,17 +33,18 @@ pub fn login_body(url: String, name: Option<String>, client: &ClientArgs) -> Res
 pub async fn login(control: &Control, args: LoginArgs) -> Result<()> {
     let (url, name) = match Url::parse(&args.server) {
         Ok(_) => (args.server.clone(), args.name.clone()),
-        Err(_) => {
-            let known = control.server(&args.server).await?;
-            let known = known.with_context(|| format!("{:?} is neither a URL nor a known server name", args.server))?;
-            (known.url, Some(args.server.clone()))
-        }
+        Err(_) => match control.server(&args.server).await? {
+            Some(known) => (known.url, Some(args.server.clone())),
+            // A server a host named by URL, not signed in yet: its sign-in may be under way.
+            None if control.status().await?.signins.iter().any(|s| s.server == args.server) => (String::new(), Some(args.server.clone())),
+            None => bail!("{:?} is neither a URL nor a known server name", args.server),
+        },
     };
     let mut body = login_body(url, name, &args.client)?;
     body.scopes = args.scope.as_deref().map(mcp_broker::oauth::discovery::www_authenticate::split_scopes).unwrap_or_default();
     body.timeout_secs = Some(args.timeout);
     body.method = signin::method(&args);
-    body.headless = signin::headless(|name| std::env::var(name).ok());
+    body.headless = mcp_broker::oauth::login::browser::headless(|name| std::env::var(name).ok());
     let server = control.login(&body, |event| signin::show(control, event)).await?;
     println!("Signed in to {} ({}) with scopes: {}.", server.name, server.url, scopes_text(&server.scopes));
     Ok(())

@@ -10,6 +10,9 @@ pub struct MessageInfo {
     pub method: Option<String>,
     /// `params.name` (tools/call, prompts/get) or `params.uri` (resources/read).
     pub name: Option<String>,
+    /// Whether the host can show the user an address to open (it declares URL-mode
+    /// elicitation): `None` when this message declares no capabilities.
+    pub shows_urls: Option<bool>,
 }
 
 impl MessageInfo {
@@ -26,6 +29,7 @@ impl MessageInfo {
             id: v.get("id").filter(|id| !id.is_null()).cloned(),
             method: v.get("method").and_then(Value::as_str).map(str::to_owned),
             name,
+            shows_urls: params.and_then(capabilities).map(|c| c.pointer("/elicitation/url").is_some()),
         })
     }
 
@@ -33,6 +37,12 @@ impl MessageInfo {
     pub fn tool(&self) -> Option<&str> {
         (self.method.as_deref() == Some("tools/call")).then_some(self.name.as_deref()).flatten()
     }
+}
+
+/// The client capabilities a message declares: `initialize`'s (2025-11-25 and before), or
+/// those every request carries in `_meta` (2026-07-28).
+fn capabilities(params: &Value) -> Option<&Value> {
+    params.get("capabilities").or_else(|| params.get("_meta")?.get("io.modelcontextprotocol/clientCapabilities")).filter(|c| c.is_object())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,11 +70,20 @@ pub mod code {
     pub const UNKNOWN_SERVER: i64 = -32002;
     pub const UPSTREAM_UNAVAILABLE: i64 = -32003;
     pub const FORBIDDEN: i64 = -32004;
+    /// MCP 2025-11-25 `URLElicitationRequiredError`: the user must open an address first.
+    pub const URL_ELICITATION_REQUIRED: i64 = -32042;
 }
 
 /// A JSON-RPC error response (with `id: null` when the request had none or was unreadable).
 pub fn error(id: Option<&Value>, code: i64, message: &str) -> Value {
     json!({ "jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": { "code": code, "message": message } })
+}
+
+/// The same with the error's `data`.
+pub fn error_with_data(id: Option<&Value>, code: i64, message: &str, data: Value) -> Value {
+    let mut e = error(id, code, message);
+    e["error"]["data"] = data;
+    e
 }
 
 #[cfg(test)]
@@ -83,5 +102,17 @@ mod tests {
         let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}]"#;
         assert_eq!(MessageInfo::parse(batch).unwrap_err(), ParseError::NotOneMessage);
         assert_eq!(error(None, -1, "x")["id"], Value::Null);
+    }
+
+    #[test]
+    fn url_elicitation_is_read_from_initialize_or_from_meta() {
+        let init = |caps: &str| MessageInfo::parse(format!(r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"capabilities":{caps}}}}}"#).as_bytes()).unwrap().shows_urls;
+        assert_eq!(init(r#"{"elicitation":{"url":{}}}"#), Some(true));
+        assert_eq!(init(r#"{"elicitation":{}}"#), Some(false), "an empty elicitation capability is form mode only");
+        assert_eq!(init("{}"), Some(false));
+        let meta = br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x","_meta":{"io.modelcontextprotocol/clientCapabilities":{"elicitation":{"form":{},"url":{}}}}}}"#;
+        assert_eq!(MessageInfo::parse(meta).unwrap().shows_urls, Some(true));
+        let plain = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x"}}"#;
+        assert_eq!(MessageInfo::parse(plain).unwrap().shows_urls, None);
     }
 }

@@ -33,7 +33,8 @@ use crate::broker::api_keys::KeyedAuth;
 use crate::broker::{Broker, Error as BrokerError};
 use crate::consent::{Consent, Refused};
 use crate::oauth::discovery::www_authenticate::bearer_challenge;
-use crate::oauth::login::DynProgress;
+use crate::broker::underway::{Shown, SignIn};
+use crate::oauth::login::{browser, DynProgress, Method as SignInMethod};
 use super::jsonrpc::{code, MessageInfo};
 use super::{answer, headers, jsonrpc, params, tools as policy, upstream};
 use super::upstream::Credential;
@@ -47,6 +48,13 @@ const MAX_ERROR_BYTES: usize = 64 * 1024;
 /// The most `tools/list` pages the proxy reads to learn a server's `x-mcp-header` marks.
 const MAX_LIST_PAGES: usize = 20;
 
+/// How long a host's request waits for a sign-in in the browser here before it is answered
+/// with the address instead (the sign-in goes on; the host tries again).
+const HOST_SIGN_IN_WAIT: Duration = Duration::from_secs(15);
+
+/// Host and server pairs whose URL capability is remembered; past it the memory starts over.
+const MAX_REMEMBERED_HOSTS: usize = 4096;
+
 /// One request from a host, with its body read (MCP messages are small; responses stream).
 #[derive(Debug)]
 pub struct Inbound {
@@ -55,6 +63,9 @@ pub struct Inbound {
     pub method: Method,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The host can show its user an address to open (URL-mode elicitation), so a sign-in
+    /// it needs is answered with the address rather than waited for.
+    pub shows_urls: bool,
 }
 
 /// The largest host message read (what axum allows a body by default).
@@ -69,7 +80,7 @@ impl Inbound {
     {
         let (parts, body) = req.into_parts();
         match http_body_util::Limited::new(body, MAX_MESSAGE_BYTES).collect().await {
-            Ok(body) => Ok(Self { host, server, method: parts.method, headers: parts.headers, body: body.to_bytes() }),
+            Ok(body) => Ok(Self { host, server, method: parts.method, headers: parts.headers, body: body.to_bytes(), shows_urls: false }),
             Err(e) => {
                 let msg = format!("cannot read the request body (at most {} MiB): {e}", MAX_MESSAGE_BYTES >> 20);
                 Err((StatusCode::PAYLOAD_TOO_LARGE, axum::Json(jsonrpc::error(None, code::INVALID_REQUEST, &msg))).into_response())
@@ -85,6 +96,8 @@ pub struct Proxy {
     upstream: upstream::Upstream,
     urls: UrlCache,
     progress: Arc<DynProgress>,
+    /// Per host and server, whether the host declared URL-mode elicitation at `initialize`.
+    shows_urls: Mutex<HashMap<(String, String), bool>>,
     /// Per server, its tools (from the last `tools/list`) with `x-mcp-header` parameters.
     param_headers: Mutex<HashMap<String, HashMap<String, Vec<params::ParamHeader>>>>,
 }
@@ -94,18 +107,20 @@ struct Refusal {
     status: StatusCode,
     code: i64,
     message: String,
+    /// The JSON-RPC error's `data`, when it has one.
+    data: Option<serde_json::Value>,
 }
 
 impl Refusal {
     fn new(status: StatusCode, code: i64, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), data: None }
     }
 }
 
 impl Proxy {
     pub fn new(broker: Arc<Broker>, audit: Arc<Audit>, consent: Arc<Consent>, progress: Arc<DynProgress>) -> Result<Self, upstream::UpstreamError> {
         let upstream = upstream::Upstream::new()?;
-        Ok(Self { broker, audit, consent, upstream, urls: UrlCache::default(), progress, param_headers: Mutex::default() })
+        Ok(Self { broker, audit, consent, upstream, urls: UrlCache::default(), progress, shows_urls: Mutex::default(), param_headers: Mutex::default() })
     }
 
     /// A shim's request from `host` for `server`: read its body, forward it, answer the host.
@@ -139,6 +154,7 @@ impl Proxy {
             return self.refuse(&req, &info, r, started);
         }
         let mut req = req;
+        req.shows_urls = self.shows_urls(&req, &info);
         let answer = match info.tool() {
             Some(tool) => self.forward_call(&mut req, tool).await,
             None => self.forward(&req).await,
@@ -230,6 +246,7 @@ impl Proxy {
                 method: Method::POST,
                 headers: params::list_headers(&req.headers),
                 body: params::tools_list_request(&req.body, cursor.as_deref()).into(),
+                shows_urls: false,
             };
             let page = match self.forward(&list).await {
                 Ok(resp) if resp.status().is_success() => {
@@ -290,7 +307,7 @@ impl Proxy {
         if let Some(keyed) = self.broker.api_key(&req.server).map_err(refusal)? {
             return self.forward_keyed(req, &keyed).await;
         }
-        let mut token = self.token(&req.server).await?;
+        let mut token = self.token(req).await?;
         let mut step_ups = 0;
         let mut refreshed = false;
         loop {
@@ -311,7 +328,7 @@ impl Proxy {
                     Some(needed) => {
                         self.broker.step_up(&req.server, &needed, step_ups, self.progress.as_ref()).await.map_err(refusal)?;
                         step_ups += 1;
-                        token = self.token(&req.server).await?;
+                        token = self.token(req).await?;
                     }
                     None => return Ok(answer::pass_back(resp, &req.method).await),
                 },
@@ -339,16 +356,43 @@ impl Proxy {
         }
     }
 
-    /// The server's access token, signing in first when there is none.
-    async fn token(&self, name: &str) -> Result<AccessToken, Refusal> {
+    /// The server's access token, signing in first when there is none. The sign-in runs in
+    /// the background; the request waits for it while the browser here does its part (at
+    /// most [`HOST_SIGN_IN_WAIT`]; not at all where there is no browser), then is answered
+    /// with what the user is to do, so a host never hangs on a sign-in nobody sees.
+    async fn token(&self, req: &Inbound) -> Result<AccessToken, Refusal> {
+        let name = req.server.as_str();
         match self.broker.access_token(name).await {
             Ok(t) => return Ok(t),
             Err(BrokerError::NotSignedIn(_) | BrokerError::UnknownServer(_)) => {}
             Err(e) => return Err(refusal(e)),
         }
-        let login = self.broker.sign_in_request(name).map_err(refusal)?;
-        self.broker.ensure_signed_in(name, &login, self.progress.as_ref()).await.map_err(refusal)?;
+        let mut login = self.broker.sign_in_request(name).map_err(refusal)?;
+        login.asked_by = Some(req.host.clone());
+        login.headless = browser::headless(|v| std::env::var(v).ok());
+        let wait = if login.headless.is_some() { Duration::ZERO } else { HOST_SIGN_IN_WAIT };
+        if let Some(signin) = self.broker.sign_in_for_host(name, login, self.progress.clone(), wait).await.map_err(refusal)? {
+            return Err(sign_in_needed(&signin, req.shows_urls));
+        }
         self.broker.access_token(name).await.map_err(refusal)
+    }
+
+    /// Whether `req`'s host can show an address: as this message declares, else as its
+    /// last `initialize` for this server did.
+    fn shows_urls(&self, req: &Inbound, info: &MessageInfo) -> bool {
+        let key = (req.host.clone(), req.server.clone());
+        let mut known = self.shows_urls.lock().unwrap_or_else(|p| p.into_inner());
+        match info.shows_urls {
+            Some(declared) if info.method.as_deref() == Some("initialize") || declared => {
+                if known.len() >= MAX_REMEMBERED_HOSTS {
+                    known.clear();
+                }
+                known.insert(key, declared);
+                declared
+            }
+            Some(declared) => declared,
+            None => known.get(&key).copied().unwrap_or(false),
+        }
     }
 
     async fn send(&self, req: &Inbound, url: Uri, credential: Credential<'_>) -> Result<http::Response<upstream::UpstreamBody>, Refusal> {
@@ -367,7 +411,11 @@ impl Proxy {
         self.record(req, info, 0, Some(r.message.clone()), started);
         // A request gets a JSON-RPC error it can show; a notification gets the HTTP status.
         let status = if info.id.is_some() { StatusCode::OK } else { r.status };
-        (status, axum::Json(jsonrpc::error(info.id.as_ref(), r.code, &r.message))).into_response()
+        let body = match r.data {
+            Some(data) => jsonrpc::error_with_data(info.id.as_ref(), r.code, &r.message, data),
+            None => jsonrpc::error(info.id.as_ref(), r.code, &r.message),
+        };
+        (status, axum::Json(body)).into_response()
     }
 
     fn record(&self, req: &Inbound, info: &MessageInfo, status: u16, error: Option<String>, started: Instant) {
@@ -429,6 +477,33 @@ impl UrlCache {
 
 fn not_signed_in(name: &str, why: &str) -> Refusal {
     Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, format!("{name} needs a new sign-in ({why}): run `mcp-broker login {name}`"))
+}
+
+/// The answer to a request that waits for the user to sign in: for a host that shows
+/// addresses, MCP's `URLElicitationRequiredError` (2025-11-25) with the address, which the
+/// host shows (and opens, once the user agrees) before it retries; for others, an error
+/// whose message says what to do.
+fn sign_in_needed(signin: &SignIn, host_shows_urls: bool) -> Refusal {
+    let name = &signin.server;
+    let (url, todo) = match &signin.shown {
+        Shown::Code(p) => {
+            let code = p.user_code.expose();
+            (p.verification_uri.to_string(), format!("enter the code {code} at {}", p.verification_uri))
+        }
+        Shown::Address { url, method } if *method == SignInMethod::Browser => (url.to_string(), format!("finish it in the browser window, or open {url}")),
+        Shown::Address { url, .. } => (url.to_string(), format!("open {url} in a browser")),
+        Shown::Nothing => (String::new(), "run `mcp-broker login` to see how".to_owned()),
+    };
+    let follow = format!("`mcp-broker login {name}` follows it in a terminal");
+    if host_shows_urls && !url.is_empty() {
+        let message = format!("Sign in to {name} to continue: {todo}");
+        let id = format!("mcp-broker-sign-in-{name}-{}", signin.started_at.unix_timestamp_nanos());
+        let data = serde_json::json!({ "elicitations": [{ "mode": "url", "elicitationId": id, "url": url, "message": message }] });
+        let mut r = Refusal::new(StatusCode::UNAUTHORIZED, code::URL_ELICITATION_REQUIRED, format!("{name} needs you to sign in: {todo} ({follow}), then try again"));
+        r.data = Some(data);
+        return r;
+    }
+    Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, format!("{name} needs you to sign in: {todo} ({follow}), then try again"))
 }
 
 fn refusal(e: BrokerError) -> Refusal {

@@ -83,18 +83,20 @@ struct LogProgress;
 
 impl Progress for LogProgress {
     fn open_url(&self, url: &Url) {
-        tracing::warn!("sign-in needed: opening the browser; if it does not open, visit {url}");
+        // The address carries the sign-in's `state`: it goes to the user (`status`), not the log.
+        tracing::warn!("sign-in needed: opening the browser; `mcp-broker status` shows the address if it does not open");
+        tracing::debug!("sign-in address: {url}");
     }
     fn browser_failed(&self, error: &BrowserError) {
         tracing::warn!("{error}");
     }
     fn paste_url(&self, _url: &Url) {
         // Not a host's sign-in: those open the browser. The URL carries `state`: not logged.
-        tracing::warn!("sign-in needed: run `mcp-broker login` for the address to open");
+        tracing::warn!("sign-in needed: the host that asked shows the address, and so does `mcp-broker status`");
     }
     fn show_code(&self, prompt: &crate::oauth::device::UserPrompt) {
         // The code itself is a secret: only where to enter it is logged.
-        tracing::warn!("sign-in needed: enter the code `mcp-broker login` shows at {}", prompt.verification_uri);
+        tracing::warn!("sign-in needed: enter the code `mcp-broker status` shows at {}", prompt.verification_uri);
     }
     fn note(&self, text: &str) {
         tracing::info!("{text}");

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startAs, startMcpServer, makeHome, makeBrowserLog, browserOpens, runBroker, spawnBroker, describeRun,
-  cleanupBrokerFor, asStats, keychainLookup, keychainGate, clearKeychain, jwtPayload, controlRequest,
+  cleanupBrokerFor, asStats, keychainLookup, keychainGate, clearKeychain, jwtPayload, controlRequest, brokerEnv, BROKER_BIN,
 } from './lib/harness.mjs';
 import { enterCode, signInElsewhere } from './peers/web-user.mjs';
 
@@ -198,4 +198,130 @@ test('without a display and an AS without the device grant, login shows the addr
   const late = await controlRequest(ctx.home, 'POST', '/v1/login/paste', { url: ended });
   assert.equal(late.status, 400, `a paste after the callback is refused: ${late.body}`);
   assert.match(JSON.parse(late.body).error, /not from this sign-in/);
+});
+
+// ---- sign-ins a host starts ---------------------------------------------------------------
+
+/** The environment of a machine without a browser (no display, no $BROWSER, not SSH). */
+const NO_BROWSER = { BROWSER: '', DISPLAY: '', WAYLAND_DISPLAY: '', SSH_CONNECTION: '', SSH_TTY: '' };
+
+/**
+ * A host (the official SDK client, with `capabilities`) through `mcp-broker connect URL
+ * --host HOST`: {client} once initialized, or {err} when initialize was refused.
+ */
+async function hostConnect(t, ctx, { host, capabilities = {}, env = {} }) {
+  const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+  const { StdioClientTransport } = await import('@modelcontextprotocol/sdk/client/stdio.js');
+  const transport = new StdioClientTransport({
+    command: BROKER_BIN,
+    args: ['connect', ctx.mcp.url, '--host', host],
+    env: brokerEnv(ctx.home, { browserLog: ctx.browserLog, env }),
+    stderr: 'pipe',
+  });
+  const client = new Client({ name: host, version: '1.0.0' }, { capabilities });
+  t.after(() => client.close().catch(() => {}));
+  try {
+    await client.connect(transport, { timeout: 60_000 });
+    return { client };
+  } catch (err) {
+    await client.close().catch(() => {});
+    return { err };
+  }
+}
+
+async function signIns(ctx) {
+  const r = await runBroker(['status', '--json'], { home: ctx.home });
+  assert.equal(r.code, 0, describeRun(r));
+  return JSON.parse(r.stdout);
+}
+
+/** Wait (on status, a tenth of a second apart) until `name` is signed in. */
+async function signedIn(ctx, name, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const st = await signIns(ctx);
+    if (st.servers.find((s) => s.name === name)?.state === 'signed_in' && st.signins.length === 0) return;
+    if (Date.now() > deadline) assert.fail(`${name} was not signed in within ${timeoutMs} ms: ${JSON.stringify(st)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('a host that shows addresses (URL elicitation) on a machine without a browser: its request is answered at once with -32042 and the sign-in address; opening it signs in, and the host\'s retry works', async (t) => {
+  const ctx = await setup(t, {});
+  const capabilities = { elicitation: { url: {} } };
+  const first = await hostConnect(t, ctx, { host: 'cursor', capabilities, env: NO_BROWSER });
+  assert.ok(first.err, 'initialize waits for a sign-in, so it is answered with what to do');
+  assert.equal(first.err.code, -32042, `URLElicitationRequiredError: ${first.err.message}`);
+  const [elicitation] = first.err.elicitations ?? [];
+  assert.equal(elicitation?.mode, 'url', JSON.stringify(first.err.data));
+  assert.match(elicitation.url, /^http:\/\/127\.0\.0\.1:\d+\/auth\?/, 'the authorization URL');
+  assert.match(elicitation.message, /^Sign in to 127\.0\.0\.1-\d+ to continue: open http/);
+  assert.ok(elicitation.elicitationId, 'an elicitation id');
+  assert.equal(await browserOpens(ctx.browserLog), 0, 'no browser was opened here');
+
+  const st = await signIns(ctx);
+  assert.equal(st.signins.length, 1, JSON.stringify(st));
+  assert.equal(st.signins[0].asked_by, 'cursor');
+  assert.equal(st.signins[0].how, 'paste');
+  assert.equal(st.signins[0].url, elicitation.url);
+
+  // The host's user opens the address (a browser on this machine after all: the redirect
+  // reaches the loopback listener), and the host tries again.
+  const page = await fetch(await signInElsewhere(elicitation.url));
+  assert.equal(page.status, 200);
+  await signedIn(ctx, st.signins[0].server);
+  const again = await hostConnect(t, ctx, { host: 'cursor', capabilities, env: NO_BROWSER });
+  assert.ok(again.client, `the retry connects: ${again.err?.message}`);
+  const echo = await again.client.callTool({ name: 'echo', arguments: { text: 'after the sign-in' } });
+  assert.match(JSON.stringify(echo.content), /after the sign-in/);
+});
+
+test('a host without that capability gets an error naming the address and `mcp-broker login NAME`; that command joins the sign-in (one, not two) and the pasted address completes it', async (t) => {
+  const ctx = await setup(t, {});
+  const first = await hostConnect(t, ctx, { host: 'zed', env: NO_BROWSER });
+  assert.ok(first.err);
+  assert.equal(first.err.code, -32001, first.err.message);
+  const name = (await signIns(ctx)).signins[0]?.server;
+  assert.ok(name, 'the sign-in is listed');
+  assert.match(first.err.message, new RegExp(`${name} needs you to sign in: open http://127\\.0\\.0\\.1:\\d+/auth\\?\\S+ in a browser \\(\`mcp-broker login ${name}\` follows it in a terminal\\), then try again`));
+
+  const human = await runBroker(['status'], { home: ctx.home });
+  assert.match(human.stdout, new RegExp(`Sign-ins waiting for you:\\n  - ${name}, for zed: open http`));
+
+  const { run, url } = await loginShowingAddress({ ...ctx, mcp: { url: name } }, [], NO_BROWSER);
+  assert.match(await run.until(/already in progress: joining it/).then((m) => m.input), /A sign-in to \S+ \(started by zed\) is already in progress/);
+  run.write(`${await signInElsewhere(url)}\n`);
+  const r = await run.done;
+  assert.equal(r.code, 0, describeRun(r));
+  assert.match(r.stdout, new RegExp(`Signed in to ${name}`));
+  assert.equal((await asStats(ctx.as)).authorizations, 1, 'one sign-in, joined');
+
+  const again = await hostConnect(t, ctx, { host: 'zed', env: NO_BROWSER });
+  assert.ok(again.client, `the retry connects: ${again.err?.message}`);
+});
+
+test('without a browser here at an AS with the device grant, a host\'s sign-in is a code: the host\'s error and status name it; entering it signs in', async (t) => {
+  const ctx = await setup(t);
+  const first = await hostConnect(t, ctx, { host: 'claude-code', env: NO_BROWSER });
+  assert.ok(first.err);
+  const m = /needs you to sign in: enter the code (\S+) at (\S+) \(/.exec(first.err.message);
+  assert.ok(m, first.err.message);
+  const [signin] = (await signIns(ctx)).signins;
+  assert.deepEqual([signin.how, signin.user_code, signin.url], ['device', m[1], m[2]]);
+  await enterCode(m[2], m[1]);
+  await signedIn(ctx, signin.server);
+  const again = await hostConnect(t, ctx, { host: 'claude-code', env: NO_BROWSER });
+  assert.ok(again.client, `the retry connects: ${again.err?.message}`);
+});
+
+test('with a browser here that never finishes, a host\'s request waits 15 s, then is answered with the address; the sign-in goes on', { timeout: 90_000 }, async (t) => {
+  const ctx = await setup(t, {});
+  const started = Date.now();
+  const first = await hostConnect(t, ctx, { host: 'cursor', capabilities: { elicitation: { url: {} } }, env: { BROWSER: 'true' } });
+  const waited = Date.now() - started;
+  assert.equal(first.err?.code, -32042, first.err?.message);
+  assert.ok(waited >= 14_000 && waited < 40_000, `answered after the wait (${waited} ms)`);
+  assert.match(first.err.message, /finish it in the browser window, or open http/);
+  const [signin] = (await signIns(ctx)).signins;
+  assert.equal(signin?.how, 'browser', 'still waiting for the browser');
 });

@@ -22,6 +22,24 @@ pub fn check_scheme(url: &Url) -> Result<(), BrowserError> {
     if matches!(url.scheme(), "http" | "https") { Ok(()) } else { Err(BrowserError::Scheme(url.scheme().to_owned())) }
 }
 
+/// Why no browser can be opened for the user of a program, from its environment
+/// (`var` reads it): a `$BROWSER` the user set always can; an SSH session cannot (a browser
+/// would open, if at all, on the remote machine); on Linux, neither can a session without
+/// an X or Wayland display.
+pub fn headless(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+    if set("BROWSER") {
+        return None;
+    }
+    if set("SSH_CONNECTION") || set("SSH_TTY") {
+        return Some("SSH session".into());
+    }
+    if cfg!(target_os = "linux") && !set("DISPLAY") && !set("WAYLAND_DISPLAY") {
+        return Some("no display".into());
+    }
+    None
+}
+
 /// Open `url`; never waits for the browser to exit.
 pub fn open(url: &Url) -> Result<(), BrowserError> {
     check_scheme(url)?;
@@ -48,6 +66,24 @@ fn spawn(program: &str, url: &str) -> Result<(), BrowserError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn ssh_and_no_display_are_headless_unless_browser_is_set() {
+        assert_eq!(headless(env(&[("SSH_CONNECTION", "10.0.0.1 5000 10.0.0.2 22"), ("DISPLAY", ":0")])).as_deref(), Some("SSH session"));
+        assert_eq!(headless(env(&[("SSH_TTY", "/dev/pts/1")])).as_deref(), Some("SSH session"));
+        assert_eq!(headless(env(&[("BROWSER", "w3m"), ("SSH_CONNECTION", "x")])), None, "the user's $BROWSER opens URLs");
+        assert_eq!(headless(env(&[("BROWSER", ""), ("SSH_CONNECTION", "x")])).as_deref(), Some("SSH session"), "an empty $BROWSER is unset");
+        if cfg!(target_os = "linux") {
+            assert_eq!(headless(env(&[])).as_deref(), Some("no display"));
+            assert_eq!(headless(env(&[("WAYLAND_DISPLAY", "wayland-0")])), None);
+            assert_eq!(headless(env(&[("DISPLAY", ":1")])), None);
+        }
+    }
+
 
     #[test]
     fn refuses_non_http_schemes() {
