@@ -194,8 +194,23 @@ function renderProblems() {
     h("ul", {}, problems.map((p) => h("li", {}, p))));
 }
 
+/** Sign-ins a host's request started that wait for the user, above every view. */
+function renderSignIns() {
+  const waiting = ((state.status && state.status.signins) || []).filter((s) => s.asked_by);
+  const el = $("signins-waiting");
+  el.hidden = !waiting.length;
+  if (!waiting.length) return;
+  fill(el, waiting.map((s) => h("p", { dataset: { signin: s.server } },
+    `${s.asked_by} wants you to sign in to ${s.server}`,
+    s.user_code ? h("span", {}, " — code ", h("code", {}, s.user_code)) : null,
+    " ",
+    h("button", { type: "button", class: "primary", onclick: (e) => busy(e.currentTarget, () => invoke("open_sign_in", { server: s.server })) },
+      s.how === "device" ? "Open the code page" : "Open sign-in"))));
+}
+
 function renderServers() {
   renderProblems();
+  renderSignIns();
   const servers = (state.status && state.status.servers) || [];
   const list = $("servers-list");
   if (!servers.length) {
@@ -680,7 +695,7 @@ function init() {
   }));
 
   listen("navigate", (e) => show(e.payload));
-  listen("status", (e) => { state.status = e.payload; renderProblems(); if (state.view === "servers") renderServers(); });
+  listen("status", (e) => { state.status = e.payload; renderProblems(); renderSignIns(); if (state.view === "servers") renderServers(); });
   listen("approvals", (e) => { state.approvals = e.payload; renderApprovals(); });
   listen("changed", () => refresh());
   listen("service", (e) => {

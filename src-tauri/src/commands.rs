@@ -79,6 +79,21 @@ pub async fn status(api: Api_<'_>) -> Result<api::Status, String> {
     api.control().status().await.map_err(ui)
 }
 
+/// Open the address of the sign-in of `server` in progress (one a host's request started):
+/// http(s) only, never through a shell; the redirect back to the service's loopback
+/// listener completes it.
+#[tauri::command]
+pub async fn open_sign_in(api: Api_<'_>, server: String) -> Result<(), String> {
+    open_sign_in_of(api.control(), &server).await
+}
+
+pub async fn open_sign_in_of(control: &Control, server: &str) -> Result<(), String> {
+    let status = control.status().await.map_err(ui)?;
+    let url = status.signins.into_iter().find(|s| s.server == server).and_then(|s| s.url);
+    let url = url.ok_or_else(|| format!("the sign-in to {server} has already ended"))?;
+    mcp_broker::oauth::login::browser::open(&url).map_err(|e| format!("{e}: {url}"))
+}
+
 /// Add a server by URL (or sign in to a known one again) and sign in: the browser opens;
 /// `login-progress` events carry the URL to show in case it does not.
 #[tauri::command(rename_all = "snake_case")]

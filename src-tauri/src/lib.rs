@@ -34,6 +34,7 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
     builder.invoke_handler(tauri::generate_handler![
         commands::app_info,
         commands::status,
+        commands::open_sign_in,
         commands::login,
         commands::refresh,
         commands::logout,
@@ -209,20 +210,12 @@ fn sign_in<R: Runtime>(app: &AppHandle<R>, api: &Api, name: String) {
     });
 }
 
-/// Open the address of a sign-in a host started (http(s) only, never through a shell); the
-/// redirect back to the service's loopback listener completes it.
+/// Open the address of a sign-in a host started ([`commands::open_sign_in_of`]).
 fn finish_sign_in<R: Runtime>(app: &AppHandle<R>, api: &Api, name: String) {
     let (app, api) = (app.clone(), api.clone());
     tauri::async_runtime::spawn(async move {
-        let status = match api.control().status().await {
-            Ok(s) => s,
-            Err(e) => return notify(&app, &format!("Sign-in to {name}"), &commands::ui(e)),
-        };
-        let Some(url) = status.signins.into_iter().find(|s| s.server == name).and_then(|s| s.url) else {
-            return notify(&app, &format!("Sign-in to {name}"), "That sign-in has already ended.");
-        };
-        if let Err(e) = mcp_broker::oauth::login::browser::open(&url) {
-            notify(&app, &format!("Sign-in to {name}"), &format!("{e}: {url}"));
+        if let Err(e) = commands::open_sign_in_of(api.control(), &name).await {
+            notify(&app, &format!("Sign-in to {name}"), &e);
         }
     });
 }

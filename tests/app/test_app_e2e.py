@@ -228,9 +228,9 @@ def labels(nodes, depth=0):
 class Host:
     """An MCP host (SDK client) on the stdio bridge; answers arrive on a queue."""
 
-    def __init__(self, procs, env, name):
+    def __init__(self, procs, env, name, server=SERVER):
         self.name = name
-        self.proc = subprocess.Popen([NODE, str(ROOT / "tests/app/host.mjs"), str(CLI), SERVER, name], env=env,
+        self.proc = subprocess.Popen([NODE, str(ROOT / "tests/app/host.mjs"), str(CLI), server, name], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=open(procs.tmp / f"host-{name}.log", "ab"), start_new_session=True)
         procs.procs.append((f"host-{name}", self.proc))
@@ -796,6 +796,38 @@ def test_tray_signs_in_and_out(s):
     s.desktop.click(item, "Sign out")
     until(lambda: card_state(s) == "Signed out", 30, "signed out from the tray")
     assert keychain_tokens(s) is None
+
+
+def test_a_sign_in_a_host_waits_for_shows_in_the_window_and_the_tray(s):
+    # A server whose sign-in the test browser cannot finish (a real login form it does not
+    # fill): a host's first request waits 15 s for it, then is answered with the address.
+    env = dict(s.env)
+    _, issuer = s.procs.start("as-form", [NODE, E2E / "peers/as.mjs", "--port", "0", "--login", "form"], env=env, ready="READY ")
+    _, url = s.procs.start("mcp-form", [NODE, E2E / "peers/mcp-server.mjs", "--port", "0", "--issuer", issuer], env=env, ready="READY ")
+    name = "127.0.0.1-" + url.split(":")[2].split("/")[0]
+    h = Host(s.procs, dict(s.env), "windsurf", server=url)
+    s.hosts["windsurf"] = h
+    h.send(op="connect")
+    nav(s, "approvals")
+    until(lambda: (one(s, f'article.pending[data-host="windsurf"][data-server="{name}"] button[data-decision="once"]', 30).click() or True),
+          30, "allow windsurf once")
+    banner = one(s, f'#signins-waiting p[data-signin="{name}"]', 30)
+    assert f"windsurf wants you to sign in to {name}" in banner.text
+    s.desktop.wait_notification(lambda n: n["body"].startswith(f"windsurf wants you to sign in to {name}"), timeout=30)
+    item = s.desktop.live_item()
+    entry = f"Sign in to {name} (for windsurf)…"
+    until(lambda: s.desktop.find(item, entry), what="the sign-in in the tray menu")
+    answer = h.answer(timeout=60)
+    assert answer["ok"] is False and f"{name} needs you to sign in" in answer["error"], answer
+    shot(s, "signin-waiting")
+    # The tray entry opens the address in the browser again.
+    browser_log = Path(s.env["BROWSER_LOG"])
+    opened = browser_log.read_text().count("opened")
+    s.desktop.click(item, entry)
+    until(lambda: browser_log.read_text().count("opened") > opened, what="the browser opened from the tray")
+    h.close()
+    del s.hosts["windsurf"]
+    nav(s, "servers")
 
 
 def test_closing_the_window_keeps_the_broker_in_the_tray(s):
