@@ -103,6 +103,14 @@ pub struct LoginRequest {
     pub asked_by: Option<String>,
 }
 
+/// For which host a sign-in or step-up runs, and why no browser can be opened where its
+/// user is (the fields of the same name of [`LoginRequest`]).
+#[derive(Debug, Clone, Default)]
+pub struct Asker {
+    pub host: Option<String>,
+    pub headless: Option<String>,
+}
+
 /// What logout did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogoutReport {

@@ -3,7 +3,7 @@
 //! between never leaves metadata pointing at tokens that were not stored. Nothing is stored
 //! unless every step succeeds.
 
-use super::{account_hint, step_up, validate_name, Broker, Error, LoginRequest};
+use super::{account_hint, step_up, validate_name, Asker, Broker, Error, LoginRequest};
 use crate::oauth::client::{Credentials, RegistrationKind};
 use crate::oauth::discovery::{self, Discovery};
 use crate::oauth::device::{self, DeviceError};
@@ -35,15 +35,23 @@ impl Broker {
     }
 
     /// Step-up: sign in again asking for `needed` on top of what was granted (step
-    /// `attempt` of a request), unless a concurrent step-up already got them.
-    pub async fn step_up(&self, name: &str, needed: &[String], attempt: u32, progress: &DynProgress) -> Result<ServerRecord, Error> {
+    /// `attempt` of a request), unless a concurrent step-up already got them. `asker` says
+    /// for which host and where its user is (see [`LoginRequest`]).
+    pub async fn step_up(&self, name: &str, needed: &[String], attempt: u32, asker: &Asker, progress: &DynProgress) -> Result<ServerRecord, Error> {
         let _flight = self.flights.lock(name).await;
         let record = self.server(name)?;
         if record.state == ServerState::SignedIn && needed.iter().all(|s| record.scopes.contains(s)) {
             return Ok(record);
         }
         let wanted = step_up::scopes(&record.scopes, needed, attempt).map_err(|e| Error::StepUp { name: name.to_owned(), reason: e })?;
-        let req = LoginRequest { url: record.url.clone(), name: Some(name.to_owned()), extra_scopes: wanted, ..Default::default() };
+        let req = LoginRequest {
+            url: record.url.clone(),
+            name: Some(name.to_owned()),
+            extra_scopes: wanted,
+            asked_by: asker.host.clone(),
+            headless: asker.headless.clone(),
+            ..Default::default()
+        };
         let discovery = discovery::discover(&self.http, &req.url).await?;
         self.login_as(name, &discovery, &req, progress).await
     }

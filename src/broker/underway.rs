@@ -51,6 +51,9 @@ pub enum Shown {
     Code(UserPrompt),
 }
 
+/// A sign-in or step-up a host's request needs, to run in the background.
+pub type HostWork = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'static>>;
+
 /// How a sign-in ended, for those who joined it (`Err`: the one-line reason).
 pub type Outcome = Option<Result<(), String>>;
 
@@ -217,13 +220,19 @@ impl Broker {
     /// what it shows (the sign-in goes on in the background, so the request can be answered
     /// with what the user is to do rather than hang).
     pub async fn sign_in_for_host(self: &Arc<Self>, name: &str, req: LoginRequest, progress: Arc<DynProgress>, wait: Duration) -> Result<Option<SignIn>, Error> {
+        let (me, server) = (self.clone(), name.to_owned());
+        let work = async move { me.ensure_signed_in(&server, &req, progress.as_ref()).await.map(drop) };
+        self.wait_for_host(name, Box::pin(work), wait).await
+    }
+
+    /// Run `work` (a sign-in or step-up of `name`) in the background, unless a sign-in of
+    /// `name` is already under way (then follow that one), and wait as
+    /// [`Self::sign_in_for_host`] does.
+    pub async fn wait_for_host(self: &Arc<Self>, name: &str, work: HostWork, wait: Duration) -> Result<Option<SignIn>, Error> {
         let mut changed = self.sign_ins_changed();
         let mut task = match self.join_sign_in(name) {
             Some(_) => None,
-            None => {
-                let (me, server) = (self.clone(), name.to_owned());
-                Some(tokio::spawn(async move { me.ensure_signed_in(&server, &req, progress.as_ref()).await.map(drop) }))
-            }
+            None => Some(tokio::spawn(work)),
         };
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {

@@ -30,7 +30,7 @@ use time::OffsetDateTime;
 
 use crate::audit::{Audit, Call};
 use crate::broker::api_keys::KeyedAuth;
-use crate::broker::{Broker, Error as BrokerError};
+use crate::broker::{Asker, Broker, Error as BrokerError};
 use crate::consent::{Consent, Refused};
 use crate::oauth::discovery::www_authenticate::bearer_challenge;
 use crate::broker::underway::{Shown, SignIn};
@@ -326,7 +326,7 @@ impl Proxy {
                 }
                 StatusCode::FORBIDDEN => match insufficient_scope(resp.headers()) {
                     Some(needed) => {
-                        self.broker.step_up(&req.server, &needed, step_ups, self.progress.as_ref()).await.map_err(refusal)?;
+                        self.step_up(req, needed, step_ups).await?;
                         step_ups += 1;
                         token = self.token(req).await?;
                     }
@@ -368,13 +368,26 @@ impl Proxy {
             Err(e) => return Err(refusal(e)),
         }
         let mut login = self.broker.sign_in_request(name).map_err(refusal)?;
+        let (headless, wait) = where_the_user_is();
         login.asked_by = Some(req.host.clone());
-        login.headless = browser::headless(|v| std::env::var(v).ok());
-        let wait = if login.headless.is_some() { Duration::ZERO } else { HOST_SIGN_IN_WAIT };
+        login.headless = headless;
         if let Some(signin) = self.broker.sign_in_for_host(name, login, self.progress.clone(), wait).await.map_err(refusal)? {
             return Err(sign_in_needed(&signin, req.shows_urls));
         }
         self.broker.access_token(name).await.map_err(refusal)
+    }
+
+    /// Step up to `needed` (step `attempt` of this request), waited for as a sign-in is
+    /// ([`Self::token`]).
+    async fn step_up(&self, req: &Inbound, needed: Vec<String>, attempt: u32) -> Result<(), Refusal> {
+        let (headless, wait) = where_the_user_is();
+        let asker = Asker { host: Some(req.host.clone()), headless };
+        let (broker, name, progress) = (self.broker.clone(), req.server.clone(), self.progress.clone());
+        let work = async move { broker.step_up(&name, &needed, attempt, &asker, progress.as_ref()).await.map(drop) };
+        match self.broker.wait_for_host(&req.server, Box::pin(work), wait).await.map_err(refusal)? {
+            Some(signin) => Err(sign_in_needed(&signin, req.shows_urls)),
+            None => Ok(()),
+        }
     }
 
     /// Whether `req`'s host can show an address: as this message declares, else as its
@@ -477,6 +490,14 @@ impl UrlCache {
 
 fn not_signed_in(name: &str, why: &str) -> Refusal {
     Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, format!("{name} needs a new sign-in ({why}): run `mcp-broker login {name}`"))
+}
+
+/// Why no browser can be opened here (the service's environment is its user's session),
+/// and so how long a host's request waits for a sign-in before it is answered.
+fn where_the_user_is() -> (Option<String>, Duration) {
+    let headless = browser::headless(|v| std::env::var(v).ok());
+    let wait = if headless.is_some() { Duration::ZERO } else { HOST_SIGN_IN_WAIT };
+    (headless, wait)
 }
 
 /// The answer to a request that waits for the user to sign in: for a host that shows

@@ -325,3 +325,23 @@ test('with a browser here that never finishes, a host\'s request waits 15 s, the
   const [signin] = (await signIns(ctx)).signins;
   assert.equal(signin?.how, 'browser', 'still waiting for the browser');
 });
+
+test('a step-up a host\'s call needs is answered like a sign-in: without a browser here the call gets -32042 with the address at once; once it is opened, the retried call runs with the union of scopes', async (t) => {
+  const ctx = await setup(t, {});
+  const capabilities = { elicitation: { url: {} } };
+  const first = await hostConnect(t, ctx, { host: 'cursor', capabilities, env: NO_BROWSER });
+  await fetch(await signInElsewhere(first.err.elicitations[0].url));
+  const name = (await signIns(ctx)).signins[0]?.server ?? (await signIns(ctx)).servers[0].name;
+  await signedIn(ctx, name);
+  const { client } = await hostConnect(t, ctx, { host: 'cursor', capabilities, env: NO_BROWSER });
+
+  const refused = await client.callTool({ name: 'delete_record', arguments: { id: '7' } }).then(() => null, (e) => e);
+  assert.equal(refused?.code, -32042, `the call needing records.delete is answered with the address: ${refused?.message}`);
+  const url = new URL(refused.elicitations[0].url);
+  assert.deepEqual(url.searchParams.get('scope').split(' ').sort(), ['offline_access', 'records.delete', 'tools.read'], 'the step-up asks for the union');
+  await fetch(await signInElsewhere(url.href));
+  await signedIn(ctx, name);
+  const res = await client.callTool({ name: 'delete_record', arguments: { id: '7' } });
+  assert.match(JSON.stringify(res.content), /deleted 7/);
+  assert.equal((await asStats(ctx.as)).code_grants, 2, 'the sign-in and the step-up');
+});
