@@ -91,7 +91,8 @@ pub async fn open_sign_in_of(control: &Control, server: &str) -> Result<(), Stri
     let status = control.status().await.map_err(ui)?;
     let url = status.signins.into_iter().find(|s| s.server == server).and_then(|s| s.url);
     let url = url.ok_or_else(|| format!("the sign-in to {server} has already ended"))?;
-    mcp_broker::oauth::login::browser::open(&url).map_err(|e| format!("{e}: {url}"))
+    // The address carries the sign-in's state: the error names the failure, not the address.
+    mcp_broker::oauth::login::browser::open(&url).map_err(|e| format!("{e} (`mcp-broker status` shows the address)"))
 }
 
 /// Add a server by URL (or sign in to a known one again) and sign in: the browser opens;

@@ -33,7 +33,8 @@ pub struct Model {
 impl Model {
     pub fn from_status(status: &Status, pending: usize) -> Self {
         let servers = status.servers.iter().map(|s| (s.name.clone(), s.state.as_str().to_owned())).collect();
-        let signins = status.signins.iter().filter_map(|s| Some((s.server.clone(), s.asked_by.clone()?))).collect();
+        // Only once there is an address to open (not while discovery still runs).
+        let signins = status.signins.iter().filter(|s| s.url.is_some()).filter_map(|s| Some((s.server.clone(), s.asked_by.clone()?))).collect();
         Self { servers, pending, service_error: None, problems: status.problems.clone(), signins }
     }
 
@@ -179,10 +180,11 @@ mod tests {
         s.signins = serde_json::from_value(json!([
             { "server": "linear", "asked_by": "cursor", "started_at": "2026-01-02T03:04:05Z", "how": "paste", "url": "https://as.example/a" },
             { "server": "notion", "started_at": "2026-01-02T03:04:05Z", "how": "starting" },
+            { "server": "asana", "asked_by": "zed", "started_at": "2026-01-02T03:04:05Z", "how": "starting" },
         ]))
         .unwrap();
         let m = Model::from_status(&s, 0);
-        assert_eq!(m.signins, vec![("linear".to_owned(), "cursor".to_owned())], "the user's own sign-in is on their terminal");
+        assert_eq!(m.signins, vec![("linear".to_owned(), "cursor".to_owned())], "the user's own sign-in is on their terminal; one still starting has nothing to open");
         assert!(Model { signins: m.signins.clone(), ..Model::default() }.needs_user());
     }
 

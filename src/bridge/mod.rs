@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::service::client::{ClientError, Control, Lease};
 use crate::mcp::{metadata, sse};
+use crate::mcp::headers::HEADLESS_HEADER;
 use crate::service::control::HOST_HEADER;
 
 /// How long the bridge waits for answers still in flight once stdin closes.
@@ -36,6 +37,8 @@ pub struct Bridge {
     control: Control,
     path: String,
     host: String,
+    /// Where the host's user is, as [`HEADLESS_HEADER`] tells the service.
+    headless: String,
     session: Mutex<Option<String>>,
     version: Mutex<Option<String>>,
     /// The session whose GET stream is open, if any.
@@ -63,6 +66,7 @@ pub async fn run(control: Control, server: &str, host: &str) -> anyhow::Result<(
         control,
         path: crate::service::client::mcp_path(server),
         host: host.to_owned(),
+        headless: crate::oauth::login::browser::headless(|v| std::env::var(v).ok()).unwrap_or_else(|| "no".to_owned()),
         session: Mutex::new(None),
         version: Mutex::new(None),
         listening: Mutex::new(None),
@@ -171,7 +175,7 @@ impl Bridge {
     /// Send to the service; if it went away, start it again and retry once.
     async fn send(&self, method: Method, headers: Vec<(&'static str, String)>, body: Bytes) -> Result<(hyper::Response<Incoming>, Lease), ClientError> {
         let build = || {
-            let mut req = Request::builder().method(method.clone()).uri(&self.path).header("host", "mcp-broker").header(HOST_HEADER, &self.host);
+            let mut req = Request::builder().method(method.clone()).uri(&self.path).header("host", "mcp-broker").header(HOST_HEADER, &self.host).header(HEADLESS_HEADER, &self.headless);
             for (k, v) in &headers {
                 req = req.header(*k, v);
             }

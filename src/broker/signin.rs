@@ -115,9 +115,10 @@ impl Broker {
                     (credentials, outcome)
                 }
             };
-            match outcome {
-                Err(e) if register_again(attempt, &e, &credentials) => self.forget_client(&credentials.client.key())?,
-                other => return Ok((credentials, other?)),
+            match outcome.as_ref().map_err(|e| register_again(attempt, e, &credentials)) {
+                Err(Again::Replace) => self.forget_client(&credentials.client.key())?,
+                Err(Again::Add) => {} // the old client stays: other servers' grants use it
+                _ => return Ok((credentials, outcome?)),
             }
             attempt += 1;
         }
@@ -197,12 +198,28 @@ fn choose(req: &LoginRequest, discovery: &Discovery) -> (Method, Option<String>)
     }
 }
 
-/// Whether a failed sign-in is worth one more try with a new registration: the AS does not
-/// know the dynamic client this home registered there (it was reset, or expired it), or
-/// does not let it use the grant asked for (registered before the broker asked for it).
-fn register_again(attempt: u32, error: &LoginError, credentials: &Credentials) -> bool {
-    let unknown = matches!(error, LoginError::Token(TokenError::InvalidClient(_)) | LoginError::Device(DeviceError::Client(_)));
-    attempt == 0 && unknown && credentials.client.kind == RegistrationKind::Dynamic
+/// Whether a failed sign-in is worth one more try with a new registration, and what
+/// becomes of the old client.
+#[derive(Debug, PartialEq, Eq)]
+enum Again {
+    No,
+    /// The AS does not know the dynamic client this home registered there (it was reset, or
+    /// expired it): forget it, register anew.
+    Replace,
+    /// The AS knows it but does not let it use this grant (registered before the broker
+    /// asked for the device grant): register one more client, keep the old.
+    Add,
+}
+
+fn register_again(attempt: u32, error: &LoginError, credentials: &Credentials) -> Again {
+    if attempt > 0 || credentials.client.kind != RegistrationKind::Dynamic {
+        return Again::No;
+    }
+    match error {
+        LoginError::Token(TokenError::InvalidClient(_)) | LoginError::Device(DeviceError::UnknownClient(_)) => Again::Replace,
+        LoginError::Device(DeviceError::NotAllowed(_)) => Again::Add,
+        _ => Again::No,
+    }
 }
 
 #[cfg(test)]
@@ -217,13 +234,13 @@ mod tests {
     #[test]
     fn invalid_client_registers_a_dynamic_client_again_once() {
         let e = LoginError::Token(TokenError::InvalidClient("gone".into()));
-        assert!(register_again(0, &e, &creds(RegistrationKind::Dynamic)));
-        assert!(!register_again(1, &e, &creds(RegistrationKind::Dynamic)));
-        assert!(!register_again(0, &e, &creds(RegistrationKind::PreRegistered)), "a pre-registered client is the user's: never replaced");
-        assert!(!register_again(0, &LoginError::Token(TokenError::InvalidGrant("x".into())), &creds(RegistrationKind::Dynamic)));
-        let no_device_grant = LoginError::Device(DeviceError::Client("unauthorized_client".into()));
-        assert!(register_again(0, &no_device_grant, &creds(RegistrationKind::Dynamic)), "a client registered before the device grant was asked for");
-        assert!(!register_again(0, &LoginError::Device(DeviceError::Denied), &creds(RegistrationKind::Dynamic)));
+        assert_eq!(register_again(0, &e, &creds(RegistrationKind::Dynamic)), Again::Replace);
+        assert_eq!(register_again(1, &e, &creds(RegistrationKind::Dynamic)), Again::No);
+        assert_eq!(register_again(0, &e, &creds(RegistrationKind::PreRegistered)), Again::No, "a pre-registered client is the user's: never replaced");
+        assert_eq!(register_again(0, &LoginError::Token(TokenError::InvalidGrant("x".into())), &creds(RegistrationKind::Dynamic)), Again::No);
+        let no_device_grant = LoginError::Device(DeviceError::NotAllowed("unauthorized_client".into()));
+        assert_eq!(register_again(0, &no_device_grant, &creds(RegistrationKind::Dynamic)), Again::Add, "a client registered before the device grant was asked for stays for the grants it holds");
+        assert_eq!(register_again(0, &LoginError::Device(DeviceError::Denied), &creds(RegistrationKind::Dynamic)), Again::No);
     }
 
     fn discovery(device: bool) -> Discovery {

@@ -80,6 +80,9 @@ impl Entry {
 
 pub(crate) struct Underway {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Servers whose sign-in a host's request started and that are not listed yet (still
+    /// waiting for the server's flight, or discovering). Locked after `entries`.
+    starting: Mutex<std::collections::HashSet<String>>,
     next: std::sync::atomic::AtomicU64,
     /// Bumped whenever a sign-in starts, shows something or ends.
     changed: watch::Sender<u64>,
@@ -87,7 +90,7 @@ pub(crate) struct Underway {
 
 impl Default for Underway {
     fn default() -> Self {
-        Self { entries: Mutex::default(), next: Default::default(), changed: watch::channel(0).0 }
+        Self { entries: Mutex::default(), starting: Mutex::default(), next: Default::default(), changed: watch::channel(0).0 }
     }
 }
 
@@ -159,6 +162,11 @@ impl Progress for Recorder<'_> {
         self.inner.open_url(url);
     }
     fn browser_failed(&self, error: &BrowserError) {
+        // Nobody sees a browser that did not open: the address is to be opened by hand.
+        let shown = self.state.borrow().shown.clone();
+        if let Shown::Address { url, .. } = shown {
+            self.show(Shown::Address { method: Method::Paste, url });
+        }
         self.inner.browser_failed(error);
     }
     fn paste_url(&self, url: &Url) {
@@ -226,26 +234,16 @@ impl Broker {
     }
 
     /// Run `work` (a sign-in or step-up of `name`) in the background, unless a sign-in of
-    /// `name` is already under way (then follow that one), and wait as
-    /// [`Self::sign_in_for_host`] does.
+    /// `name` is already under way or about to be (then follow that one), and wait as
+    /// [`Self::sign_in_for_host`] does. Finding and starting are one step, so hosts asking
+    /// at once start one sign-in.
     pub async fn wait_for_host(self: &Arc<Self>, name: &str, work: HostWork, wait: Duration) -> Result<Option<SignIn>, Error> {
         let mut changed = self.sign_ins_changed();
-        let mut task = match self.join_sign_in(name) {
-            Some(_) => None,
-            None => Some(tokio::spawn(work)),
-        };
+        let mut task = self.start_for_host(name, work);
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
-            match self.join_sign_in(name).map(|j| j.info) {
-                Some(SignIn { shown: Shown::Nothing, .. }) => {}
-                Some(info) => match deadline {
-                    Some(d) if tokio::time::Instant::now() >= d => return Ok(Some(info)),
-                    Some(_) => {}
-                    None if wait.is_zero() => return Ok(Some(info)),
-                    None => deadline = Some(tokio::time::Instant::now() + wait),
-                },
-                None if task.is_none() => return Ok(None), // the one joined has ended
-                None => {}
+            if let Some(answer) = self.host_answer(name, task.is_some(), wait, &mut deadline) {
+                return Ok(answer);
             }
             let ended = async {
                 match task.as_mut() {
@@ -263,6 +261,52 @@ impl Broker {
                 outcome = ended => return outcome.map(|()| None),
                 _ = changed.changed() => {}
                 () = until => {}
+            }
+        }
+    }
+
+    /// Spawn `work` unless a sign-in of `name` is listed or a host's is starting.
+    fn start_for_host(self: &Arc<Self>, name: &str, work: HostWork) -> Option<tokio::task::JoinHandle<Result<(), Error>>> {
+        {
+            let entries = self.underway.lock();
+            let mut starting = self.underway.starting.lock().unwrap_or_else(|p| p.into_inner());
+            if entries.contains_key(name) || !starting.insert(name.to_owned()) {
+                return None;
+            }
+        }
+        let (me, server) = (self.clone(), name.to_owned());
+        Some(tokio::spawn(async move {
+            let outcome = work.await;
+            if let Err(e) = &outcome {
+                tracing::warn!("the sign-in to {server} a host asked for failed: {e}");
+            }
+            me.underway.starting.lock().unwrap_or_else(|p| p.into_inner()).remove(&server);
+            me.underway.bump();
+            outcome
+        }))
+    }
+
+    /// What a waiting host request is answered with now, if anything: the sign-in's address
+    /// or code once it shows one (at once, unless the browser here is working on it: then
+    /// after `wait`), or `Some(None)` when the sign-in it followed has ended.
+    fn host_answer(&self, name: &str, own_task: bool, wait: Duration, deadline: &mut Option<tokio::time::Instant>) -> Option<Option<SignIn>> {
+        let now = tokio::time::Instant::now();
+        match self.join_sign_in(name).map(|j| j.info) {
+            Some(SignIn { shown: Shown::Nothing, .. }) => None,
+            Some(info) if !matches!(info.shown, Shown::Address { method: Method::Browser, .. }) => Some(Some(info)),
+            Some(info) => match *deadline {
+                Some(d) if now >= d => Some(Some(info)),
+                Some(_) => None,
+                None if wait.is_zero() => Some(Some(info)),
+                None => {
+                    *deadline = Some(now + wait);
+                    None
+                }
+            },
+            None if own_task => None,
+            None => {
+                let starting = self.underway.starting.lock().unwrap_or_else(|p| p.into_inner()).contains(name);
+                (!starting).then_some(None) // the one followed has ended
             }
         }
     }

@@ -44,8 +44,13 @@ fn paste_text(url: &Url) -> String {
 }
 
 /// Read pasted addresses from stdin (a thread of its own: a blocking read must not keep
-/// the runtime from ending) and hand each to the service until one is taken.
+/// the runtime from ending) and hand each to the service, for as long as the sign-in runs.
 fn take_pastes(control: Control) {
+    // Once per run: a sign-in tried again (a new registration) shows its address again.
+    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if STARTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
         for line in std::io::stdin().lines() {
@@ -57,9 +62,9 @@ fn take_pastes(control: Control) {
     });
     tokio::spawn(async move {
         while let Some(line) = rx.recv().await {
-            match control.paste(line.trim()).await {
-                Ok(_) => break,
-                Err(e) => eprintln!("{e}"),
+            // Taken or not, go on reading: a sign-in tried again asks for a new address.
+            if let Err(e) = control.paste(line.trim()).await {
+                eprintln!("{e}");
             }
         }
     });

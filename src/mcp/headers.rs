@@ -8,6 +8,12 @@
 
 use http::header::{HeaderMap, HeaderName, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 
+/// The header by which a bridge says where its host's user is: why no browser can be opened
+/// there (`SSH session`, `no display`), or `no` when one can. The service was perhaps
+/// started elsewhere (from an SSH session that has since ended, say), so its own
+/// environment does not tell.
+pub const HEADLESS_HEADER: &str = "x-mcp-broker-headless";
+
 /// Headers a host's request may pass upstream.
 pub fn to_upstream(from_host: &HeaderMap) -> HeaderMap {
     filter(from_host, |name| matches!(name, "content-type" | "accept" | "last-event-id") || is_mcp(name))

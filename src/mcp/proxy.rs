@@ -109,11 +109,14 @@ struct Refusal {
     message: String,
     /// The JSON-RPC error's `data`, when it has one.
     data: Option<serde_json::Value>,
+    /// What the log and the audit say instead of `message`, when that holds what only the
+    /// host may see (a sign-in address with its `state`, a user code).
+    logged: Option<String>,
 }
 
 impl Refusal {
     fn new(status: StatusCode, code: i64, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), data: None }
+        Self { status, code, message: message.into(), data: None, logged: None }
     }
 }
 
@@ -368,7 +371,7 @@ impl Proxy {
             Err(e) => return Err(refusal(e)),
         }
         let mut login = self.broker.sign_in_request(name).map_err(refusal)?;
-        let (headless, wait) = where_the_user_is();
+        let (headless, wait) = where_the_user_is(req);
         login.asked_by = Some(req.host.clone());
         login.headless = headless;
         if let Some(signin) = self.broker.sign_in_for_host(name, login, self.progress.clone(), wait).await.map_err(refusal)? {
@@ -380,7 +383,7 @@ impl Proxy {
     /// Step up to `needed` (step `attempt` of this request), waited for as a sign-in is
     /// ([`Self::token`]).
     async fn step_up(&self, req: &Inbound, needed: Vec<String>, attempt: u32) -> Result<(), Refusal> {
-        let (headless, wait) = where_the_user_is();
+        let (headless, wait) = where_the_user_is(req);
         let asker = Asker { host: Some(req.host.clone()), headless };
         let (broker, name, progress) = (self.broker.clone(), req.server.clone(), self.progress.clone());
         let work = async move { broker.step_up(&name, &needed, attempt, &asker, progress.as_ref()).await.map(drop) };
@@ -420,8 +423,9 @@ impl Proxy {
     }
 
     fn refuse(&self, req: &Inbound, info: &MessageInfo, r: Refusal, started: Instant) -> Response {
-        tracing::info!(server = %req.server, host = %req.host, "refused: {}", r.message);
-        self.record(req, info, 0, Some(r.message.clone()), started);
+        let logged = r.logged.as_ref().unwrap_or(&r.message);
+        tracing::info!(server = %req.server, host = %req.host, "refused: {logged}");
+        self.record(req, info, 0, Some(logged.clone()), started);
         // A request gets a JSON-RPC error it can show; a notification gets the HTTP status.
         let status = if info.id.is_some() { StatusCode::OK } else { r.status };
         let body = match r.data {
@@ -492,10 +496,16 @@ fn not_signed_in(name: &str, why: &str) -> Refusal {
     Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, format!("{name} needs a new sign-in ({why}): run `mcp-broker login {name}`"))
 }
 
-/// Why no browser can be opened here (the service's environment is its user's session),
-/// and so how long a host's request waits for a sign-in before it is answered.
-fn where_the_user_is() -> (Option<String>, Duration) {
-    let headless = browser::headless(|v| std::env::var(v).ok());
+/// Why no browser can be opened where the host's user is (as its bridge says, else as the
+/// service's own environment has it), and so how long a host's request waits for a sign-in
+/// before it is answered.
+fn where_the_user_is(req: &Inbound) -> (Option<String>, Duration) {
+    let said = req.headers.get(headers::HEADLESS_HEADER).and_then(|v| v.to_str().ok());
+    let headless = match said {
+        Some("no") => None,
+        Some(why) => Some(why.chars().filter(|c| !c.is_control()).take(40).collect()),
+        None => browser::headless(|v| std::env::var(v).ok()),
+    };
     let wait = if headless.is_some() { Duration::ZERO } else { HOST_SIGN_IN_WAIT };
     (headless, wait)
 }
@@ -516,15 +526,19 @@ fn sign_in_needed(signin: &SignIn, host_shows_urls: bool) -> Refusal {
         Shown::Nothing => (String::new(), "run `mcp-broker login` to see how".to_owned()),
     };
     let follow = format!("`mcp-broker login {name}` follows it in a terminal");
+    let logged = Some(format!("{name} needs a sign-in; the host was told how (`mcp-broker status` shows it)"));
     if host_shows_urls && !url.is_empty() {
         let message = format!("Sign in to {name} to continue: {todo}");
         let id = format!("mcp-broker-sign-in-{name}-{}", signin.started_at.unix_timestamp_nanos());
         let data = serde_json::json!({ "elicitations": [{ "mode": "url", "elicitationId": id, "url": url, "message": message }] });
         let mut r = Refusal::new(StatusCode::UNAUTHORIZED, code::URL_ELICITATION_REQUIRED, format!("{name} needs you to sign in: {todo} ({follow}), then try again"));
         r.data = Some(data);
+        r.logged = logged;
         return r;
     }
-    Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, format!("{name} needs you to sign in: {todo} ({follow}), then try again"))
+    let mut r = Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, format!("{name} needs you to sign in: {todo} ({follow}), then try again"));
+    r.logged = logged;
+    r
 }
 
 fn refusal(e: BrokerError) -> Refusal {

@@ -28,6 +28,9 @@ use crate::oauth::discovery::Discovery;
 use crate::oauth::tokens::Issued;
 use crate::secret::Secret;
 
+/// The shortest pause between two polls, whatever `interval` the AS gives.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What the user needs to finish the sign-in elsewhere. The codes are secrets: they are
 /// shown to the user and never logged.
 #[derive(Debug, Clone)]
@@ -45,16 +48,20 @@ pub struct UserPrompt {
 pub enum DeviceError {
     #[error("{issuer} does not offer sign-in with a code (its metadata has no device_authorization_endpoint); use --no-browser to sign in by pasting the address the browser ends on")]
     Unsupported { issuer: String },
-    /// The AS does not know this client or does not let it use the grant
-    /// (`invalid_client`, `unauthorized_client`).
-    #[error("the authorization server does not let this client sign in with a code ({0})")]
-    Client(String),
+    /// The AS does not know this client (`invalid_client`).
+    #[error("the authorization server does not know this client ({0})")]
+    UnknownClient(String),
+    /// The client is known but may not use this grant (`unauthorized_client`).
+    #[error("the authorization server does not let this client sign in with a code ({0}); use --no-browser instead")]
+    NotAllowed(String),
     #[error("the authorization server refused to start a sign-in with a code: {0}")]
     Start(String),
     #[error("the sign-in was declined at the authorization server; nothing was stored")]
     Denied,
     #[error("the code expired before the sign-in was completed; run the command again for a new code")]
     Expired,
+    #[error("the sign-in was not completed within {0} s; run the command again to retry")]
+    TimedOut(u64),
     #[error("the authorization server answered with an unusable verification address: {0}")]
     BadVerificationUri(String),
     #[error(transparent)]
@@ -86,16 +93,22 @@ pub async fn sign_in(
         .await
         .map_err(start_error)?;
     progress.show_code(&prompt(&details)?);
+    let limited = timeout < details.expires_in();
     let timeout = timeout.min(details.expires_in());
     let deadline = Instant::now() + timeout;
-    // Never sleep past the deadline, whatever interval the AS asks for.
-    let sleep = move |interval: Duration| tokio::time::sleep(interval.min(deadline.saturating_duration_since(Instant::now())));
+    // At least a second between polls (an `interval` of 0 would be a busy loop), and never
+    // a sleep past the deadline.
+    let sleep = move |interval: Duration| tokio::time::sleep(interval.max(MIN_INTERVAL).min(deadline.saturating_duration_since(Instant::now())));
     let response = client
         .exchange_device_access_token(&details)
         .add_extra_param("resource", resource)
         .request_async(http, sleep, Some(timeout))
         .await
-        .map_err(poll_error)?;
+        .map_err(|e| match poll_error(e) {
+            // The crate reports its own deadline as the code's expiry: say which it was.
+            DeviceError::Expired if limited && Instant::now() >= deadline => DeviceError::TimedOut(timeout.as_secs()),
+            other => other,
+        })?;
     Ok(Issued::from_response(&response, None, OffsetDateTime::now_utc()).map_err(TokenError::from)?)
 }
 
@@ -105,7 +118,8 @@ fn prompt(details: &StandardDeviceAuthorizationResponse) -> Result<UserPrompt, D
     let web = |s: &str| Url::parse(s).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
     let uri = details.verification_uri().as_str();
     let verification_uri = web(uri).ok_or_else(|| DeviceError::BadVerificationUri(printable(uri)))?;
-    let complete = details.verification_uri_complete().map(|c| c.secret().as_str()).filter(|c| web(c).is_some());
+    // Kept as parsed (percent-encoded), never as sent: it is printed and drawn.
+    let complete = details.verification_uri_complete().and_then(|c| web(c.secret()));
     let code = details.user_code().secret();
     if code.is_empty() || code.len() > 64 || code.chars().any(char::is_control) {
         return Err(DeviceError::Start("the user code is empty, too long or not printable".into()));
@@ -113,7 +127,7 @@ fn prompt(details: &StandardDeviceAuthorizationResponse) -> Result<UserPrompt, D
     Ok(UserPrompt {
         user_code: Secret::new(code.clone()),
         verification_uri,
-        verification_uri_complete: complete.map(|c| Secret::new(c.to_owned())),
+        verification_uri_complete: complete.map(|c| Secret::new(c.to_string())),
         expires_in: details.expires_in(),
     })
 }
@@ -126,7 +140,8 @@ fn start_error(e: StartError) -> DeviceError {
         RequestTokenError::ServerResponse(r) => {
             let text = described(r.error().as_ref(), r.error_description());
             match r.error() {
-                BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => DeviceError::Client(text),
+                BasicErrorResponseType::InvalidClient => DeviceError::UnknownClient(text),
+                BasicErrorResponseType::UnauthorizedClient => DeviceError::NotAllowed(text),
                 _ => DeviceError::Start(text),
             }
         }
@@ -144,8 +159,9 @@ fn poll_error(e: PollError) -> DeviceError {
             DeviceCodeErrorResponseType::Basic(BasicErrorResponseType::InvalidGrant) => {
                 DeviceError::Token(TokenError::InvalidGrant(described("invalid_grant", r.error_description())))
             }
-            DeviceCodeErrorResponseType::Basic(BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient) => {
-                DeviceError::Client(described(r.error().as_ref(), r.error_description()))
+            DeviceCodeErrorResponseType::Basic(BasicErrorResponseType::InvalidClient) => DeviceError::UnknownClient(described("invalid_client", r.error_description())),
+            DeviceCodeErrorResponseType::Basic(BasicErrorResponseType::UnauthorizedClient) => {
+                DeviceError::NotAllowed(described("unauthorized_client", r.error_description()))
             }
             other => DeviceError::Token(TokenError::Refused(described(other.as_ref(), r.error_description()))),
         },
@@ -192,6 +208,12 @@ mod tests {
             "device_code": "d", "user_code": "A", "verification_uri": "javascript:alert(1)", "expires_in": 600
         }));
         assert!(matches!(prompt(&hostile), Err(DeviceError::BadVerificationUri(_))));
+        let escaped = details(serde_json::json!({
+            "device_code": "d", "user_code": "A", "verification_uri": "https://as.example/device",
+            "verification_uri_complete": "https://as.example/device?c=A\u{1b}[2J", "expires_in": 600
+        }));
+        let complete = prompt(&escaped).unwrap().verification_uri_complete.unwrap();
+        assert!(!complete.expose().contains('\u{1b}'), "the address is kept as parsed: {}", complete.expose());
         let complete_not_web = details(serde_json::json!({
             "device_code": "d", "user_code": "A", "verification_uri": "https://as.example/device",
             "verification_uri_complete": "file:///etc/passwd", "expires_in": 600
@@ -210,7 +232,7 @@ mod tests {
         assert!(matches!(poll_error(r(DeviceCodeErrorResponseType::ExpiredToken)), DeviceError::Expired));
         assert!(matches!(
             poll_error(r(DeviceCodeErrorResponseType::Basic(BasicErrorResponseType::UnauthorizedClient))),
-            DeviceError::Client(_)
+            DeviceError::NotAllowed(_)
         ));
         assert!(matches!(
             poll_error(r(DeviceCodeErrorResponseType::Basic(BasicErrorResponseType::InvalidGrant))),

@@ -30,6 +30,7 @@ use crate::oauth::registration::ClientChoice;
 /// The header naming the host behind a bridge.
 pub const HOST_HEADER: &str = "x-mcp-broker-host";
 
+
 /// Every route as (method, path, handler), in the order of [`api::ROUTES`] (a test holds
 /// the two equal).
 fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<Service>>)> {
@@ -168,7 +169,10 @@ impl Progress for Events {
 
 async fn login(State(s): S, Json(body): Json<api::Login>) -> Response {
     let (tx, rx) = mpsc::unbounded_channel();
-    let joined = body.name.as_deref().and_then(|name| s.broker.join_sign_in(name));
+    // A plain `login NAME` follows a sign-in in progress; one with options of its own waits
+    // for it, then signs in as asked.
+    let plain = body.scopes.is_empty() && body.client_id.is_none() && body.client_metadata_url.is_none() && body.method.is_none();
+    let joined = body.name.as_deref().filter(|_| plain).and_then(|name| s.broker.join_sign_in(name));
     tokio::spawn(async move {
         let events = Events(tx.clone());
         let signed_in = match joined {

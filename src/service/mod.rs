@@ -88,7 +88,10 @@ impl Progress for LogProgress {
         tracing::debug!("sign-in address: {url}");
     }
     fn browser_failed(&self, error: &BrowserError) {
-        tracing::warn!("{error}");
+        match error {
+            BrowserError::Launch(why) => tracing::warn!("could not start the browser ({why}); `mcp-broker status` shows the address to open"),
+            other => tracing::warn!("{other}"),
+        }
     }
     fn paste_url(&self, _url: &Url) {
         // Not a host's sign-in: those open the browser. The URL carries `state`: not logged.

@@ -167,6 +167,9 @@ test('a pasted address with a wrong state is refused and uses nothing up; one wi
   const { run, url } = await loginShowingAddress(ctx, ['--name', 'mixup', '--no-browser']);
   const ended = new URL(await signInElsewhere(url));
 
+  run.write(`${url}\n`); // the sign-in address itself, which carries the same state
+  await run.until(/that is not the address the browser ended on after signing in/);
+
   const forged = new URL(ended);
   forged.searchParams.set('state', 'not-the-state');
   run.write(`${forged}\n`);
@@ -248,6 +251,9 @@ async function signedIn(ctx, name, timeoutMs = 20_000) {
 
 test('a host that shows addresses (URL elicitation) on a machine without a browser: its request is answered at once with -32042 and the sign-in address; opening it signs in, and the host\'s retry works', async (t) => {
   const ctx = await setup(t, {});
+  // The service runs where a browser can open (started from a desktop session, say); the
+  // host's bridge says its user has none, and that is what counts.
+  assert.equal((await runBroker(['status'], { home: ctx.home, browserLog: ctx.browserLog })).code, 0);
   const capabilities = { elicitation: { url: {} } };
   const first = await hostConnect(t, ctx, { host: 'cursor', capabilities, env: NO_BROWSER });
   assert.ok(first.err, 'initialize waits for a sign-in, so it is answered with what to do');

@@ -24,6 +24,8 @@ pub struct AuthServerMetadata {
     /// RFC 8628 §4: where a device (or a terminal without a browser) asks for a user code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_authorization_endpoint: Option<Url>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_types_supported: Option<Vec<String>>,
     #[serde(default)]
     pub scopes_supported: Option<Vec<String>>,
     #[serde(default)]
@@ -115,9 +117,11 @@ impl AuthServerMetadata {
         Ok(())
     }
 
-    /// Whether the AS offers the device authorization grant (RFC 8628).
+    /// Whether the AS offers the device authorization grant (RFC 8628): it has the endpoint,
+    /// and its `grant_types_supported`, when it lists any, include the grant.
     pub fn offers_device_grant(&self) -> bool {
-        self.device_authorization_endpoint.is_some()
+        let listed = |g: &Vec<String>| g.iter().any(|x| x == "urn:ietf:params:oauth:grant-type:device_code");
+        self.device_authorization_endpoint.is_some() && self.grant_types_supported.as_ref().is_none_or(listed)
     }
 
     /// Whether the AS lists `offline_access`, so asking for it may earn a refresh token.

@@ -1,4 +1,5 @@
-//! Opening the authorization URL in the user's browser, safely.
+//! Opening the authorization URL in the user's browser, safely, and knowing when there is
+//! no browser to open ([`headless`]: an SSH session, no display).
 //!
 //! Only `http(s)` URLs are opened, and never through a shell: `$BROWSER` (first entry of
 //! its `:`-separated list) is executed directly with the URL as its one argument; without

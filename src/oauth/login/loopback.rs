@@ -85,7 +85,7 @@ impl Loopback {
     /// Where the address the user pastes goes ([`Inbox::deliver`]), as an alternative to
     /// the browser's redirect: whichever arrives first is the one authorization response.
     pub fn inbox(&self) -> Inbox {
-        Inbox { slot: self.slot.clone() }
+        Inbox { slot: self.slot.clone(), port: self.port }
     }
 
     pub fn redirect_uri(&self) -> String {
@@ -166,6 +166,7 @@ fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Option<(Expected, oneshot::Sen
 #[derive(Clone)]
 pub struct Inbox {
     slot: Slot,
+    port: u16,
 }
 
 /// Why a pasted address was not taken.
@@ -173,6 +174,10 @@ pub struct Inbox {
 pub enum PasteError {
     #[error("that is not a web address")]
     NotAnAddress,
+    /// Not the redirect back to this sign-in's loopback address (the sign-in address itself,
+    /// say, which carries the same `state`). Nothing is used up.
+    #[error("that is not the address the browser ended on after signing in (http://127.0.0.1:{0}/callback?…)")]
+    NotTheCallback(u16),
     /// Its `state` is not this sign-in's: from another sign-in, or altered. Nothing is used
     /// up; the right address may still come.
     #[error("that address is not from this sign-in (its state parameter does not match)")]
@@ -191,6 +196,10 @@ impl Inbox {
     /// wait for how the sign-in ended (`Err` text: the code was refused, or not redeemed).
     pub async fn deliver(&self, pasted: &str) -> Result<Result<(), String>, PasteError> {
         let url = url::Url::parse(pasted.trim()).map_err(|_| PasteError::NotAnAddress)?;
+        let ours = url.scheme() == "http" && url.host_str() == Some("127.0.0.1") && url.port() == Some(self.port) && url.path() == "/callback";
+        if !ours {
+            return Err(PasteError::NotTheCallback(self.port));
+        }
         let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
         let taken = {
             let mut slot = lock(&self.slot);
@@ -220,4 +229,37 @@ fn page(status: StatusCode, title: &str, text: &str) -> (StatusCode, Html<String
         x = esc(text)
     );
     (status, Html(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pasted_address_is_taken_once_only_when_it_is_this_sign_ins_callback() {
+        let loopback = Loopback::bind().await.unwrap();
+        let inbox = loopback.inbox();
+        let callback = loopback.redirect_uri();
+        let expected = Expected { state: "s1".into(), issuer: "https://as.example".into(), iss_required: true };
+        let waiting = tokio::spawn(loopback.wait(expected, Duration::from_secs(10)));
+        while !inbox.expects("s1") {
+            tokio::task::yield_now().await;
+        }
+        let authorize = "https://as.example/authorize?state=s1&client_id=c";
+        assert!(matches!(inbox.deliver(authorize).await, Err(PasteError::NotTheCallback(_))), "the sign-in address itself is not the answer");
+        let forged = format!("{callback}?code=c&state=other&iss=https%3A%2F%2Fas.example");
+        assert_eq!(inbox.deliver(&forged).await.unwrap_err(), PasteError::NotThisSignIn);
+        assert!(inbox.expects("s1"), "nothing was used up");
+
+        let right = format!("{callback}?code=the-code&state=s1&iss=https%3A%2F%2Fas.example");
+        let delivered = tokio::spawn({
+            let inbox = inbox.clone();
+            async move { inbox.deliver(&right).await }
+        });
+        let received = waiting.await.unwrap().unwrap();
+        assert_eq!(received.code.secret(), "the-code");
+        received.finish(Ok(())).await;
+        assert_eq!(delivered.await.unwrap(), Ok(Ok(())));
+        assert_eq!(inbox.deliver(&format!("{callback}?code=x&state=s1")).await.unwrap_err(), PasteError::Finished, "once");
+    }
 }
