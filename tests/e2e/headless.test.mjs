@@ -5,6 +5,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import {
   startAs, startMcpServer, makeHome, makeBrowserLog, browserOpens, runBroker, spawnBroker, describeRun,
   cleanupBrokerFor, asStats, keychainLookup, keychainGate, clearKeychain, jwtPayload, controlRequest, brokerEnv, BROKER_BIN,
@@ -264,6 +266,14 @@ test('a host that shows addresses (URL elicitation) on a machine without a brows
   assert.match(elicitation.message, /^Sign in to 127\.0\.0\.1-\d+ to continue: open http/);
   assert.ok(elicitation.elicitationId, 'an elicitation id');
   assert.equal(await browserOpens(ctx.browserLog), 0, 'no browser was opened here');
+
+  // The address (its state) goes to the host and to `status`, not to the log or the audit.
+  const state = new URL(elicitation.url).searchParams.get('state');
+  const log = await fs.readFile(path.join(ctx.home, 'run', 'service.log'), 'utf8');
+  assert.ok(!log.includes(state), 'the service log (at info) has no sign-in state');
+  const audit = await controlRequest(ctx.home, 'GET', '/v1/audit?limit=10');
+  assert.ok(!audit.body.includes(state), `the audit has no sign-in state: ${audit.body}`);
+  assert.match(audit.body, /needs a sign-in; the host was told how/);
 
   const st = await signIns(ctx);
   assert.equal(st.signins.length, 1, JSON.stringify(st));
