@@ -99,7 +99,7 @@ function duration(ms) {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-const STATE_TEXT = { signed_in: "Signed in", needs_login: "Needs sign-in", signed_out: "Signed out" };
+const STATE_TEXT = { signed_in: "Signed in", needs_login: "Needs sign-in", signed_out: "Signed out", api_key: "API key", open: "No sign-in" };
 const DECISION_TEXT = { always: "Always allowed", once: "Allowed once", deny: "Denied" };
 
 function badge(cls, text) {
@@ -224,8 +224,9 @@ function renderServers() {
 
 function serverCard(s) {
   const signedIn = s.state === "signed_in";
-  const signBtn = signedIn
-    ? h("button", { type: "button", onclick: (e) => busy(e.currentTarget, () => signOut(s.name)) }, "Sign out")
+  const noSignIn = s.state === "api_key" || s.state === "open"; // nothing to sign in to: forget it instead
+  const signBtn = signedIn || noSignIn
+    ? h("button", { type: "button", onclick: (e) => busy(e.currentTarget, () => signOut(s.name)) }, signedIn ? "Sign out" : "Forget")
     : h("button", { type: "button", class: "primary", onclick: (e) => busy(e.currentTarget, () => signIn(s.url, s.name)) }, "Sign in");
   const removeBtn = h("button", { type: "button", class: "danger", onclick: (e) => busy(e.currentTarget, () => removeServer(s.name)) }, "Remove");
   const issuer = s.issuer || "—";

@@ -55,6 +55,7 @@ pub fn state_text(state: &str) -> &'static str {
         "needs_login" => "needs sign-in",
         "signed_out" => "signed out",
         "api_key" => "API key",
+        "open" => "no sign-in",
         _ => "unknown",
     }
 }
@@ -98,7 +99,12 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &Model) -> tauri::Resul
         menu = menu.item(&item);
     }
     for (name, state) in &model.servers {
-        let (id, action) = if state == "signed_in" { (format!("signout:{name}"), "Sign out") } else { (format!("signin:{name}"), "Sign in…") };
+        let (id, action) = match state.as_str() {
+            "signed_in" => (format!("signout:{name}"), "Sign out"),
+            // Nothing to sign in to: the action forgets the server (and its key).
+            "api_key" | "open" => (format!("signout:{name}"), "Forget"),
+            _ => (format!("signin:{name}"), "Sign in…"),
+        };
         let sub = SubmenuBuilder::new(app, format!("{name} — {}", state_text(state)))
             .text(id, action)
             .text(format!("server:{name}"), "Show details")

@@ -37,8 +37,9 @@ pub struct Bridge {
     control: Control,
     path: String,
     host: String,
-    /// Where the host's user is, as [`HEADLESS_HEADER`] tells the service.
-    headless: String,
+    /// Where the host's user is, as [`HEADLESS_HEADER`] tells the service, when the
+    /// bridge's environment can tell.
+    headless: Option<String>,
     session: Mutex<Option<String>>,
     version: Mutex<Option<String>>,
     /// The session whose GET stream is open, if any.
@@ -66,7 +67,7 @@ pub async fn run(control: Control, server: &str, host: &str) -> anyhow::Result<(
         control,
         path: crate::service::client::mcp_path(server),
         host: host.to_owned(),
-        headless: crate::oauth::login::browser::headless(|v| std::env::var(v).ok()).unwrap_or_else(|| "no".to_owned()),
+        headless: crate::oauth::login::browser::headless_if_known(|v| std::env::var(v).ok()).map(|why| why.unwrap_or_else(|| "no".to_owned())),
         session: Mutex::new(None),
         version: Mutex::new(None),
         listening: Mutex::new(None),
@@ -175,7 +176,10 @@ impl Bridge {
     /// Send to the service; if it went away, start it again and retry once.
     async fn send(&self, method: Method, headers: Vec<(&'static str, String)>, body: Bytes) -> Result<(hyper::Response<Incoming>, Lease), ClientError> {
         let build = || {
-            let mut req = Request::builder().method(method.clone()).uri(&self.path).header("host", "mcp-broker").header(HOST_HEADER, &self.host).header(HEADLESS_HEADER, &self.headless);
+            let mut req = Request::builder().method(method.clone()).uri(&self.path).header("host", "mcp-broker").header(HOST_HEADER, &self.host);
+            if let Some(headless) = &self.headless {
+                req = req.header(HEADLESS_HEADER, headless);
+            }
             for (k, v) in &headers {
                 req = req.header(*k, v);
             }

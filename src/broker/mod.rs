@@ -9,7 +9,8 @@
 //! - [`pending`]: servers named before their first sign-in;
 //! - [`inboxes`]: sign-ins waiting for an authorization response the user may paste;
 //! - [`underway`]: sign-ins in progress, as `status`, `login NAME` and hosts show them;
-//! - [`api_keys`]: servers that take an API key instead of OAuth.
+//! - [`api_keys`]: servers that take an API key instead of OAuth;
+//! - [`open`]: servers that ask for no sign-in at all.
 //!
 //! Every flow ends the same way: secrets go to the keychain first, then the non-secret
 //! record to the config dir, so a crash in between never leaves metadata pointing at
@@ -23,6 +24,7 @@ mod flights;
 pub mod import;
 mod inboxes;
 pub mod network;
+mod open;
 mod pending;
 pub mod refresh;
 pub mod signin;

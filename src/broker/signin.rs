@@ -139,6 +139,9 @@ impl Broker {
             if let Some(k) = registry.keyed.get(&name) {
                 return Err(Error::NameTaken { name, url: k.url.clone() });
             }
+            if let Some(o) = registry.open.get(&name).filter(|o| o.url != url) {
+                return Err(Error::NameTaken { name, url: o.url.clone() });
+            }
             match registry.servers.get(&name) {
                 Some(s) if s.url != url => Err(Error::NameTaken { name, url: s.url.clone() }),
                 _ => Ok(name),
@@ -170,6 +173,7 @@ impl Broker {
         let client = ClientRecord { imported, ..self.client_record(credentials)? };
         self.vault.store.update(|r| {
             r.insert_client(client);
+            r.open.remove(name); // it asks for a sign-in now
             r.servers.insert(name.to_owned(), record.clone());
         })?;
         Ok(record)

@@ -396,3 +396,17 @@ fn the_account_hint_comes_from_a_jwt_and_never_carries_control_characters() {
     assert_eq!(account_hint(&AccessToken::new("opaque".into())), None);
 }
 
+
+#[test]
+fn a_server_that_asks_for_no_sign_in_has_a_name_of_its_own_and_no_secret() {
+    let f = fixture();
+    f.seed("linear", &dyn_client(), issued("at", Some("rt"), 3600));
+    let open = f.broker.add_open("docs", "https://docs.example/mcp").unwrap();
+    assert_eq!(f.broker.open_url("docs").unwrap().as_deref(), Some("https://docs.example/mcp"));
+    assert_eq!(f.broker.open_servers().unwrap(), vec![open]);
+    assert!(f.secrets.get(&vault::server_account("docs")).unwrap().is_none(), "nothing in the keychain");
+    assert!(matches!(f.broker.add_open("linear", "https://other.example/mcp"), Err(Error::NameTaken { .. })), "a signed-in server's name is taken");
+    assert!(f.broker.remove_open("docs").unwrap());
+    assert!(!f.broker.remove_open("docs").unwrap());
+    assert_eq!(f.broker.open_url("docs").unwrap(), None);
+}

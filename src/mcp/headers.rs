@@ -8,10 +8,11 @@
 
 use http::header::{HeaderMap, HeaderName, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 
-/// The header by which a bridge says where its host's user is: why no browser can be opened
-/// there (`SSH session`, `no display`), or `no` when one can. The service was perhaps
-/// started elsewhere (from an SSH session that has since ended, say), so its own
-/// environment does not tell.
+/// The header by which a bridge says where its host's user is, when its environment can
+/// tell ([`crate::oauth::login::browser::headless_if_known`]): why no browser can be opened
+/// there (`SSH session`), or `no` when one can (`$BROWSER` is set). The service was perhaps
+/// started elsewhere (from an SSH session that has since ended, say); without the header
+/// its own environment decides.
 pub const HEADLESS_HEADER: &str = "x-mcp-broker-headless";
 
 /// Headers a host's request may pass upstream.

@@ -33,6 +33,7 @@ use crate::broker::api_keys::KeyedAuth;
 use crate::broker::{Asker, Broker, Error as BrokerError};
 use crate::consent::{Consent, Refused};
 use crate::oauth::discovery::www_authenticate::bearer_challenge;
+use crate::oauth::discovery::DiscoveryError;
 use crate::broker::underway::{Shown, SignIn};
 use crate::oauth::login::{browser, DynProgress, Method as SignInMethod};
 use super::jsonrpc::{code, MessageInfo};
@@ -310,7 +311,34 @@ impl Proxy {
         if let Some(keyed) = self.broker.api_key(&req.server).map_err(refusal)? {
             return self.forward_keyed(req, &keyed).await;
         }
-        let mut token = self.token(req).await?;
+        if let Some(url) = self.broker.open_url(&req.server).map_err(refusal)? {
+            return self.forward_open(req, &url, true).await;
+        }
+        self.forward_oauth(req).await
+    }
+
+    /// A server that asks for no sign-in: sent with nothing attached. Should it answer 401
+    /// (it asks for a sign-in now), it is no longer taken for one that does not, and the
+    /// request goes the OAuth way (`may_sign_in`: once).
+    async fn forward_open(&self, req: &Inbound, url: &str, may_sign_in: bool) -> Result<Response, Refusal> {
+        let uri = self.urls.get(url).map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, format!("{} has a bad URL: {e}", req.server)))?;
+        let resp = self.send(req, uri, Credential::None).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            if !may_sign_in {
+                return Err(not_signed_in(&req.server, "it answers 401 without a token, but names no way to sign in"));
+            }
+            tracing::info!(server = %req.server, "the server asks for a sign-in now");
+            self.broker.remove_open(&req.server).map_err(refusal)?;
+            return Box::pin(self.forward_oauth(req)).await;
+        }
+        Ok(answer::pass_back(resp, &req.method).await)
+    }
+
+    async fn forward_oauth(&self, req: &Inbound) -> Result<Response, Refusal> {
+        let mut token = match self.token(req).await? {
+            Access::Token(t) => t,
+            Access::Open(url) => return Box::pin(self.forward_open(req, &url, false)).await,
+        };
         let mut step_ups = 0;
         let mut refreshed = false;
         loop {
@@ -331,7 +359,7 @@ impl Proxy {
                     Some(needed) => {
                         self.step_up(req, needed, step_ups).await?;
                         step_ups += 1;
-                        token = self.token(req).await?;
+                        token = self.token(req).await?.bearer(&req.server)?;
                     }
                     None => return Ok(answer::pass_back(resp, &req.method).await),
                 },
@@ -363,21 +391,31 @@ impl Proxy {
     /// the background; the request waits for it while the browser here does its part (at
     /// most [`HOST_SIGN_IN_WAIT`]; not at all where there is no browser), then is answered
     /// with what the user is to do, so a host never hangs on a sign-in nobody sees.
-    async fn token(&self, req: &Inbound) -> Result<AccessToken, Refusal> {
+    /// A server the sign-in finds asking for none ([`DiscoveryError::NotProtected`]) is
+    /// recorded as such: [`Access::Open`].
+    async fn token(&self, req: &Inbound) -> Result<Access, Refusal> {
         let name = req.server.as_str();
         match self.broker.access_token(name).await {
-            Ok(t) => return Ok(t),
+            Ok(t) => return Ok(Access::Token(t)),
             Err(BrokerError::NotSignedIn(_) | BrokerError::UnknownServer(_)) => {}
             Err(e) => return Err(refusal(e)),
         }
         let mut login = self.broker.sign_in_request(name).map_err(refusal)?;
+        let url = login.url.clone();
         let (headless, wait) = where_the_user_is(req);
         login.asked_by = Some(req.host.clone());
         login.headless = headless;
-        if let Some(signin) = self.broker.sign_in_for_host(name, login, self.progress.clone(), wait).await.map_err(refusal)? {
-            return Err(sign_in_needed(&signin, req.shows_urls));
+        match self.broker.sign_in_for_host(name, login, self.progress.clone(), wait).await {
+            Ok(Some(signin)) => return Err(sign_in_needed(&signin, req.shows_urls)),
+            Ok(None) => {}
+            Err(BrokerError::Discovery(DiscoveryError::NotProtected { .. })) => {
+                let open = self.broker.add_open(name, &url).map_err(refusal)?;
+                tracing::info!(server = %name, "the server asks for no sign-in: reached with no credential");
+                return Ok(Access::Open(open.url));
+            }
+            Err(e) => return Err(refusal(e)),
         }
-        self.broker.access_token(name).await.map_err(refusal)
+        self.broker.access_token(name).await.map(Access::Token).map_err(refusal)
     }
 
     /// Step up to `needed` (step `attempt` of this request), waited for as a sign-in is
@@ -494,6 +532,22 @@ impl UrlCache {
 
 fn not_signed_in(name: &str, why: &str) -> Refusal {
     Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, format!("{name} needs a new sign-in ({why}): run `mcp-broker login {name}`"))
+}
+
+/// How a server is reached: with its access token, or (it asks for no sign-in) with none.
+enum Access {
+    Token(AccessToken),
+    Open(String),
+}
+
+impl Access {
+    /// The token, where one is expected (after a step-up).
+    fn bearer(self, server: &str) -> Result<AccessToken, Refusal> {
+        match self {
+            Self::Token(t) => Ok(t),
+            Self::Open(_) => Err(not_signed_in(server, "it asked for more scopes, then for no sign-in at all")),
+        }
+    }
 }
 
 /// Why no browser can be opened where the host's user is (as its bridge says, else as the

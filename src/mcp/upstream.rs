@@ -46,12 +46,13 @@ pub enum UpstreamError {
     Proxied(#[from] reqwest::Error),
 }
 
-/// What proves the request is allowed: the server's access token, or the headers that
-/// carry its API key.
+/// What proves the request is allowed: the server's access token, the headers that carry
+/// its API key, or nothing for a server that asks for no sign-in.
 #[derive(Debug, Clone, Copy)]
 pub enum Credential<'a> {
     Bearer(&'a AccessToken),
     Headers(&'a [(http::HeaderName, HeaderValue)]),
+    None,
 }
 
 /// An upstream answer's body, from either client.
@@ -102,6 +103,7 @@ impl Upstream {
                     headers.insert(name.clone(), value.clone());
                 }
             }
+            Credential::None => {}
         }
         headers.insert(USER_AGENT, HeaderValue::from_static(AGENT));
         if self.proxies.intercept(&uri).is_some() {

@@ -19,7 +19,7 @@ pub use crate::consent::Approval;
 use crate::consent::{Decision, DecisionRecord};
 use crate::hosts::HostInfo;
 use crate::secret::Secret;
-use crate::vault::{KeyedServer, ServerRecord, ServerState};
+use crate::vault::{KeyedServer, OpenServer, ServerRecord, ServerState};
 pub use crate::oauth::login::Method;
 pub use crate::broker::api_keys::KeyHeader;
 
@@ -175,6 +175,24 @@ impl Server {
             url: k.url.clone(),
             resource: k.url.clone(),
             state: ServerState::ApiKey,
+            issuer: String::new(),
+            client_id: String::new(),
+            account: None,
+            scopes: Vec::new(),
+            expires_at: None,
+            has_refresh_token: false,
+            last_used_at,
+            last_error: None,
+        }
+    }
+
+    /// The view of a server that asks for no sign-in.
+    pub fn from_open(o: &OpenServer, last_used_at: Option<OffsetDateTime>) -> Self {
+        Self {
+            name: o.name.clone(),
+            url: o.url.clone(),
+            resource: o.url.clone(),
+            state: ServerState::Open,
             issuer: String::new(),
             client_id: String::new(),
             account: None,

@@ -112,10 +112,12 @@ async fn status(State(s): S) -> Result<Json<api::Status>, ApiError> {
     // A damaged servers.json is among the problems; the rest of the status still answers.
     let oauth = s.broker.servers().unwrap_or_default();
     let keyed = s.broker.keyed_servers().unwrap_or_default();
+    let open = s.broker.open_servers().unwrap_or_default();
     let servers = oauth
         .iter()
         .map(|r| api::Server::from_record(r, last_used(&r.name)))
         .chain(keyed.iter().map(|k| api::Server::from_keyed(k, last_used(&k.name))))
+        .chain(open.iter().map(|o| api::Server::from_open(o, last_used(&o.name))))
         .collect();
     let signins = s.broker.sign_ins().iter().map(api::SignIn::from_underway).collect();
     Ok(Json(api::Status { servers, endpoint: s.endpoint(), version: VERSION.into(), problems: s.problems(), signins }))
@@ -284,8 +286,9 @@ async fn add_server(State(s): S, Json(body): Json<api::AddServer>) -> Result<Jso
 }
 
 async fn logout(State(s): S, Path(name): Path<String>, body: Option<Json<api::Logout>>) -> Result<Json<api::LoggedOut>, ApiError> {
-    // An API key has nothing to revoke: signing out deletes it.
-    if s.broker.remove_api_key(&name)? {
+    // An API key has nothing to revoke: signing out deletes it. A server that asks for no
+    // sign-in is forgotten (a host's next request finds it again).
+    if s.broker.remove_api_key(&name)? || s.broker.remove_open(&name)? {
         return Ok(Json(api::LoggedOut { revoked: false }));
     }
     let local = body.map(|b| b.0.local).unwrap_or(false);
@@ -309,7 +312,7 @@ async fn hosts_remove(State(s): S, Path(name): Path<String>) -> Result<Json<api:
 }
 
 async fn remove_server(State(s): S, Path(name): Path<String>) -> Result<Json<api::ServerRemoved>, ApiError> {
-    if s.broker.remove_api_key(&name)? {
+    if s.broker.remove_api_key(&name)? || s.broker.remove_open(&name)? {
         return Ok(Json(api::ServerRemoved { removed: name, revoked: false }));
     }
     let report = s.broker.remove(&name).await?;

@@ -16,7 +16,7 @@ pub use paths::Home;
 pub use secrets::{MemorySecrets, SecretStore};
 
 use crate::oauth::client::ClientKey;
-pub use store::{ClientRecord, KeyedServer, Placement, Registry, ServerRecord, ServerState, Store, StoredAuthServer};
+pub use store::{ClientRecord, KeyedServer, OpenServer, Placement, Registry, ServerRecord, ServerState, Store, StoredAuthServer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {

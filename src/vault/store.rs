@@ -25,6 +25,8 @@ pub enum ServerState {
     SignedOut,
     /// Reached with an API key the user gave (a [`KeyedServer`]), not with OAuth.
     ApiKey,
+    /// Asks for no sign-in (an [`OpenServer`]): reached with no credential.
+    Open,
 }
 
 impl ServerState {
@@ -34,6 +36,7 @@ impl ServerState {
             Self::NeedsLogin => "needs_login",
             Self::SignedOut => "signed_out",
             Self::ApiKey => "api_key",
+            Self::Open => "open",
         }
     }
 }
@@ -225,6 +228,17 @@ pub struct KeyedServer {
     pub added_at: OffsetDateTime,
 }
 
+/// A server that asks for no sign-in: its first request, sent without a credential, was
+/// answered, and it publishes no protected resource metadata. Hosts reach it through the
+/// broker all the same (consent, policy and audit), with nothing attached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenServer {
+    pub name: String,
+    pub url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub added_at: OffsetDateTime,
+}
+
 /// The whole metadata file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Registry {
@@ -237,6 +251,9 @@ pub struct Registry {
     /// Servers reached with an API key, by name (names are unique across both maps).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub keyed: BTreeMap<String, KeyedServer>,
+    /// Servers that ask for no sign-in, by name (unique across the three maps).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub open: BTreeMap<String, OpenServer>,
 }
 
 impl Registry {

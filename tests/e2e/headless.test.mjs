@@ -254,10 +254,10 @@ async function signedIn(ctx, name, timeoutMs = 20_000) {
 test('a host that shows addresses (URL elicitation) on a machine without a browser: its request is answered at once with -32042 and the sign-in address; opening it signs in, and the host\'s retry works', async (t) => {
   const ctx = await setup(t, {});
   // The service runs where a browser can open (started from a desktop session, say); the
-  // host's bridge says its user has none, and that is what counts.
+  // host runs in an SSH session, which its bridge tells the service, and that is what counts.
   assert.equal((await runBroker(['status'], { home: ctx.home, browserLog: ctx.browserLog })).code, 0);
   const capabilities = { elicitation: { url: {} } };
-  const first = await hostConnect(t, ctx, { host: 'cursor', capabilities, env: NO_BROWSER });
+  const first = await hostConnect(t, ctx, { host: 'cursor', capabilities, env: { ...NO_BROWSER, SSH_CONNECTION: '10.0.0.2 52000 10.0.0.1 22' } });
   assert.ok(first.err, 'initialize waits for a sign-in, so it is answered with what to do');
   assert.equal(first.err.code, -32042, `URLElicitationRequiredError: ${first.err.message}`);
   const [elicitation] = first.err.elicitations ?? [];

@@ -63,7 +63,7 @@ pub enum DiscoveryError {
     Fetch(#[from] FetchError),
     #[error("{0}")]
     InvalidServerUrl(#[from] canonical::CanonicalError),
-    #[error("{server} does not ask for authorization (it answered {status} without a token) and publishes no protected resource metadata")]
+    #[error("{server} does not ask for authorization (it answered {status} without a token) and publishes no protected resource metadata: there is nothing to sign in to, and hosts reach it through `mcp-broker connect URL` as it is")]
     NotProtected { server: String, status: u16 },
     #[error("found no protected resource metadata for {server} (tried {tried})")]
     NoResourceMetadata { server: String, tried: String },

@@ -41,6 +41,21 @@ pub fn headless(var: impl Fn(&str) -> Option<String>) -> Option<String> {
     None
 }
 
+/// What the environment of a program a host started can tell of where the user is: hosts
+/// start their MCP servers with a trimmed environment, so a missing display variable proves
+/// nothing there. `Some(None)`: `$BROWSER` is set, a browser opens; `Some(Some(why))`: an
+/// SSH session; `None`: it cannot tell.
+pub fn headless_if_known(var: impl Fn(&str) -> Option<String>) -> Option<Option<String>> {
+    let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+    if set("BROWSER") {
+        Some(None)
+    } else if set("SSH_CONNECTION") || set("SSH_TTY") {
+        Some(Some("SSH session".into()))
+    } else {
+        None
+    }
+}
+
 /// Open `url`; never waits for the browser to exit.
 pub fn open(url: &Url) -> Result<(), BrowserError> {
     check_scheme(url)?;
@@ -85,6 +100,13 @@ mod tests {
         }
     }
 
+
+    #[test]
+    fn a_trimmed_environment_tells_only_browser_or_ssh() {
+        assert_eq!(headless_if_known(env(&[("BROWSER", "firefox")])), Some(None));
+        assert_eq!(headless_if_known(env(&[("SSH_CONNECTION", "a b c d")])), Some(Some("SSH session".into())));
+        assert_eq!(headless_if_known(env(&[])), None, "no DISPLAY in a host's trimmed environment proves nothing");
+    }
 
     #[test]
     fn refuses_non_http_schemes() {

@@ -129,6 +129,7 @@ export async function startMcpServer(t, opts) {
   if (opts.noRmHeader) args.push('--no-rm-header');
   if (opts.headerTools) args.push('--header-tools');
   if (opts.apiKey) args.push('--api-key', opts.apiKey);
+  if (opts.open) args.push('--open');
   const peer = await startPeer(t, 'mcp-server.mjs', args, { name: opts.name ?? 'mcp' });
   return { ...peer, origin: new URL(peer.url).origin };
 }

@@ -49,6 +49,9 @@ const { values: args } = parseArgs({
     // Take an API key instead of OAuth tokens: `X-Api-Key: KEY` or `Authorization: Bearer KEY`
     // (compared in constant time); anything else is 401 without an OAuth challenge.
     'api-key': { type: 'string' },
+    // Ask for no sign-in at all: every request is served without a credential, and there
+    // is no protected resource metadata (its well-known URLs are 404).
+    open: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -190,6 +193,7 @@ function authenticateKey(req) {
 }
 
 async function authenticate(req) {
+  if (args.open) return { token: '', sub: 'anyone', clientId: 'open', scopes: ['tools.read', 'records.delete'], payload: { exp: Math.floor(Date.now() / 1000) + 3600 } };
   if (args['api-key'] !== undefined) return authenticateKey(req);
   const header = req.headers.authorization;
   stats.last_auth_header_present = header !== undefined;
@@ -376,7 +380,7 @@ async function handle(req, res) {
     return;
   }
 
-  if (prmPaths.has(url.pathname)) {
+  if (prmPaths.has(url.pathname) && !args.open) {
     stats.prm_requests += 1;
     if (req.method !== 'GET') {
       res.statusCode = 405;
