@@ -170,29 +170,20 @@ pub struct Server {
 impl Server {
     /// The view of a server reached with an API key: no issuer, client or token.
     pub fn from_keyed(k: &KeyedServer, last_used_at: Option<OffsetDateTime>) -> Self {
-        Self {
-            name: k.name.clone(),
-            url: k.url.clone(),
-            resource: k.url.clone(),
-            state: ServerState::ApiKey,
-            issuer: String::new(),
-            client_id: String::new(),
-            account: None,
-            scopes: Vec::new(),
-            expires_at: None,
-            has_refresh_token: false,
-            last_used_at,
-            last_error: None,
-        }
+        Self::without_oauth(&k.name, &k.url, ServerState::ApiKey, last_used_at)
     }
 
     /// The view of a server that asks for no sign-in.
     pub fn from_open(o: &OpenServer, last_used_at: Option<OffsetDateTime>) -> Self {
+        Self::without_oauth(&o.name, &o.url, ServerState::Open, last_used_at)
+    }
+
+    fn without_oauth(name: &str, url: &str, state: ServerState, last_used_at: Option<OffsetDateTime>) -> Self {
         Self {
-            name: o.name.clone(),
-            url: o.url.clone(),
-            resource: o.url.clone(),
-            state: ServerState::Open,
+            name: name.to_owned(),
+            url: url.to_owned(),
+            resource: url.to_owned(),
+            state,
             issuer: String::new(),
             client_id: String::new(),
             account: None,
