@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use url::Url;
 
+use super::login::callback::printable;
 use super::login::TokenError;
 use crate::net::HttpClient;
 use crate::oauth::client::{Credentials, Endpoints};
@@ -176,11 +177,6 @@ fn described(error: &str, description: Option<&String>) -> String {
         Some(d) => format!("{}: {}", printable(error), printable(d)),
         None => printable(error),
     }
-}
-
-/// Text from the network, made safe for a one-line terminal message.
-fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 #[cfg(test)]

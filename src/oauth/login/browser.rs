@@ -28,17 +28,11 @@ pub fn check_scheme(url: &Url) -> Result<(), BrowserError> {
 /// would open, if at all, on the remote machine); on Linux, neither can a session without
 /// an X or Wayland display.
 pub fn headless(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if let Some(known) = headless_if_known(&var) {
+        return known;
+    }
     let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
-    if set("BROWSER") {
-        return None;
-    }
-    if set("SSH_CONNECTION") || set("SSH_TTY") {
-        return Some("SSH session".into());
-    }
-    if cfg!(target_os = "linux") && !set("DISPLAY") && !set("WAYLAND_DISPLAY") {
-        return Some("no display".into());
-    }
-    None
+    (cfg!(target_os = "linux") && !set("DISPLAY") && !set("WAYLAND_DISPLAY")).then(|| "no display".into())
 }
 
 /// What the environment of a program a host started can tell of where the user is: hosts

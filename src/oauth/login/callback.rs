@@ -56,7 +56,7 @@ pub fn check(params: &HashMap<String, String>, expected: &Expected) -> Result<Au
 }
 
 /// Text from the network, made safe for a one-line terminal message.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 

@@ -81,7 +81,7 @@ impl From<OAuthError> for TokenError {
         match e {
             RequestTokenError::ServerResponse(r) => {
                 let text = match r.error_description() {
-                    Some(d) => format!("{}: {}", r.error(), d.chars().filter(|c| !c.is_control()).take(200).collect::<String>()),
+                    Some(d) => format!("{}: {}", r.error(), callback::printable(d)),
                     None => r.error().to_string(),
                 };
                 match r.error() {
