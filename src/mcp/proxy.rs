@@ -64,9 +64,9 @@ pub struct Inbound {
     pub method: Method,
     pub headers: HeaderMap,
     pub body: Bytes,
-    /// The host can show its user an address to open (URL-mode elicitation), so a sign-in
-    /// it needs is answered with the address rather than waited for.
-    pub shows_urls: bool,
+    /// Whether this message declares that the host can show its user an address to open
+    /// (URL-mode elicitation); `None`: it declares no capabilities.
+    pub shows_urls: Option<bool>,
 }
 
 /// The largest host message read (what axum allows a body by default).
@@ -81,7 +81,7 @@ impl Inbound {
     {
         let (parts, body) = req.into_parts();
         match http_body_util::Limited::new(body, MAX_MESSAGE_BYTES).collect().await {
-            Ok(body) => Ok(Self { host, server, method: parts.method, headers: parts.headers, body: body.to_bytes(), shows_urls: false }),
+            Ok(body) => Ok(Self { host, server, method: parts.method, headers: parts.headers, body: body.to_bytes(), shows_urls: None }),
             Err(e) => {
                 let msg = format!("cannot read the request body (at most {} MiB): {e}", MAX_MESSAGE_BYTES >> 20);
                 Err((StatusCode::PAYLOAD_TOO_LARGE, axum::Json(jsonrpc::error(None, code::INVALID_REQUEST, &msg))).into_response())
@@ -158,7 +158,8 @@ impl Proxy {
             return self.refuse(&req, &info, r, started);
         }
         let mut req = req;
-        req.shows_urls = self.shows_urls(&req, &info);
+        req.shows_urls = info.shows_urls;
+        self.remember_shows_urls(&req, &info);
         let answer = match info.tool() {
             Some(tool) => self.forward_call(&mut req, tool).await,
             None => self.forward(&req).await,
@@ -250,7 +251,7 @@ impl Proxy {
                 method: Method::POST,
                 headers: params::list_headers(&req.headers),
                 body: params::tools_list_request(&req.body, cursor.as_deref()).into(),
-                shows_urls: false,
+                shows_urls: None,
             };
             let page = match self.forward(&list).await {
                 Ok(resp) if resp.status().is_success() => {
@@ -406,7 +407,7 @@ impl Proxy {
         login.asked_by = Some(req.host.clone());
         login.headless = headless;
         match self.broker.sign_in_for_host(name, login, self.progress.clone(), wait).await {
-            Ok(Some(signin)) => return Err(sign_in_needed(&signin, req.shows_urls)),
+            Ok(Some(signin)) => return Err(sign_in_needed(&signin, self.shows_urls(req))),
             Ok(None) => {}
             Err(BrokerError::Discovery(DiscoveryError::NotProtected { .. })) => {
                 let open = self.broker.add_open(name, &url).map_err(refusal)?;
@@ -426,27 +427,32 @@ impl Proxy {
         let (broker, name, progress) = (self.broker.clone(), req.server.clone(), self.progress.clone());
         let work = async move { broker.step_up(&name, &needed, attempt, &asker, progress.as_ref()).await.map(drop) };
         match self.broker.wait_for_host(&req.server, Box::pin(work), wait).await.map_err(refusal)? {
-            Some(signin) => Err(sign_in_needed(&signin, req.shows_urls)),
+            Some(signin) => Err(sign_in_needed(&signin, self.shows_urls(req))),
             None => Ok(()),
         }
     }
 
-    /// Whether `req`'s host can show an address: as this message declares, else as its
-    /// last `initialize` for this server did.
-    fn shows_urls(&self, req: &Inbound, info: &MessageInfo) -> bool {
-        let key = (req.host.clone(), req.server.clone());
-        let mut known = self.shows_urls.lock().unwrap_or_else(|p| p.into_inner());
-        match info.shows_urls {
-            Some(declared) if info.method.as_deref() == Some("initialize") || declared => {
-                if known.len() >= MAX_REMEMBERED_HOSTS {
-                    known.clear();
-                }
-                known.insert(key, declared);
-                declared
-            }
-            Some(declared) => declared,
-            None => known.get(&key).copied().unwrap_or(false),
+    /// Remember what an `initialize` (or any message declaring URL elicitation) says of
+    /// its host, for the requests after it; only such messages pay for the lock.
+    fn remember_shows_urls(&self, req: &Inbound, info: &MessageInfo) {
+        let Some(declared) = info.shows_urls else { return };
+        if info.method.as_deref() != Some("initialize") && !declared {
+            return;
         }
+        let mut known = self.shows_urls.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= MAX_REMEMBERED_HOSTS {
+            known.clear();
+        }
+        known.insert((req.host.clone(), req.server.clone()), declared);
+    }
+
+    /// Whether `req`'s host can show an address: as this message declares, else as its
+    /// last `initialize` for this server did (asked only when a sign-in is needed).
+    fn shows_urls(&self, req: &Inbound) -> bool {
+        req.shows_urls.unwrap_or_else(|| {
+            let known = self.shows_urls.lock().unwrap_or_else(|p| p.into_inner());
+            known.get(&(req.host.clone(), req.server.clone())).copied().unwrap_or(false)
+        })
     }
 
     async fn send(&self, req: &Inbound, url: Uri, credential: Credential<'_>) -> Result<http::Response<upstream::UpstreamBody>, Refusal> {
