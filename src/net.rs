@@ -32,6 +32,8 @@ pub enum FetchError {
     Timeout { url: String, secs: u64 },
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    #[error("{url} answered with an event stream, not a document")]
+    EventStream { url: String },
 }
 
 /// True for hosts that never leave this machine.
@@ -84,11 +86,25 @@ impl HttpClient {
         Ok(Self { follow: build(redirect_policy())?, direct: build(redirect::Policy::none())? })
     }
 
-    /// GET a metadata document, following at most [`MAX_REDIRECTS`] secure redirects.
+    /// GET a metadata document, following at most [`MAX_REDIRECTS`] secure redirects. An
+    /// answer that is an event stream is refused unread: some MCP servers answer every GET
+    /// with a stream that never ends.
     pub async fn get(&self, url: &Url) -> Result<Fetched, FetchError> {
         require_secure(url)?;
         let req = self.follow.get(url.clone()).header("accept", "application/json");
         self.send(url, req).await
+    }
+
+    /// Send a request built on the no-redirect client and keep only its status and headers:
+    /// the body (perhaps a stream that never ends) is dropped unread.
+    pub async fn send_head(
+        &self,
+        url: &Url,
+        build: impl FnOnce(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap), FetchError> {
+        require_secure(url)?;
+        let resp = build(&self.direct).send().await.map_err(|e| classify(url, e))?;
+        Ok((resp.status(), resp.headers().clone()))
     }
 
     /// Send a request built on the no-redirect client.
@@ -129,6 +145,9 @@ impl HttpClient {
         let status = resp.status();
         let headers = resp.headers().clone();
         let final_url = resp.url().clone();
+        if is_event_stream(&headers) {
+            return Err(FetchError::EventStream { url: url.to_string() });
+        }
         if resp.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return Err(FetchError::TooLarge { url: url.to_string(), limit: MAX_BODY_BYTES });
         }
@@ -146,6 +165,15 @@ impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(self.oauth(request))
     }
+}
+
+/// True when the answer's `Content-Type` is `text/event-stream`.
+fn is_event_stream(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/event-stream"))
 }
 
 /// Read a body chunk by chunk, stopping as soon as it passes the limit.
@@ -206,5 +234,18 @@ mod tests {
         for u in bad {
             assert!(require_secure(&Url::parse(u).unwrap()).is_err(), "{u}");
         }
+    }
+
+    #[test]
+    fn event_streams_are_told_by_their_media_type() {
+        let with = |v: &str| {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(reqwest::header::CONTENT_TYPE, v.parse().unwrap());
+            h
+        };
+        assert!(is_event_stream(&with("text/event-stream")));
+        assert!(is_event_stream(&with("Text/Event-Stream; charset=utf-8")));
+        assert!(!is_event_stream(&with("application/json")));
+        assert!(!is_event_stream(&reqwest::header::HeaderMap::new()));
     }
 }

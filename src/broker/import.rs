@@ -190,5 +190,5 @@ fn issued(tokens: ImportedTokens) -> Issued {
 
 /// The status the server answers an MCP `initialize` sent with `token`.
 async fn accepts(broker: &Broker, discovery: &Discovery, token: &AccessToken) -> Result<reqwest::StatusCode, Error> {
-    Ok(discovery::send_probe(&broker.http, discovery.server.url(), Some(token)).await?.status)
+    Ok(discovery::send_probe(&broker.http, discovery.server.url(), Some(token)).await?.0)
 }

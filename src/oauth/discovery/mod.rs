@@ -22,7 +22,7 @@ pub use canonical::ResourceUri;
 pub use resource_metadata::ProtectedResourceMetadata;
 pub use www_authenticate::BearerChallenge;
 
-use crate::net::{require_secure, FetchError, Fetched, HttpClient};
+use crate::net::{require_secure, FetchError, HttpClient};
 
 /// Everything discovery learned about one MCP server.
 #[derive(Debug, Clone)]
@@ -90,14 +90,25 @@ pub async fn discover(http: &HttpClient, server_url: &str) -> Result<Discovery, 
 /// The first request: an MCP `initialize`, what any host would send first.
 const PROBE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcp-broker","version":"0"}}}"#;
 
+/// The protocol revision the probe speaks (and says in `MCP-Protocol-Version`, which
+/// 2026-07-28 servers require on every request, the first one included).
+const PROBE_VERSION: &str = "2025-11-25";
+
 /// Send the [`PROBE`] to `server`: unauthenticated for discovery, or with `token` to see
-/// whether the server accepts it.
-pub async fn send_probe(http: &HttpClient, server: &Url, token: Option<&AccessToken>) -> Result<Fetched, FetchError> {
-    http.send_direct(server, |c| {
+/// whether the server accepts it. Only the status and headers are read: a server that
+/// answers with an open event stream does not hold discovery up.
+pub async fn send_probe(
+    http: &HttpClient,
+    server: &Url,
+    token: Option<&AccessToken>,
+) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap), FetchError> {
+    http.send_head(server, |c| {
         let req = c
             .post(server.clone())
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", PROBE_VERSION)
+            .header("mcp-method", "initialize")
             .body(PROBE);
         match token {
             Some(t) => req.bearer_auth(t.secret()),
@@ -109,31 +120,50 @@ pub async fn send_probe(http: &HttpClient, server: &Url, token: Option<&AccessTo
 
 /// Send the unauthenticated MCP request and read the challenge, if any.
 async fn probe(http: &HttpClient, server: &ResourceUri) -> Result<(u16, Option<BearerChallenge>), DiscoveryError> {
-    let r = send_probe(http, server.url(), None).await?;
-    let values = r.headers.get_all("www-authenticate").iter().filter_map(|v| v.to_str().ok());
-    Ok((r.status.as_u16(), www_authenticate::bearer_challenge(values)))
+    let (status, headers) = send_probe(http, server.url(), None).await?;
+    let values = headers.get_all("www-authenticate").iter().filter_map(|v| v.to_str().ok());
+    Ok((status.as_u16(), www_authenticate::bearer_challenge(values)))
 }
 
+/// The server's protected resource metadata: from the challenge's `resource_metadata` URL
+/// when it names one, else (or when that one fails) from the well-known URLs (RFC 9728 §3).
+/// A URL that answers with an error, or with an event stream, is passed over.
 async fn fetch_resource_metadata(
     http: &HttpClient,
     server: &ResourceUri,
     challenge: Option<&BearerChallenge>,
     status: u16,
 ) -> Result<(ProtectedResourceMetadata, ResourceUri), DiscoveryError> {
-    let candidates = match challenge.and_then(|c| c.resource_metadata.as_deref()) {
-        Some(u) => vec![Url::parse(u).map_err(|_| DiscoveryError::ResourceMetadata {
-            url: u.to_owned(),
-            reason: "is not a valid URL".into(),
-        })?],
-        None => resource_metadata::well_known_urls(server.url()),
-    };
-    for url in &candidates {
-        let r = http.get(url).await?;
-        if !r.status.is_success() {
-            continue;
+    let mut candidates = Vec::new();
+    if let Some(u) = challenge.and_then(|c| c.resource_metadata.as_deref()) {
+        let named = Url::parse(u)
+            .map_err(|_| DiscoveryError::ResourceMetadata { url: u.to_owned(), reason: "is not a valid URL".into() })?;
+        candidates.push(named);
+    }
+    for url in resource_metadata::well_known_urls(server.url()) {
+        if !candidates.contains(&url) {
+            candidates.push(url);
         }
-        return ProtectedResourceMetadata::validate_for(&r.body, server)
-            .map_err(|reason| DiscoveryError::ResourceMetadata { url: url.to_string(), reason });
+    }
+    let mut first_error = None;
+    for url in &candidates {
+        let r = match http.get(url).await {
+            Ok(r) if r.status.is_success() => r,
+            Ok(_) | Err(FetchError::EventStream { .. }) => continue,
+            Err(e) => {
+                first_error.get_or_insert(DiscoveryError::Fetch(e));
+                continue;
+            }
+        };
+        match ProtectedResourceMetadata::validate_for(&r.body, server) {
+            Ok(found) => return Ok(found),
+            Err(reason) => {
+                first_error.get_or_insert(DiscoveryError::ResourceMetadata { url: url.to_string(), reason });
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     if !matches!(status, 401 | 403) {
         return Err(DiscoveryError::NotProtected { server: server.to_string(), status });
@@ -150,10 +180,11 @@ async fn fetch_auth_server(http: &HttpClient, issuer: &str) -> Result<AuthServer
     require_secure(&issuer_url)?;
     let candidates = auth_server::metadata_urls(&issuer_url);
     for url in &candidates {
-        let r = http.get(url).await?;
-        if !r.status.is_success() {
-            continue;
-        }
+        let r = match http.get(url).await {
+            Ok(r) if r.status.is_success() => r,
+            Ok(_) | Err(FetchError::EventStream { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
         return AuthServerMetadata::validate(&r.body, issuer)
             .map_err(|source| DiscoveryError::AuthServer { url: url.to_string(), source });
     }
