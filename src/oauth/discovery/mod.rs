@@ -7,10 +7,14 @@
 //! 3. Fetch the first authorization server's metadata and check its issuer, PKCE support and
 //!    endpoints ([`auth_server`]).
 //!
+//! A server that answers 401 with a `Bearer` challenge and publishes no resource metadata at
+//! all is taken for a 2025-03-26 one: its origin is its authorization server ([`legacy`]).
+//!
 //! Nothing here opens a browser or stores anything: a failure leaves no trace.
 
 pub mod auth_server;
 pub mod canonical;
+pub mod legacy;
 pub mod resource_metadata;
 pub mod www_authenticate;
 
@@ -82,9 +86,40 @@ pub async fn discover(http: &HttpClient, server_url: &str) -> Result<Discovery, 
     let server = ResourceUri::parse(server_url)?;
     require_secure(server.url())?;
     let (status, challenge) = probe(http, &server).await?;
-    let (resource_metadata, resource) = fetch_resource_metadata(http, &server, challenge.as_ref(), status).await?;
-    let auth_server = fetch_auth_server(http, &resource_metadata.authorization_servers[0]).await?;
+    let (resource_metadata, resource, auth_server) =
+        match fetch_resource_metadata(http, &server, challenge.as_ref(), status).await {
+            Ok((prm, resource)) => {
+                let auth_server = fetch_auth_server(http, &prm.authorization_servers[0]).await?;
+                (prm, resource, auth_server)
+            }
+            Err(DiscoveryError::NoResourceMetadata { .. }) if names_no_metadata(challenge.as_ref()) => {
+                let (prm, auth_server) = discover_legacy(http, &server).await?;
+                (prm, server.clone(), auth_server)
+            }
+            Err(e) => return Err(e),
+        };
     Ok(Discovery { server, resource, resource_metadata, auth_server, challenge })
+}
+
+/// True when the server sent a `Bearer` challenge that points at no resource metadata: only
+/// then may it be a 2025-03-26 one (a 401 with no challenge at all is not OAuth).
+fn names_no_metadata(challenge: Option<&BearerChallenge>) -> bool {
+    challenge.is_some_and(|c| c.resource_metadata.is_none())
+}
+
+/// 2025-03-26 discovery: AS metadata at the server's base URL, else the default endpoints.
+async fn discover_legacy(
+    http: &HttpClient,
+    server: &ResourceUri,
+) -> Result<(ProtectedResourceMetadata, AuthServerMetadata), DiscoveryError> {
+    let base = legacy::base_url(server);
+    let auth_server = match fetch_auth_server(http, &base).await {
+        Ok(m) => m,
+        Err(DiscoveryError::NoAuthServerMetadata { .. }) => legacy::default_auth_server(&base)
+            .map_err(|_| DiscoveryError::BadIssuer { issuer: base.clone() })?,
+        Err(e) => return Err(e),
+    };
+    Ok((legacy::implied_resource_metadata(server, &base), auth_server))
 }
 
 /// The first request: an MCP `initialize`, what any host would send first.
