@@ -41,7 +41,7 @@ use std::time::Duration;
 use oauth2::AccessToken;
 
 use crate::net::{FetchError, HttpClient};
-use crate::oauth::discovery::DiscoveryError;
+use crate::oauth::discovery::{DiscoveryError, Unauthorized};
 use crate::oauth::login::{LoginError, Method, TokenError};
 use crate::oauth::registration::ClientChoice;
 use crate::vault::{self, ServerRecord, Vault, VaultError};
@@ -67,6 +67,8 @@ pub enum Error {
     NameTaken { name: String, url: String },
     #[error("{0} is not signed in; run `mcp-broker login {0}`")]
     NotSignedIn(String),
+    #[error("{0} answers without a token: it asks for no sign-in yet")]
+    NotAskedYet(String),
     #[error("{0} is signed out; sign in again with `mcp-broker login {0}` (or from the mcp-broker window)")]
     SignedOut(String),
     #[error("{name} {reason}")]
@@ -103,6 +105,8 @@ pub struct LoginRequest {
     pub headless: Option<String>,
     /// The host whose request needs the sign-in; `None`: the user asked.
     pub asked_by: Option<String>,
+    /// The 401 that host's request got, when that is what needs the sign-in.
+    pub refused: Option<Unauthorized>,
 }
 
 /// For which host a sign-in or step-up runs, and why no browser can be opened where its

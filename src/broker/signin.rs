@@ -23,14 +23,19 @@ impl Broker {
     }
 
     /// Make sure `name` is signed in, signing in through the browser if not. Concurrent
-    /// callers share one sign-in. Returns the server's record.
+    /// callers share one sign-in. Returns the server's record. A server met for the first
+    /// time that lets the probe through is not signed in to until it refuses a request
+    /// ([`Error::NotAskedYet`]): its 401 then says which scopes it wants.
     pub async fn ensure_signed_in(&self, name: &str, req: &LoginRequest, progress: &DynProgress) -> Result<ServerRecord, Error> {
         let _flight = self.flights.lock(name).await;
         if let Some(record) = self.usable(name)? {
             return Ok(record);
         }
         self.vault.secrets.check_writable().map_err(VaultError::from)?;
-        let discovery = discovery::discover(&self.http, &req.url).await?;
+        let discovery = discovery::discover_from(&self.http, &req.url, req.refused.as_ref()).await?;
+        if !discovery.asked && self.vault.store.with(|r| !r.servers.contains_key(name))? {
+            return Err(Error::NotAskedYet(name.to_owned()));
+        }
         self.login_as(name, &discovery, req, progress).await
     }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Broker, Error, LoginRequest};
+use crate::oauth::discovery::DiscoveryError;
 use crate::oauth::login::browser::BrowserError;
 use crate::oauth::device::UserPrompt;
 use crate::oauth::login::{DynProgress, Method, Progress};
@@ -277,8 +278,12 @@ impl Broker {
         let (me, server) = (self.clone(), name.to_owned());
         Some(tokio::spawn(async move {
             let outcome = work.await;
-            if let Err(e) = &outcome {
-                tracing::warn!("the sign-in to {server} a host asked for failed: {e}");
+            match &outcome {
+                Err(e @ (Error::NotAskedYet(_) | Error::Discovery(DiscoveryError::NotProtected { .. }))) => {
+                    tracing::debug!("no sign-in to {server}: {e}");
+                }
+                Err(e) => tracing::warn!("the sign-in to {server} a host asked for failed: {e}"),
+                Ok(()) => {}
             }
             me.underway.starting.lock().unwrap_or_else(|p| p.into_inner()).remove(&server);
             me.underway.bump();

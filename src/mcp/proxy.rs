@@ -33,7 +33,7 @@ use crate::broker::api_keys::KeyedAuth;
 use crate::broker::{Asker, Broker, Error as BrokerError};
 use crate::consent::{Consent, Refused};
 use crate::oauth::discovery::www_authenticate::bearer_challenge;
-use crate::oauth::discovery::DiscoveryError;
+use crate::oauth::discovery::{BearerChallenge, DiscoveryError, Unauthorized};
 use crate::broker::underway::{Shown, SignIn};
 use crate::oauth::login::{browser, DynProgress, Method as SignInMethod};
 use super::jsonrpc::{code, MessageInfo};
@@ -315,12 +315,12 @@ impl Proxy {
         if let Some(url) = self.broker.open_url(&req.server).map_err(refusal)? {
             return self.forward_open(req, &url, true).await;
         }
-        self.forward_oauth(req).await
+        self.forward_oauth(req, None).await
     }
 
     /// A server that asks for no sign-in: sent with nothing attached. Should it answer 401
     /// (it asks for a sign-in now), it is no longer taken for one that does not, and the
-    /// request goes the OAuth way (`may_sign_in`: once).
+    /// request goes the OAuth way, its 401 in hand (`may_sign_in`: once).
     async fn forward_open(&self, req: &Inbound, url: &str, may_sign_in: bool) -> Result<Response, Refusal> {
         let uri = self.urls.get(url).map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, format!("{} has a bad URL: {e}", req.server)))?;
         let resp = self.send(req, uri, Credential::None).await?;
@@ -330,18 +330,21 @@ impl Proxy {
             }
             tracing::info!(server = %req.server, "the server asks for a sign-in now");
             self.broker.remove_open(&req.server).map_err(refusal)?;
-            return Box::pin(self.forward_oauth(req)).await;
+            let refused = Unauthorized { challenge: challenge(resp.headers()) };
+            return Box::pin(self.forward_oauth(req, Some(refused))).await;
         }
         Ok(answer::pass_back(resp, &req.method).await)
     }
 
-    async fn forward_oauth(&self, req: &Inbound) -> Result<Response, Refusal> {
-        let mut token = match self.token(req).await? {
+    /// A server signed in to (or to sign in to, from its 401 to this request if `refused`).
+    async fn forward_oauth(&self, req: &Inbound, refused: Option<Unauthorized>) -> Result<Response, Refusal> {
+        let may_sign_in_again = refused.is_none();
+        let mut token = match self.token(req, refused).await? {
             Access::Token(t) => t,
-            Access::Open(url) => return Box::pin(self.forward_open(req, &url, false)).await,
+            Access::Open { url, until_asked } => return Box::pin(self.forward_open(req, &url, until_asked)).await,
         };
         let mut step_ups = 0;
-        let mut refreshed = false;
+        let mut refreshed = !may_sign_in_again; // a token just signed in for is not refreshed
         loop {
             let url = self.broker.with_server(&req.server, |r| self.urls.get(&r.url)).map_err(refusal)?;
             let url = url.map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, format!("{} has a bad URL: {e}", req.server)))?;
@@ -349,24 +352,40 @@ impl Proxy {
             match resp.status() {
                 StatusCode::UNAUTHORIZED if !refreshed => {
                     refreshed = true;
-                    token = self.broker.refresh_after_rejection(&req.server, &token).await.map_err(refusal)?;
+                    match self.broker.refresh_after_rejection(&req.server, &token).await {
+                        Ok(t) => token = t,
+                        Err(e) if may_sign_in_again && grant_is_gone(&e) => return self.sign_in_again(req, resp.headers()).await,
+                        Err(e) => return Err(refusal(e)),
+                    }
                 }
                 StatusCode::UNAUTHORIZED => {
-                    let why = "the server rejected a freshly refreshed token";
+                    let why = "the server refused a new token";
                     let _ = self.broker.mark_needs_login(&req.server, why);
-                    return Err(not_signed_in(&req.server, why));
+                    if !may_sign_in_again {
+                        return Err(not_signed_in(&req.server, why));
+                    }
+                    return self.sign_in_again(req, resp.headers()).await;
                 }
                 StatusCode::FORBIDDEN => match insufficient_scope(resp.headers()) {
                     Some(needed) => {
                         self.step_up(req, needed, step_ups).await?;
                         step_ups += 1;
-                        token = self.token(req).await?.bearer(&req.server)?;
+                        token = self.token(req, None).await?.bearer(&req.server)?;
                     }
                     None => return Ok(answer::pass_back(resp, &req.method).await),
                 },
                 _ => return Ok(answer::pass_back(resp, &req.method).await),
             }
         }
+    }
+
+    /// The server refuses what the broker holds for it, and refreshing cannot help: sign in
+    /// again from this 401, once. It may have moved to another authorization server
+    /// (SEP-2352), where the sign-in registers a new client.
+    async fn sign_in_again(&self, req: &Inbound, refused: &HeaderMap) -> Result<Response, Refusal> {
+        tracing::info!(server = %req.server, "the server refuses its tokens: signing in again");
+        let again = Unauthorized { challenge: challenge(refused) };
+        Box::pin(self.forward_oauth(req, Some(again))).await
     }
 
     /// A server reached with an API key: no refresh and no step-up; a refusal says how to
@@ -392,9 +411,9 @@ impl Proxy {
     /// the background; the request waits for it while the browser here does its part (at
     /// most [`HOST_SIGN_IN_WAIT`]; not at all where there is no browser), then is answered
     /// with what the user is to do, so a host never hangs on a sign-in nobody sees.
-    /// A server the sign-in finds asking for none ([`DiscoveryError::NotProtected`]) is
-    /// recorded as such: [`Access::Open`].
-    async fn token(&self, req: &Inbound) -> Result<Access, Refusal> {
+    /// A server the sign-in finds asking for none ([`DiscoveryError::NotProtected`]), or
+    /// not yet ([`BrokerError::NotAskedYet`]), is recorded as such: [`Access::Open`].
+    async fn token(&self, req: &Inbound, refused: Option<Unauthorized>) -> Result<Access, Refusal> {
         let name = req.server.as_str();
         match self.broker.access_token(name).await {
             Ok(t) => return Ok(Access::Token(t)),
@@ -406,13 +425,15 @@ impl Proxy {
         let (headless, wait) = where_the_user_is(req);
         login.asked_by = Some(req.host.clone());
         login.headless = headless;
+        login.refused = refused;
         match self.broker.sign_in_for_host(name, login, self.progress.clone(), wait).await {
             Ok(Some(signin)) => return Err(sign_in_needed(&signin, self.shows_urls(req))),
             Ok(None) => {}
-            Err(BrokerError::Discovery(DiscoveryError::NotProtected { .. })) => {
+            Err(e @ (BrokerError::Discovery(DiscoveryError::NotProtected { .. }) | BrokerError::NotAskedYet(_))) => {
+                let until_asked = matches!(e, BrokerError::NotAskedYet(_));
                 let open = self.broker.add_open(name, &url).map_err(refusal)?;
-                tracing::info!(server = %name, "the server asks for no sign-in: reached with no credential");
-                return Ok(Access::Open(open.url));
+                tracing::info!(server = %name, until_asked, "the server asks for no sign-in: reached with no credential");
+                return Ok(Access::Open { url: open.url, until_asked });
             }
             Err(e) => return Err(refusal(e)),
         }
@@ -508,9 +529,14 @@ async fn read_whole(body: Body, limit: usize, wait: Duration) -> Option<Bytes> {
     tokio::time::timeout(wait, axum::body::to_bytes(body, limit)).await.ok()?.ok()
 }
 
+/// The answer's `Bearer` challenge, if it has one.
+fn challenge(h: &HeaderMap) -> Option<BearerChallenge> {
+    bearer_challenge(h.get_all(http::header::WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()))
+}
+
 /// The scopes a 403 challenge asks for, when it is an `insufficient_scope` challenge.
 fn insufficient_scope(h: &HeaderMap) -> Option<Vec<String>> {
-    let c = bearer_challenge(h.get_all(http::header::WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()))?;
+    let c = challenge(h)?;
     (c.error.as_deref() == Some("insufficient_scope")).then(|| c.scopes())
 }
 
@@ -543,7 +569,9 @@ fn not_signed_in(name: &str, why: &str) -> Refusal {
 /// How a server is reached: with its access token, or (it asks for no sign-in) with none.
 enum Access {
     Token(AccessToken),
-    Open(String),
+    /// `until_asked`: it publishes metadata and may ask on a later request (its 401 then
+    /// starts the sign-in).
+    Open { url: String, until_asked: bool },
 }
 
 impl Access {
@@ -551,7 +579,7 @@ impl Access {
     fn bearer(self, server: &str) -> Result<AccessToken, Refusal> {
         match self {
             Self::Token(t) => Ok(t),
-            Self::Open(_) => Err(not_signed_in(server, "it asked for more scopes, then for no sign-in at all")),
+            Self::Open { .. } => Err(not_signed_in(server, "it asked for more scopes, then for no sign-in at all")),
         }
     }
 }
@@ -599,6 +627,13 @@ fn sign_in_needed(signin: &SignIn, host_shows_urls: bool) -> Refusal {
     let mut r = Refusal::new(StatusCode::UNAUTHORIZED, code::NOT_SIGNED_IN, format!("{name} needs you to sign in: {todo} ({follow}), then try again"));
     r.logged = logged;
     r
+}
+
+/// True when a refresh failed because there is no grant left to refresh: only a new
+/// sign-in helps.
+fn grant_is_gone(e: &BrokerError) -> bool {
+    use crate::oauth::login::TokenError;
+    matches!(e, BrokerError::NotSignedIn(_) | BrokerError::Refresh { source: TokenError::InvalidGrant(_) | TokenError::InvalidClient(_), .. })
 }
 
 fn refusal(e: BrokerError) -> Refusal {

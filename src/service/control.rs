@@ -140,6 +140,7 @@ fn login_request(body: api::Login) -> LoginRequest {
         method: body.method,
         headless: body.headless,
         asked_by: None,
+        refused: None,
     }
 }
 

@@ -1,6 +1,7 @@
-// The MCP conformance suite's auth scenarios (@modelcontextprotocol/conformance, `conformance
-// client --suite auth`), run one at a time, against the official TypeScript SDK client talking
-// MCP over stdio to `mcp-broker connect <url>` (peers/conformance-client.mjs).
+// The MCP conformance suite's client scenarios (@modelcontextprotocol/conformance): all that
+// MCP 2026-07-28 requires of a client, and the 2025-03-26 authorization back-compat ones, run
+// one at a time, against the official TypeScript SDK v2 client talking MCP over stdio to
+// `mcp-broker connect <url>` (peers/conformance-client.mjs).
 //
 // Each scenario runs in its own loopback-only network namespace (`unshare --net`, then
 // `ip link set lo up`; needs root): the suite's mock servers bind every interface. The session
@@ -23,8 +24,13 @@ import { E2E_DIR, PEERS_DIR, BROKER_BIN, requireKeychain } from './lib/harness.m
 const NODE = process.execPath;
 const CONFORMANCE = path.join(E2E_DIR, 'node_modules', '@modelcontextprotocol', 'conformance', 'dist', 'index.js');
 const CLIENT = path.join(PEERS_DIR, 'conformance-client.mjs');
-// The auth suite of 0.1.16 has 14 scenarios; a different count means the suite changed.
-const EXPECTED_AUTH_SCENARIOS = 14;
+// What MCP 2026-07-28 requires of a client (`conformance list --client --requirements
+// 2026-07-28`, frozen at the release: 32 scenarios in 0.2.0-alpha.12), and the 2025-03-26
+// authorization back-compat scenarios, which that set leaves out; a different count means the
+// suite changed.
+const REVISION = '2026-07-28';
+const EXPECTED_REQUIRED = 32;
+const BACKCOMPAT = ['auth/2025-03-26-oauth-metadata-backcompat', 'auth/2025-03-26-oauth-endpoint-fallback'];
 const SUITE_CLIENT_TIMEOUT_MS = 60_000; // the suite kills the client after this (--timeout)
 const CLIENT_DEADLINE_MS = 50_000; // the client gives up, cleans up and dumps logs before that
 const SCENARIO_TIMEOUT_MS = 90_000; // the whole scenario (suite + client), then we kill the group
@@ -37,14 +43,16 @@ function execFileP(cmd, args, opts = {}) {
   });
 }
 
-/** The auth suite, as `conformance list` prints it (the suite's `auth` = its 2025-11-25 auth/*). */
-async function listAuthScenarios() {
-  const r = await execFileP(NODE, [CONFORMANCE, 'list', '--client', '--spec-version', '2025-11-25'], { cwd: E2E_DIR });
+/** The client scenarios `conformance list --client --requirements REVISION` names. */
+async function listRequired() {
+  const r = await execFileP(NODE, [CONFORMANCE, 'list', '--client', '--requirements', REVISION], { cwd: E2E_DIR });
   if (r.code !== 0) throw new Error(`conformance list failed (${r.code}): ${r.stderr}`);
-  return [...r.stdout.matchAll(/^\s*-\s+(auth\/\S+)/gm)].map((m) => m[1]);
+  const section = r.stdout.split(/^Client scenarios.*$/m)[1]?.split(/^\S.*$/m)[0] ?? '';
+  return [...section.matchAll(/^\s*-\s+(\S+)\s*$/gm)].map((m) => m[1]);
 }
 
-const allScenarios = await listAuthScenarios();
+const required = await listRequired();
+const allScenarios = [...required, ...BACKCOMPAT];
 const only = (process.env.CONFORMANCE_SCENARIOS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 const scenarios = only.length ? allScenarios.filter((s) => only.includes(s)) : allScenarios;
 
@@ -77,14 +85,14 @@ after(async () => {
   if (summary.length) {
     const passed = summary.filter((s) => s.ok).length;
     const lines = summary.map((s) => `  ${s.ok ? 'PASS' : 'FAIL'} ${s.scenario} (${(s.ms / 1000).toFixed(1)} s)${s.ok ? '' : `: ${s.why}`}`);
-    process.stdout.write(`\nconformance auth suite: ${passed}/${summary.length} passed, `
+    process.stdout.write(`\nconformance, ${REVISION} client set and back-compat: ${passed}/${summary.length} passed, `
       + `${(summary.reduce((a, s) => a + s.ms, 0) / 1000).toFixed(1)} s\n${lines.join('\n')}\n`);
   }
 });
 
-test('the auth suite lists the expected scenarios', () => {
-  assert.equal(allScenarios.length, EXPECTED_AUTH_SCENARIOS,
-    `conformance list (auth, 2025-11-25) gave ${allScenarios.length} scenarios: ${allScenarios.join(', ')}`);
+test(`the suite lists what ${REVISION} requires of a client`, () => {
+  assert.equal(required.length, EXPECTED_REQUIRED,
+    `conformance list --client --requirements ${REVISION} gave ${required.length} scenarios: ${required.join(', ')}`);
   if (only.length) assert.deepEqual(scenarios.sort(), [...new Set(only)].sort(), 'CONFORMANCE_SCENARIOS names unknown scenarios');
 });
 
@@ -122,6 +130,7 @@ async function runScenario(name, dir) {
   const started = Date.now();
   const child = spawn('unshare', ['--net', 'bash', '-c', 'ip link set lo up && exec "$@"', 'netns',
     NODE, CONFORMANCE, 'client', '--command', command, '--scenario', name,
+    ...(BACKCOMPAT.includes(name) ? [] : ['--spec-version', REVISION]),
     '--timeout', String(SUITE_CLIENT_TIMEOUT_MS), '--output-dir', outDir], {
     cwd: E2E_DIR,
     detached: true, // its own process group, so a timeout can kill all of it

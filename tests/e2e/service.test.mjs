@@ -710,11 +710,12 @@ test('12: malformed JSON on the bridge stdin gets a JSON-RPC parse error; the ne
   assert.equal(raw.proc.exitCode, null, 'the bridge is still running');
 });
 
-test('13: upstream keeps answering 401 after a refresh: needs_login, and the host gets -32001 naming `mcp-broker login NAME`', async (t) => {
+test('13: the server moves to another authorization server (SEP-2352): one refresh at the old one, then one sign-in at the new one with its own registration; the host goes on', async (t) => {
   const ctx = await setup(t);
   await login(ctx, 'alpha');
-  const b = await bridge(ctx, 'alpha', { host: 'denied-bridge' });
-  await echo(b.client, 'ok', 'bridge');
+  const first = await bridge(ctx, 'alpha', { host: 'moved-bridge' });
+  await echo(first.client, 'ok', 'bridge');
+  await first.close();
 
   // The same server URL, now trusting another authorization server: every token of ours is refused.
   const as2 = await startAs(t, { name: 'as2' });
@@ -722,15 +723,39 @@ test('13: upstream keeps answering 401 after a refresh: needs_login, and the hos
   await ctx.mcp.kill();
   await startMcpServer(t, { issuer: as2.issuer, port, name: 'mcp-other-issuer' });
   const refreshesBefore = (await asStats(ctx.as)).refresh_grants;
+  const registrationsBefore = (await asStats(ctx.as)).registrations;
+
+  const b = await bridge(ctx, 'alpha', { host: 'moved-bridge' });
+  await echo(b.client, 'after the move', 'bridge');
+  assert.equal((await asStats(ctx.as)).refresh_grants - refreshesBefore, 1, 'one refresh was tried at the old AS first');
+  assert.equal((await asStats(ctx.as)).registrations, registrationsBefore, 'nothing new at the old AS');
+  const at2 = await asStats(as2);
+  assert.equal(at2.registrations, 1, 'a client of its own at the new AS');
+  assert.equal(at2.code_grants, 1, 'one sign-in there');
+  const e = await serverStatus(ctx, 'alpha');
+  assert.equal(e.state, 'signed_in', `status: ${JSON.stringify(e)}`);
+  assert.equal(e.issuer, as2.issuer, `the new issuer is recorded: ${JSON.stringify(e)}`);
+  assert.equal(await browserOpens(ctx.browserLog), 2, 'the first sign-in and the one at the new AS');
+});
+
+test('13b: a server that refuses every token: one refresh, one new sign-in, then -32001 naming `mcp-broker login NAME` and needs_login; no more browsers', async (t) => {
+  const ctx = await setup(t);
+  await login(ctx, 'alpha');
+  const b = await bridge(ctx, 'alpha', { host: 'denied-bridge' });
+  await echo(b.client, 'ok', 'bridge');
+  const port = Number(new URL(ctx.mcp.url).port);
+  await ctx.mcp.kill();
+  await startMcpServer(t, { issuer: ctx.as.issuer, port, name: 'mcp-rejecting', rejectTokens: true });
+  const refreshesBefore = (await asStats(ctx.as)).refresh_grants;
 
   const err = await b.client.callTool({ name: 'echo', arguments: { text: 'x' } }).catch((e) => e);
   assert.ok(err instanceof Error, `the call fails: ${err}`);
   assert.equal(err.code, -32001, `JSON-RPC error code -32001: ${err.message}`);
   assert.match(err.message, /mcp-broker login alpha/, 'the message says how to fix it');
-  assert.equal((await asStats(ctx.as)).refresh_grants - refreshesBefore, 1, 'one refresh was tried first');
+  assert.equal((await asStats(ctx.as)).refresh_grants - refreshesBefore, 1, 'one refresh was tried first, none of the new token');
+  assert.equal(await browserOpens(ctx.browserLog), 2, 'the first sign-in and one more for this request, not a loop');
   const e = await serverStatus(ctx, 'alpha');
   assert.equal(e.state, 'needs_login', `status: ${JSON.stringify(e)}`);
-  assert.equal(await browserOpens(ctx.browserLog), 1, 'no browser opened behind the host\'s back');
 });
 
 /** The lines a host sends for initialize, initialized and one echo call (ids 1 and 2). */

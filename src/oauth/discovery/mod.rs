@@ -39,6 +39,17 @@ pub struct Discovery {
     pub auth_server: AuthServerMetadata,
     /// The challenge from the unauthenticated request, if the server sent one.
     pub challenge: Option<BearerChallenge>,
+    /// Whether the server asked for a token (it answered 401 or 403 without one). A server
+    /// that lets the probe through may still publish metadata, and ask on a later request.
+    pub asked: bool,
+}
+
+/// How a server refused a host's request for want of a token: a 401, and its `Bearer`
+/// challenge if it sent one. Discovery that starts from it skips its own probe, and the
+/// sign-in asks for the scopes this request was refused for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unauthorized {
+    pub challenge: Option<BearerChallenge>,
 }
 
 impl Discovery {
@@ -57,7 +68,7 @@ impl Discovery {
             scopes_supported: None,
             resource_name: None,
         };
-        Self { server: uri.clone(), resource: uri, resource_metadata, auth_server, challenge: None }
+        Self { server: uri.clone(), resource: uri, resource_metadata, auth_server, challenge: None, asked: true }
     }
 }
 
@@ -81,11 +92,20 @@ pub enum DiscoveryError {
     AuthServer { url: String, source: MetadataError },
 }
 
-/// Run discovery for the server at `server_url`.
+/// Run discovery for the server at `server_url`, starting with a probe.
 pub async fn discover(http: &HttpClient, server_url: &str) -> Result<Discovery, DiscoveryError> {
+    discover_from(http, server_url, None).await
+}
+
+/// Run discovery for the server at `server_url`, from the 401 a request already got
+/// (`refused`), else from a probe.
+pub async fn discover_from(http: &HttpClient, server_url: &str, refused: Option<&Unauthorized>) -> Result<Discovery, DiscoveryError> {
     let server = ResourceUri::parse(server_url)?;
     require_secure(server.url())?;
-    let (status, challenge) = probe(http, &server).await?;
+    let (status, challenge) = match refused {
+        Some(r) => (401, r.challenge.clone()),
+        None => probe(http, &server).await?,
+    };
     let (resource_metadata, resource, auth_server) =
         match fetch_resource_metadata(http, &server, challenge.as_ref(), status).await {
             Ok((prm, resource)) => {
@@ -98,7 +118,7 @@ pub async fn discover(http: &HttpClient, server_url: &str) -> Result<Discovery, 
             }
             Err(e) => return Err(e),
         };
-    Ok(Discovery { server, resource, resource_metadata, auth_server, challenge })
+    Ok(Discovery { server, resource, resource_metadata, auth_server, challenge, asked: matches!(status, 401 | 403) })
 }
 
 /// True when the server sent a `Bearer` challenge that points at no resource metadata: only
@@ -122,8 +142,15 @@ async fn discover_legacy(
     Ok((legacy::implied_resource_metadata(server, &base), auth_server))
 }
 
-/// The first request: an MCP `initialize`, what any host would send first.
-const PROBE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcp-broker","version":"0"}}}"#;
+/// The first request: an MCP `initialize`, what any host would send first. Its `_meta`
+/// says the same in 2026-07-28's terms (protocol version, capabilities, client info on
+/// every request), which earlier servers ignore.
+const PROBE: &str = concat!(
+    r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"#,
+    r#""clientInfo":{"name":"mcp-broker","version":""#, env!("CARGO_PKG_VERSION"), r#""},"#,
+    r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25","io.modelcontextprotocol/clientCapabilities":{},"#,
+    r#""io.modelcontextprotocol/clientInfo":{"name":"mcp-broker","version":""#, env!("CARGO_PKG_VERSION"), r#""}}}}"#,
+);
 
 /// The protocol revision the probe speaks (and says in `MCP-Protocol-Version`, which
 /// 2026-07-28 servers require on every request, the first one included).
@@ -228,4 +255,17 @@ async fn fetch_auth_server(http: &HttpClient, issuer: &str) -> Result<AuthServer
 
 fn join(urls: &[Url]) -> String {
     urls.iter().map(Url::as_str).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_is_json_that_says_its_version_twice() {
+        let v: serde_json::Value = serde_json::from_str(PROBE).expect("the probe is JSON");
+        assert_eq!(v["params"]["protocolVersion"], PROBE_VERSION);
+        assert_eq!(v["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], PROBE_VERSION);
+        assert_eq!(v["params"]["_meta"]["io.modelcontextprotocol/clientInfo"]["name"], "mcp-broker");
+    }
 }

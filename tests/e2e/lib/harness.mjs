@@ -130,6 +130,7 @@ export async function startMcpServer(t, opts) {
   if (opts.headerTools) args.push('--header-tools');
   if (opts.apiKey) args.push('--api-key', opts.apiKey);
   if (opts.open) args.push('--open');
+  if (opts.rejectTokens) args.push('--reject-tokens');
   const peer = await startPeer(t, 'mcp-server.mjs', args, { name: opts.name ?? 'mcp' });
   return { ...peer, origin: new URL(peer.url).origin };
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// The `--command` the MCP conformance suite (`conformance client`) runs for an auth scenario:
-// the official TypeScript SDK `Client` speaks MCP over stdio to `mcp-broker connect <url>`,
-// and the broker does everything OAuth (discovery, registration, PKCE login, tokens).
+// The `--command` the MCP conformance suite (`conformance client`) runs for a scenario: the
+// official TypeScript SDK's v2 `Client` (@modelcontextprotocol/client, which speaks 2026-07-28:
+// `server/discover`, per-request `_meta`, multi-round-trip results) is the host, over stdio to
+// `mcp-broker connect <url>`; the broker does everything OAuth (discovery, registration, PKCE
+// login, tokens) and everything HTTP (the `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` and
+// `Mcp-Param-*` headers, which a stdio host cannot send).
 //
 //   node conformance-client.mjs <server-url>        (the suite appends the URL)
 //
@@ -14,8 +17,11 @@
 //   otherwise `--client-metadata-url` with the suite's fixed CIMD URL (the suite gives no context
 //   for auth/basic-cimd; its own reference client hard-codes this URL for every auth scenario,
 //   and the broker uses it only where the AS advertises client_id_metadata_document_supported);
-// - connect, tools/list, tools/call `test-tool` (what the suite's reference client does; the
-//   step-up scenario needs the call), close; then `mcp-broker stop` and remove the home.
+// - connect (version negotiation `auto`: `server/discover` first, `initialize` for older
+//   servers), then what the scenario asks of a client (`act`): list what the server offers,
+//   call the tools the scenario names in its context (or `test-tool`, `add_numbers`, every
+//   listed tool where the scenario is about tools), read a resource, get a prompt; close;
+//   then `mcp-broker stop` and remove the home.
 // - On SIGTERM/SIGINT (the suite's timeout), or when orphaned (the suite's shell was killed),
 //   it closes the bridge, stops the broker daemon, kills what is left of it by pid, and exits.
 //
@@ -32,8 +38,8 @@ import fsSync from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { Client } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO_DIR = path.resolve(HERE, '..', '..', '..');
@@ -195,20 +201,65 @@ setInterval(() => {
 }, 250).unref();
 setTimeout(() => { shutdown(1, true, `deadline of ${DEADLINE_MS} ms reached`); }, DEADLINE_MS).unref();
 
+/** Call `name` with `args`, logging the outcome; a tool error is logged, not thrown. */
+async function call(name, args) {
+  const result = await client.callTool({ name, arguments: args });
+  log(`tools/call ${name}: ${JSON.stringify(result.content)}${result.isError ? ' (isError)' : ''}`);
+  return result;
+}
+
+/** What the scenario asks of a client, after connect. */
+async function act() {
+  const caps = client.getServerCapabilities() ?? {};
+  const tools = caps.tools ? (await client.listTools()).tools : [];
+  log(`tools/list: ${tools.map((t) => t.name).join(', ') || '(none)'}`);
+  const named = context.toolCalls ?? [];
+  for (const c of named) await call(c.name, c.arguments ?? {});
+  if (!named.length) {
+    if (tools.some((t) => t.name === 'test-tool')) {
+      const result = await call('test-tool', {});
+      if (result.isError) throw new Error(`tools/call test-tool returned isError: ${JSON.stringify(result.content)}`);
+    } else if (tools.some((t) => t.name === 'add_numbers')) {
+      await call('add_numbers', { a: 5, b: 3 });
+    } else if (/^(http-|sep-2322-)/.test(scenario)) {
+      // Scenarios about tools in general: call each one the host was shown. The SDK refuses
+      // a 2026-07-28 result without `resultType`, which sep-2322's `test_mrtr_no_result_type`
+      // sends on purpose (the suite judges that call at its server): that refusal is logged.
+      for (const t of tools) {
+        try {
+          await call(t.name, {});
+        } catch (e) {
+          if (!/missing required resultType/.test(String(e?.message))) throw e;
+          log(`tools/call ${t.name}: the SDK refused the result: ${e.message}`);
+        }
+      }
+    }
+  }
+  if (caps.resources) {
+    const { resources } = await client.listResources();
+    log(`resources/list: ${resources.map((r) => r.uri).join(', ') || '(none)'}`);
+    if (resources[0]) log(`resources/read ${resources[0].uri}: ${(await client.readResource({ uri: resources[0].uri })).contents.length} contents`);
+  }
+  if (caps.prompts) {
+    const { prompts } = await client.listPrompts();
+    log(`prompts/list: ${prompts.map((p) => p.name).join(', ') || '(none)'}`);
+    if (prompts[0]) log(`prompts/get ${prompts[0].name}: ${(await client.getPrompt({ name: prompts[0].name })).messages.length} messages`);
+  }
+}
+
 try {
   transport = new StdioClientTransport({ command: BROKER_BIN, args, env, stderr: 'pipe' });
   transport.stderr?.on('data', (d) => { bridgeStderr += d; });
-  client = new Client({ name: 'mcp-broker-conformance-client', version: '1.0.0' }, { capabilities: {} });
+  client = new Client({ name: 'mcp-broker-conformance-client', version: '1.0.0' }, {
+    capabilities: { elicitation: { form: {} } },
+    versionNegotiation: { mode: 'auto' },
+  });
+  // Multi-round-trip results (2026-07-28) ask the host for input: accept with what was asked.
+  client.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { confirmed: true } }));
   log(`${scenario}: ${path.basename(BROKER_BIN)} ${args.join(' ')}`);
   await client.connect(transport);
-  log(`initialized: ${JSON.stringify(client.getServerVersion())}`);
-  const { tools } = await client.listTools();
-  log(`tools/list: ${tools.map((t) => t.name).join(', ') || '(none)'}`);
-  if (tools.some((t) => t.name === 'test-tool')) {
-    const result = await client.callTool({ name: 'test-tool', arguments: {} });
-    log(`tools/call test-tool: ${JSON.stringify(result.content)}${result.isError ? ' (isError)' : ''}`);
-    if (result.isError) throw new Error(`tools/call test-tool returned isError: ${JSON.stringify(result.content)}`);
-  }
+  log(`connected (${client.getNegotiatedProtocolVersion?.() ?? 'version unknown'}): ${JSON.stringify(client.getServerVersion())}`);
+  await act();
   await client.close();
   await shutdown(0, false, '');
 } catch (err) {

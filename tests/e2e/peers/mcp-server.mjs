@@ -52,6 +52,8 @@ const { values: args } = parseArgs({
     // Ask for no sign-in at all: every request is served without a credential, and there
     // is no protected resource metadata (its well-known URLs are 404).
     open: { type: 'boolean', default: false },
+    // Refuse every token, valid or not (401 invalid_token): a grant that can never work here.
+    'reject-tokens': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -200,6 +202,7 @@ async function authenticate(req) {
   if (!header) throw new AuthError(401, undefined, 'no token');
   const m = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
   if (!m) throw new AuthError(401, 'invalid_request', 'malformed Authorization header');
+  if (args['reject-tokens']) throw new AuthError(401, 'invalid_token', 'this server refuses every token');
   let payload;
   try {
     ({ payload } = await jwtVerify(m[1], await loadJwks(), {
