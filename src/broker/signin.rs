@@ -42,13 +42,28 @@ impl Broker {
     /// Step-up: sign in again asking for `needed` on top of what was granted (step
     /// `attempt` of a request), unless a concurrent step-up already got them. `asker` says
     /// for which host and where its user is (see [`LoginRequest`]).
+    /// A 403 that names no scope (servers on the official Python SDK answer so) is stepped
+    /// up with what the spec's selection falls back to: the resource metadata's
+    /// `scopes_supported`, read again.
     pub async fn step_up(&self, name: &str, needed: &[String], attempt: u32, asker: &Asker, progress: &DynProgress) -> Result<ServerRecord, Error> {
+        let refused = |reason| Error::StepUp { name: name.to_owned(), reason };
         let _flight = self.flights.lock(name).await;
         let record = self.server(name)?;
+        step_up::within_limit(needed, attempt).map_err(refused)?;
+        let mut discovered = None;
+        let mut needed = needed.to_vec();
+        if needed.is_empty() {
+            let d = discovery::discover(&self.http, &record.url).await?;
+            needed = d.resource_metadata.scopes_supported.clone().unwrap_or_default();
+            if needed.is_empty() {
+                return Err(refused(step_up::StepUpRefused::Unnamed));
+            }
+            discovered = Some(d);
+        }
         if record.state == ServerState::SignedIn && needed.iter().all(|s| record.scopes.contains(s)) {
             return Ok(record);
         }
-        let wanted = step_up::scopes(&record.scopes, needed, attempt).map_err(|e| Error::StepUp { name: name.to_owned(), reason: e })?;
+        let wanted = step_up::scopes(&record.scopes, &needed, attempt).map_err(refused)?;
         let req = LoginRequest {
             url: record.url.clone(),
             name: Some(name.to_owned()),
@@ -57,7 +72,10 @@ impl Broker {
             headless: asker.headless.clone(),
             ..Default::default()
         };
-        let discovery = discovery::discover(&self.http, &req.url).await?;
+        let discovery = match discovered {
+            Some(d) => d,
+            None => discovery::discover(&self.http, &req.url).await?,
+        };
         self.login_as(name, &discovery, &req, progress).await
     }
 

@@ -18,13 +18,23 @@ pub enum StepUpRefused {
     Malformed(String),
     #[error("asks for more than {MAX_SCOPES} scopes; not requested")]
     TooMany,
+    #[error("answers insufficient_scope without naming a scope, and its metadata lists none to ask for; ask its administrator for access")]
+    Unnamed,
+}
+
+/// Whether step-up number `attempt` (0-based) of one request may still be made: checked
+/// first, so a server that keeps refusing scopes already granted ends the request too.
+pub fn within_limit(needed: &[String], attempt: u32) -> Result<(), StepUpRefused> {
+    if attempt >= MAX_STEP_UPS {
+        let needs = if needed.is_empty() { "scopes it does not name".to_owned() } else { needed.join(" ") };
+        return Err(StepUpRefused::Exhausted(needs));
+    }
+    Ok(())
 }
 
 /// The scopes to ask for on step-up number `attempt` (0-based), or why not.
 pub fn scopes(granted: &[String], needed: &[String], attempt: u32) -> Result<Vec<String>, StepUpRefused> {
-    if attempt >= MAX_STEP_UPS {
-        return Err(StepUpRefused::Exhausted(needed.join(" ")));
-    }
+    within_limit(needed, attempt)?;
     if let Some(bad) = needed.iter().find(|s| !well_formed(s)) {
         return Err(StepUpRefused::Malformed(bad.chars().take(64).collect()));
     }

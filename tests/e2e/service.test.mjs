@@ -299,6 +299,31 @@ test('3: step-up: delete_record (records.delete) triggers one more browser login
   assert.equal(await browserOpens(ctx.browserLog), 2, 'no further logins');
 });
 
+test('3b: a 403 insufficient_scope that names no scope (as servers on the Python SDK answer): stepped up with the metadata\'s scopes_supported, read again', async (t) => {
+  const ctx = await setup(t, { mcp: { unnamed403: true, scopesSupported: ['tools.read', 'records.delete'] } });
+  // The login asks for what the 401 names (tools.read), not all of scopes_supported.
+  await login(ctx, 'alpha');
+  assert.ok(!(await serverStatus(ctx, 'alpha')).scopes.includes('records.delete'), 'the login did not ask for records.delete');
+  const b = await bridge(ctx, 'alpha', { host: 'unnamed-bridge' });
+  const res = await b.client.callTool({ name: 'delete_record', arguments: { id: '7' } }, undefined, { timeout: 60_000 });
+  assert.equal(textOf(res), 'deleted 7', `delete_record succeeded after the step-up: ${JSON.stringify(res)}`);
+  const asked = ((await asStats(ctx.as)).last_authorization?.scope ?? '').split(' ');
+  assert.ok(asked.includes('tools.read') && asked.includes('records.delete'), `the step-up asked for scopes_supported: ${asked.join(' ')}`);
+  assert.equal(await browserOpens(ctx.browserLog), 2, 'one step-up sign-in');
+});
+
+test('3c: a server that keeps answering insufficient_scope for scopes already granted: a clear error after the step-up limit, no sign-in loop', async (t) => {
+  const ctx = await setup(t, { mcp: { unnamed403: true } });
+  await login(ctx, 'alpha');
+  const b = await bridge(ctx, 'alpha', { host: 'unnamed-bridge' });
+  const forbiddenBefore = (await mcpStats(ctx.mcp)).forbidden;
+  const err = await b.client.callTool({ name: 'delete_record', arguments: { id: '7' } }).catch((e) => e);
+  assert.ok(err instanceof Error, `the call fails: ${err}`);
+  assert.match(err.message, /still answers insufficient_scope \(needs scopes it does not name\) after step-up/, err.message);
+  assert.equal((await mcpStats(ctx.mcp)).forbidden - forbiddenBefore, 3, 'the first answer and one per allowed step-up');
+  assert.equal(await browserOpens(ctx.browserLog), 1, 'no browser for scopes already granted');
+});
+
 test('4: short-lived access tokens (6 s): calls keep working across expiry, refreshed ahead of time, no new login', async (t) => {
   const ctx = await setup(t, { as: { accessTtl: 6 } });
   await login(ctx, 'alpha');

@@ -131,6 +131,8 @@ export async function startMcpServer(t, opts) {
   if (opts.apiKey) args.push('--api-key', opts.apiKey);
   if (opts.open) args.push('--open');
   if (opts.rejectTokens) args.push('--reject-tokens');
+  if (opts.scopesSupported) args.push('--scopes-supported', opts.scopesSupported.join(','));
+  if (opts.unnamed403) args.push('--unnamed-403');
   const peer = await startPeer(t, 'mcp-server.mjs', args, { name: opts.name ?? 'mcp' });
   return { ...peer, origin: new URL(peer.url).origin };
 }

@@ -54,6 +54,10 @@ const { values: args } = parseArgs({
     open: { type: 'boolean', default: false },
     // Refuse every token, valid or not (401 invalid_token): a grant that can never work here.
     'reject-tokens': { type: 'boolean', default: false },
+    // The PRM's scopes_supported (comma-separated).
+    'scopes-supported': { type: 'string', default: 'tools.read' },
+    // Its 403 insufficient_scope answers name no scope (as servers on the Python SDK do).
+    'unnamed-403': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -138,7 +142,7 @@ if (args['prm-at'] !== 'inserted') prmPaths.add(new URL(prmRoot).pathname);
 const prmDocument = {
   resource,
   authorization_servers: [issuer],
-  scopes_supported: ['tools.read'],
+  scopes_supported: args['scopes-supported'].split(',').filter(Boolean),
   bearer_methods_supported: ['header'],
   resource_name: 'mcp-broker e2e test server',
 };
@@ -226,7 +230,7 @@ function challenge(res, err) {
   const parts = [];
   if (err.error) parts.push(`error="${err.error}"`);
   if (err.error && err.status === 401 && err.message) parts.push(`error_description="${err.message.replace(/["\\]/g, "'")}"`);
-  parts.push(`scope="${err.scope ?? 'tools.read'}"`);
+  if (!(err.status === 403 && args['unnamed-403'])) parts.push(`scope="${err.scope ?? 'tools.read'}"`);
   if (!args['no-rm-header']) parts.push(`resource_metadata="${prmUrl}"`);
   res.statusCode = err.status;
   res.setHeader('WWW-Authenticate', `Bearer ${parts.join(', ')}`);
