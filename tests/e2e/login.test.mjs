@@ -280,6 +280,32 @@ test('(f) an issuer with a path (http://127.0.0.1:PORT/tenant)', async (t) => {
   assert.equal((await asStats(ctx.as)).registrations, 1);
 });
 
+test('(f2) several authorization_servers: the first that validates is used (one down, one without PKCE listed before it)', async (t) => {
+  // A port that was just free (nothing listens) and an AS whose metadata lacks S256.
+  const srv = (await import('node:net')).createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const dead = `http://127.0.0.1:${srv.address().port}`;
+  await new Promise((r) => srv.close(r));
+  const asked = [];
+  const noPkce = (await import('node:http')).createServer((req, res) => {
+    asked.push(req.url);
+    const issuer = `http://127.0.0.1:${noPkce.address().port}`;
+    if (req.url !== '/.well-known/oauth-authorization-server') return res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+      issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, registration_endpoint: `${issuer}/register`,
+    }));
+  });
+  await new Promise((r) => noPkce.listen(0, '127.0.0.1', r));
+  t.after(() => noPkce.close());
+  const ctx = await setup(t, { mcp: { asBefore: [dead, `http://127.0.0.1:${noPkce.address().port}`] } });
+  await login(ctx, 'alpha');
+  const e = serverEntry(await status(ctx), 'alpha');
+  assert.equal(e.state, 'signed_in');
+  assert.equal(e.issuer, ctx.as.issuer, 'signed in at the one that validates');
+  assert.deepEqual(asked, ['/.well-known/oauth-authorization-server'], 'only the metadata was asked of the one without S256');
+  assert.equal(await browserOpens(ctx.browserLog), 1);
+});
+
 test('(g) a failed login exits non-zero with one "error: ..." line on stderr', async (t) => {
   await needKeychain();
   const home = await makeHome(t);

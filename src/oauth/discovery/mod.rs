@@ -4,8 +4,8 @@
 //!    `resource_metadata` and `scope` ([`www_authenticate`]).
 //! 2. Fetch its Protected Resource Metadata and check that it is about this server
 //!    ([`resource_metadata`], [`canonical`]).
-//! 3. Fetch the first authorization server's metadata and check its issuer, PKCE support and
-//!    endpoints ([`auth_server`]).
+//! 3. Fetch the authorization servers' metadata in the order listed, and take the first
+//!    whose issuer, PKCE support and endpoints check out ([`auth_server`]).
 //!
 //! A server that answers 401 with a `Bearer` challenge and publishes no resource metadata at
 //! all is taken for a 2025-03-26 one: its origin is its authorization server ([`legacy`]).
@@ -109,7 +109,7 @@ pub async fn discover_from(http: &HttpClient, server_url: &str, refused: Option<
     let (resource_metadata, resource, auth_server) =
         match fetch_resource_metadata(http, &server, challenge.as_ref(), status).await {
             Ok((prm, resource)) => {
-                let auth_server = fetch_auth_server(http, &prm.authorization_servers[0]).await?;
+                let auth_server = first_valid_auth_server(http, &prm.authorization_servers).await?;
                 (prm, resource, auth_server)
             }
             Err(DiscoveryError::NoResourceMetadata { .. }) if names_no_metadata(challenge.as_ref()) => {
@@ -231,6 +231,25 @@ async fn fetch_resource_metadata(
         return Err(DiscoveryError::NotProtected { server: server.to_string(), status });
     }
     Err(DiscoveryError::NoResourceMetadata { server: server.to_string(), tried: join(&candidates) })
+}
+
+/// At most this many of a server's `authorization_servers` are tried: a hostile list of a
+/// thousand costs no more than a short one.
+const MAX_AUTH_SERVERS: usize = 4;
+
+/// The first of `issuers` (the PRM's `authorization_servers`, in its order) whose metadata
+/// validates; when none does, the first one's error.
+async fn first_valid_auth_server(http: &HttpClient, issuers: &[String]) -> Result<AuthServerMetadata, DiscoveryError> {
+    let mut first_error = None;
+    for issuer in issuers.iter().take(MAX_AUTH_SERVERS) {
+        match fetch_auth_server(http, issuer).await {
+            Ok(m) => return Ok(m),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| DiscoveryError::NoAuthServerMetadata { issuer: "(none named)".into(), tried: String::new() }))
 }
 
 async fn fetch_auth_server(http: &HttpClient, issuer: &str) -> Result<AuthServerMetadata, DiscoveryError> {

@@ -133,6 +133,7 @@ export async function startMcpServer(t, opts) {
   if (opts.rejectTokens) args.push('--reject-tokens');
   if (opts.scopesSupported) args.push('--scopes-supported', opts.scopesSupported.join(','));
   if (opts.unnamed403) args.push('--unnamed-403');
+  if (opts.asBefore) args.push('--as-before', opts.asBefore.join(','));
   const peer = await startPeer(t, 'mcp-server.mjs', args, { name: opts.name ?? 'mcp' });
   return { ...peer, origin: new URL(peer.url).origin };
 }

@@ -54,6 +54,9 @@ const { values: args } = parseArgs({
     open: { type: 'boolean', default: false },
     // Refuse every token, valid or not (401 invalid_token): a grant that can never work here.
     'reject-tokens': { type: 'boolean', default: false },
+    // Authorization servers listed before --issuer in the PRM (comma-separated), e.g. one
+    // that is down: clients are to take the first that validates.
+    'as-before': { type: 'string', default: '' },
     // The PRM's scopes_supported (comma-separated).
     'scopes-supported': { type: 'string', default: 'tools.read' },
     // Its 403 insufficient_scope answers name no scope (as servers on the Python SDK do).
@@ -141,7 +144,7 @@ if (args['prm-at'] !== 'inserted') prmPaths.add(new URL(prmRoot).pathname);
 
 const prmDocument = {
   resource,
-  authorization_servers: [issuer],
+  authorization_servers: [...args['as-before'].split(',').filter(Boolean), issuer],
   scopes_supported: args['scopes-supported'].split(',').filter(Boolean),
   bearer_methods_supported: ['header'],
   resource_name: 'mcp-broker e2e test server',
