@@ -8,12 +8,14 @@
 //! - [`sse`]: Server-Sent Events framing.
 //! - [`headers`]: which headers cross the proxy, in each direction.
 //! - [`upstream`]: the HTTP client to remote servers.
+//! - [`legacy`]: servers that speak only the HTTP+SSE transport of 2024-11-05.
 //! - [`answer`]: streaming the server's answer back.
 //! - [`proxy`]: the request's path through consent, token, upstream, step-up and audit.
 
 pub mod answer;
 pub mod headers;
 pub mod jsonrpc;
+pub mod legacy;
 pub mod metadata;
 pub mod params;
 pub mod proxy;

@@ -38,6 +38,7 @@ use crate::broker::underway::{Shown, SignIn};
 use crate::oauth::login::{browser, DynProgress, Method as SignInMethod};
 use super::jsonrpc::{code, MessageInfo};
 use super::{answer, headers, jsonrpc, params, tools as policy, upstream};
+use super::legacy::Legacy;
 use super::upstream::Credential;
 
 /// The largest `tools/list` answer read for filtering.
@@ -101,6 +102,8 @@ pub struct Proxy {
     shows_urls: Mutex<HashMap<(String, String), bool>>,
     /// Per server, its tools (from the last `tools/list`) with `x-mcp-header` parameters.
     param_headers: Mutex<HashMap<String, HashMap<String, Vec<params::ParamHeader>>>>,
+    /// Sessions with servers that speak only HTTP+SSE (2024-11-05).
+    legacy: Legacy,
 }
 
 /// Why the broker answered instead of the upstream.
@@ -124,7 +127,7 @@ impl Refusal {
 impl Proxy {
     pub fn new(broker: Arc<Broker>, audit: Arc<Audit>, consent: Arc<Consent>, progress: Arc<DynProgress>) -> Result<Self, upstream::UpstreamError> {
         let upstream = upstream::Upstream::new()?;
-        Ok(Self { broker, audit, consent, upstream, urls: UrlCache::default(), progress, shows_urls: Mutex::default(), param_headers: Mutex::default() })
+        Ok(Self { broker, audit, consent, upstream, urls: UrlCache::default(), progress, shows_urls: Mutex::default(), param_headers: Mutex::default(), legacy: Legacy::default() })
     }
 
     /// A shim's request from `host` for `server`: read its body, forward it, answer the host.
@@ -476,15 +479,30 @@ impl Proxy {
         })
     }
 
+    /// Send a host's request upstream: over Streamable HTTP, or over HTTP+SSE to a server
+    /// that speaks only that ([`Legacy`], told apart by its answer to `initialize`).
     async fn send(&self, req: &Inbound, url: Uri, credential: Credential<'_>) -> Result<http::Response<upstream::UpstreamBody>, Refusal> {
+        let unreachable = |e: &(dyn std::error::Error + 'static)| {
+            Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, format!("{} is unreachable: {}", req.server, root_cause(e)))
+        };
+        if self.legacy.speaks(&url) {
+            match self.legacy.send(&self.upstream, &req.method, &url, &req.headers, credential, &req.body).await {
+                Ok(Some(resp)) => return Ok(resp),
+                Ok(None) => self.legacy.forget(&url),
+                Err(e) => return Err(unreachable(&e)),
+            }
+        }
         let mut h = headers::to_upstream(&req.headers);
         if req.method == Method::POST {
             headers::ensure_post_defaults(&mut h);
         }
-        self.upstream
-            .send(req.method.clone(), url, h, credential, req.body.clone())
-            .await
-            .map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, code::UPSTREAM_UNAVAILABLE, format!("{} is unreachable: {}", req.server, root_cause(&e))))
+        let resp = self.upstream.send(req.method.clone(), url.clone(), h, credential, req.body.clone()).await.map_err(|e| unreachable(&e))?;
+        if Legacy::worth_trying(&req.method, resp.status(), &req.body) {
+            if let Some(legacy) = self.legacy.send(&self.upstream, &req.method, &url, &req.headers, credential, &req.body).await.map_err(|e| unreachable(&e))? {
+                return Ok(legacy);
+            }
+        }
+        Ok(resp)
     }
 
     fn refuse(&self, req: &Inbound, info: &MessageInfo, r: Refusal, started: Instant) -> Response {

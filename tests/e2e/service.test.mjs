@@ -783,6 +783,34 @@ test('13b: a server that refuses every token: one refresh, one new sign-in, then
   assert.equal(e.state, 'needs_login', `status: ${JSON.stringify(e)}`);
 });
 
+test('13c: a server that speaks only HTTP+SSE (2024-11-05): both shims reach it through the same sign-in, consent and audit, its notifications included', async (t) => {
+  const ctx = await setup(t, { mcp: { mode: 'legacy-sse' } });
+  await login(ctx, 'alpha');
+  const h = await hostKey(ctx, 'legacy-http');
+  const b = await bridge(ctx, 'alpha', { host: 'legacy-bridge' });
+  const c = await http_(ctx, h, 'alpha');
+  for (const [client, label] of [[b.client, 'bridge'], [c.client, 'HTTP']]) {
+    assert.deepEqual(await toolNames(client), ALL_TOOLS, `${label}: tools/list`);
+    await echo(client, `over SSE via ${label}`, label);
+    const progress = [];
+    const res = await client.callTool({ name: 'slow_stream', arguments: { count: 3, interval_ms: 20 } }, undefined, { onprogress: (p) => progress.push(p.progress) });
+    assert.equal(textOf(res), 'streamed 3', `${label}: slow_stream`);
+    assert.deepEqual(progress, [1, 2, 3], `${label}: its progress notifications came before the result`);
+  }
+  const mcp = await mcpStats(ctx.mcp);
+  assert.equal(mcp.legacy_streams_opened, 2, 'one server stream per host session');
+  assert.ok(mcp.recent_requests.every((r) => r.authorization_scheme === 'Bearer'), 'every request upstream carried the token');
+  const calls = await auditUntil(ctx, 'alpha', (cs) => ['legacy-bridge', 'legacy-http'].every((host) => cs.some((x) => x.host === host && x.tool === 'echo')));
+  assert.ok(calls.some((x) => x.host === 'legacy-bridge' && x.tool === 'slow_stream' && x.status === 200), JSON.stringify(calls));
+
+  await c.transport.terminateSession(); // DELETE: the HTTP host ends its session
+  await c.close();
+  await b.close(); // the bridge ends its own when its host goes
+  const deadline = Date.now() + 5000;
+  while ((await mcpStats(ctx.mcp)).legacy_sessions_open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal((await mcpStats(ctx.mcp)).legacy_sessions_open, 0, 'closing a host session closes its server stream');
+});
+
 /** The lines a host sends for initialize, initialized and one echo call (ids 1 and 2). */
 function echoSession(text) {
   return [

@@ -124,6 +124,7 @@ export async function startMcpServer(t, opts) {
   const args = ['--port', String(opts.port ?? 0), '--issuer', opts.issuer];
   if (opts.path) args.push('--path', opts.path);
   if (opts.mode === 'stateless') args.push('--stateless');
+  else if (opts.mode === 'legacy-sse') args.push('--legacy-sse');
   else args.push('--sessions');
   if (opts.prmAt) args.push('--prm-at', opts.prmAt);
   if (opts.noRmHeader) args.push('--no-rm-header');

@@ -19,7 +19,10 @@
 //   403 insufficient_scope), slow_stream (N notifications over the response SSE stream, one
 //   every 100 ms, then a result; tools.read).
 // - Modes: `--sessions` (default; 2025-11-25 style, Mcp-Session-Id from randomUUID, GET stream,
-//   DELETE) or `--stateless` (sessionIdGenerator undefined, a fresh transport per request).
+//   DELETE) or `--stateless` (sessionIdGenerator undefined, a fresh transport per request), or
+//   `--legacy-sse`: only the HTTP+SSE transport of 2024-11-05 (the SDK's SSEServerTransport):
+//   GET <path> opens the stream, whose `endpoint` event names <path>/messages?sessionId=…;
+//   a POST to <path> is 405.
 // - Test-only counters at GET /_test/stats, with `recent_requests` (the last 200 authenticated
 //   requests: HTTP method, JSON-RPC methods, tool, and the mcp-* / origin / cookie headers seen).
 
@@ -29,6 +32,7 @@ import { parseArgs } from 'node:util';
 import { createRemoteJWKSet, jwtVerify, errors as joseErrors } from 'jose';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 
@@ -61,6 +65,8 @@ const { values: args } = parseArgs({
     'scopes-supported': { type: 'string', default: 'tools.read' },
     // Its 403 insufficient_scope answers name no scope (as servers on the Python SDK do).
     'unnamed-403': { type: 'boolean', default: false },
+    // Speak only the HTTP+SSE transport of 2024-11-05.
+    'legacy-sse': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -386,7 +392,7 @@ async function handle(req, res) {
 
   if (url.pathname === '/_test/stats' && req.method === 'GET') {
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ ...stats, sessions_open: transports.size, resource, prm_url: prmUrl }));
+    res.end(JSON.stringify({ ...stats, sessions_open: transports.size, legacy_sessions_open: legacyTransports.size, resource, prm_url: prmUrl }));
     return;
   }
 
@@ -404,7 +410,8 @@ async function handle(req, res) {
     return;
   }
 
-  if (url.pathname !== mcpPath) {
+  const legacyMessages = args['legacy-sse'] && url.pathname === `${mcpPath}/messages`;
+  if (url.pathname !== mcpPath && !legacyMessages) {
     res.statusCode = 404;
     res.setHeader('content-type', 'text/plain');
     res.end('not found');
@@ -443,6 +450,8 @@ async function handle(req, res) {
       return challenge(res, new AuthError(403, 'insufficient_scope', `this tool needs scope ${need}`, need));
     }
   }
+
+  if (args['legacy-sse']) return handleLegacy(req, res, url, body);
 
   if (stateless) {
     if (req.method !== 'POST') {
@@ -487,6 +496,29 @@ async function handle(req, res) {
   }
   return jsonRpcError(res, 400, -32000, 'Bad Request: no valid session ID provided');
 }
+
+/** 2024-11-05 HTTP+SSE: GET <path> is the stream, POST <path>/messages?sessionId= a message. */
+async function handleLegacy(req, res, url, body) {
+  if (url.pathname === mcpPath) {
+    if (req.method !== 'GET') {
+      res.statusCode = 405;
+      res.setHeader('allow', 'GET');
+      res.end();
+      return;
+    }
+    const transport = new SSEServerTransport(`${mcpPath}/messages`, res);
+    legacyTransports.set(transport.sessionId, transport);
+    stats.sessions_created += 1;
+    stats.legacy_streams_opened = (stats.legacy_streams_opened ?? 0) + 1;
+    res.on('close', () => legacyTransports.delete(transport.sessionId));
+    await buildServer().connect(transport);
+    return;
+  }
+  const transport = legacyTransports.get(url.searchParams.get('sessionId'));
+  if (req.method !== 'POST' || !transport) return jsonRpcError(res, 404, -32001, 'Session not found');
+  await transport.handlePostMessage(req, res, body);
+}
+const legacyTransports = new Map(); // session id -> SSEServerTransport (--legacy-sse)
 
 process.stdout.write(`READY ${resource}\n`);
 log(`resource ${resource} issuer ${issuer} mode=${stateless ? 'stateless' : 'sessions'} prm=${prmUrl}`);
