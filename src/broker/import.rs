@@ -19,9 +19,11 @@
 use oauth2::{AccessToken, RefreshToken};
 use time::OffsetDateTime;
 
+use super::signin::Asked;
 use super::{Broker, Error, LoginRequest};
 use crate::oauth::client::{Client, Credentials, RegistrationKind, TokenAuthMethod};
 use crate::oauth::discovery::{self, Discovery};
+use crate::oauth::quirks::Quirks;
 use crate::oauth::tokens::{Issued, TokenSet};
 use crate::secret::Secret;
 use crate::vault::{self, ClientRecord, ServerRecord, VaultError};
@@ -91,7 +93,7 @@ impl Broker {
         let before = self.before(&name, &credentials)?;
         let issued = issued(tokens);
         let requested = issued.scopes.clone().unwrap_or_default();
-        let proved = match self.save_login(&name, &discovery, &credentials, &issued, &requested, true) {
+        let proved = match self.save_login(&name, &discovery, &credentials, &issued, Asked { scopes: &requested, quirks: &Quirks::default() }, true) {
             Ok(_) => self.prove(&name, &discovery, &issued).await,
             Err(e) => Err(e),
         };

@@ -43,6 +43,7 @@ use oauth2::AccessToken;
 use crate::net::{FetchError, HttpClient};
 use crate::oauth::discovery::{DiscoveryError, Unauthorized};
 use crate::oauth::login::{LoginError, Method, TokenError};
+use crate::oauth::quirks::Quirks;
 use crate::oauth::registration::ClientChoice;
 use crate::vault::{self, ServerRecord, Vault, VaultError};
 use flights::Flights;
@@ -85,6 +86,9 @@ pub enum Error {
     BadKey(String),
     #[error("{0}")]
     Joined(String),
+    /// A failure that one of the `login` settings explains ([`crate::oauth::quirks::hint`]).
+    #[error("{message} ({hint})")]
+    Hinted { message: String, hint: &'static str },
     #[error("the pasted address was not used: {0}; paste the address the browser ended on for this sign-in")]
     Paste(#[from] crate::oauth::login::PasteError),
 }
@@ -107,6 +111,9 @@ pub struct LoginRequest {
     pub asked_by: Option<String>,
     /// The 401 that host's request got, when that is what needs the sign-in.
     pub refused: Option<Unauthorized>,
+    /// How its authorization server departs from the textbook, as given to this sign-in;
+    /// `None`: as stored with the server (none for a new one).
+    pub quirks: Option<Quirks>,
 }
 
 /// For which host a sign-in or step-up runs, and why no browser can be opened where its

@@ -14,13 +14,13 @@ use crate::oauth::{refresh, revocation};
 
 /// The token and revocation endpoints of the authorization servers.
 pub trait AuthServer: Send + Sync {
-    /// One RFC 6749 §6 refresh request for `resource`.
+    /// One RFC 6749 §6 refresh request for `resource` (`None`: the AS refuses the parameter).
     fn refresh<'a>(
         &'a self,
         endpoints: &'a Endpoints,
         credentials: &'a Credentials,
         token: &'a RefreshToken,
-        resource: &'a str,
+        resource: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Issued, TokenError>>;
 
     /// RFC 7009 revocation of one token (`hint`: `refresh_token` or `access_token`).
@@ -33,7 +33,7 @@ impl AuthServer for HttpClient {
         endpoints: &'a Endpoints,
         credentials: &'a Credentials,
         token: &'a RefreshToken,
-        resource: &'a str,
+        resource: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Issued, TokenError>> {
         Box::pin(refresh::refresh(self, endpoints, credentials, token, resource))
     }

@@ -104,7 +104,7 @@ impl Broker {
         let endpoints = record.auth_server.endpoints();
         let mut pause = FIRST_PAUSE;
         for _ in 0..RETRIES {
-            match self.auth_server.refresh(&endpoints, credentials, token, &record.resource).await {
+            match self.auth_server.refresh(&endpoints, credentials, token, record.quirks.resource(&record.resource)).await {
                 Err(TokenError::Transient(_)) => {
                     tokio::time::sleep(pause).await;
                     pause *= 4;
@@ -112,7 +112,7 @@ impl Broker {
                 other => return other,
             }
         }
-        self.auth_server.refresh(&endpoints, credentials, token, &record.resource).await
+        self.auth_server.refresh(&endpoints, credentials, token, record.quirks.resource(&record.resource)).await
     }
 
     /// Store a refreshed token set, then its record. A keychain locked since the check

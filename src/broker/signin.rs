@@ -8,6 +8,7 @@ use crate::oauth::client::{Credentials, RegistrationKind};
 use crate::oauth::discovery::{self, Discovery};
 use crate::oauth::device::{self, DeviceError};
 use crate::oauth::login::{self, scopes, DynProgress, LoginError, Loopback, Method, Progress, TokenError};
+use crate::oauth::quirks::{self, Quirks};
 use crate::oauth::registration;
 use crate::oauth::tokens::Issued;
 use crate::vault::{self, ClientRecord, Placement, ServerRecord, ServerState, VaultError};
@@ -16,10 +17,20 @@ impl Broker {
     /// Discover, register, sign in through the browser, store.
     pub async fn login(&self, req: &LoginRequest, progress: &DynProgress) -> Result<ServerRecord, Error> {
         self.vault.secrets.check_writable().map_err(VaultError::from)?;
-        let discovery = discovery::discover(&self.http, &req.url).await?;
+        let quirks = self.quirks_for(req.name.as_deref(), req)?;
+        let discovery = discovery::discover_from(&self.http, &req.url, None, quirks.assume_s256).await.map_err(hinted)?;
         let name = self.choose_name(req, &discovery)?;
         let _flight = self.flights.lock(&name).await;
-        self.login_as(&name, &discovery, req, progress).await
+        self.login_as(&name, &discovery, req, &quirks, progress).await
+    }
+
+    /// The settings a sign-in of `name` uses: those given with it, else those stored.
+    fn quirks_for(&self, name: Option<&str>, req: &LoginRequest) -> Result<Quirks, Error> {
+        if let Some(q) = &req.quirks {
+            return Ok(q.clone());
+        }
+        let stored = name.map(|n| self.vault.store.with(|r| r.servers.get(n).map(|s| s.quirks.clone()))).transpose()?.flatten();
+        Ok(stored.unwrap_or_default())
     }
 
     /// Make sure `name` is signed in, signing in through the browser if not. Concurrent
@@ -32,11 +43,12 @@ impl Broker {
             return Ok(record);
         }
         self.vault.secrets.check_writable().map_err(VaultError::from)?;
-        let discovery = discovery::discover_from(&self.http, &req.url, req.refused.as_ref()).await?;
+        let quirks = self.quirks_for(Some(name), req)?;
+        let discovery = discovery::discover_from(&self.http, &req.url, req.refused.as_ref(), quirks.assume_s256).await.map_err(hinted)?;
         if !discovery.asked && self.vault.store.with(|r| !r.servers.contains_key(name))? {
             return Err(Error::NotAskedYet(name.to_owned()));
         }
-        self.login_as(name, &discovery, req, progress).await
+        self.login_as(name, &discovery, req, &quirks, progress).await
     }
 
     /// Step-up: sign in again asking for `needed` on top of what was granted (step
@@ -53,7 +65,7 @@ impl Broker {
         let mut discovered = None;
         let mut needed = needed.to_vec();
         if needed.is_empty() {
-            let d = discovery::discover(&self.http, &record.url).await?;
+            let d = discovery::discover_from(&self.http, &record.url, None, record.quirks.assume_s256).await?;
             needed = d.resource_metadata.scopes_supported.clone().unwrap_or_default();
             if needed.is_empty() {
                 return Err(refused(step_up::StepUpRefused::Unnamed));
@@ -74,9 +86,9 @@ impl Broker {
         };
         let discovery = match discovered {
             Some(d) => d,
-            None => discovery::discover(&self.http, &req.url).await?,
+            None => discovery::discover_from(&self.http, &req.url, None, record.quirks.assume_s256).await?,
         };
-        self.login_as(name, &discovery, &req, progress).await
+        self.login_as(name, &discovery, &req, &record.quirks, progress).await
     }
 
     /// The record, if the server is signed in with tokens in the keychain.
@@ -88,14 +100,14 @@ impl Broker {
         }
     }
 
-    async fn login_as(&self, name: &str, discovery: &Discovery, req: &LoginRequest, progress: &DynProgress) -> Result<ServerRecord, Error> {
+    async fn login_as(&self, name: &str, discovery: &Discovery, req: &LoginRequest, quirks: &Quirks, progress: &DynProgress) -> Result<ServerRecord, Error> {
         let previous = self.vault.store.with(|r| r.servers.get(name).map(|s| s.scopes.clone()))?.unwrap_or_default();
         let selected = scopes::select(discovery.challenge.as_ref(), &discovery.resource_metadata, &discovery.auth_server);
         let wanted = scopes::union(&scopes::union(&selected, &req.extra_scopes), &previous);
         let recorder = self.underway.begin(name, req.asked_by.clone(), progress);
-        let saved = match self.authorize_with_retry(name, req, discovery, &wanted, &recorder).await {
-            Ok((credentials, issued)) => self.save_login(name, discovery, &credentials, &issued, &wanted, false),
-            Err(e) => Err(e),
+        let saved = match self.authorize_with_retry(name, req, discovery, quirks, &wanted, &recorder).await {
+            Ok((credentials, issued)) => self.save_login(name, discovery, &credentials, &issued, Asked { scopes: &wanted, quirks }, false),
+            Err(e) => Err(hinted(e)),
         };
         recorder.finish(saved.as_ref().map(drop).map_err(ToString::to_string));
         saved
@@ -108,6 +120,7 @@ impl Broker {
         name: &str,
         req: &LoginRequest,
         discovery: &Discovery,
+        quirks: &Quirks,
         scopes: &[String],
         progress: &(dyn Progress + Send + Sync + '_),
     ) -> Result<(Credentials, Issued), Error> {
@@ -126,15 +139,15 @@ impl Broker {
             let (credentials, outcome) = match method {
                 Method::Device => {
                     let credentials = self.obtain_client(req, discovery, existing.take(), DEVICE_REDIRECT_URI).await?;
-                    let outcome = device::sign_in(&self.http, discovery, &credentials, scopes, timeout, progress).await.map_err(LoginError::from);
+                    let outcome = device::sign_in(&self.http, discovery, &credentials, quirks, scopes, timeout, progress).await.map_err(LoginError::from);
                     (credentials, outcome)
                 }
                 Method::Browser | Method::Paste => {
-                    let loopback = Loopback::bind().await.map_err(|e| LoginError::Wait(e.into()))?;
+                    let loopback = Loopback::bind(quirks.callback_port).await.map_err(|e| LoginError::Wait(e.into()))?;
                     let credentials = self.obtain_client(req, discovery, existing.take(), &loopback.redirect_uri()).await?;
                     let _listed = self.inboxes.list(loopback.inbox()); // a pasted address may answer too
                     let open_browser = method == Method::Browser;
-                    let outcome = login::authorize(&self.http, discovery, &credentials, scopes, loopback, timeout, open_browser, progress).await;
+                    let outcome = login::authorize(&self.http, discovery, &credentials, quirks, scopes, loopback, timeout, open_browser, progress).await;
                     (credentials, outcome)
                 }
             };
@@ -180,9 +193,10 @@ impl Broker {
         discovery: &Discovery,
         credentials: &Credentials,
         issued: &Issued,
-        requested: &[String],
+        asked: Asked<'_>,
         imported: bool,
     ) -> Result<ServerRecord, Error> {
+        let Asked { scopes: requested, quirks } = asked;
         self.keep_client_secret(credentials)?;
         self.vault.secrets.set(&vault::server_account(name), &issued.tokens.to_secret()).map_err(VaultError::from)?;
         let at = Placement {
@@ -191,6 +205,7 @@ impl Broker {
             resource: discovery.resource.as_canonical(),
             client: credentials.client.key(),
             auth_server: (&discovery.auth_server).into(),
+            quirks: quirks.clone(),
         };
         let record = ServerRecord::signed_in(at, issued, requested, account_hint(&issued.tokens.access_token));
         let client = ClientRecord { imported, ..self.client_record(credentials)? };
@@ -200,6 +215,21 @@ impl Broker {
             r.servers.insert(name.to_owned(), record.clone());
         })?;
         Ok(record)
+    }
+}
+
+/// What a sign-in asked for (the scopes), and with which settings.
+pub(super) struct Asked<'a> {
+    pub scopes: &'a [String],
+    pub quirks: &'a Quirks,
+}
+
+/// A failed sign-in, with the setting that would fix it when its message matches one.
+fn hinted(e: impl Into<Error>) -> Error {
+    let e = e.into();
+    match quirks::hint(&e.to_string()) {
+        Some(hint) => Error::Hinted { message: e.to_string(), hint },
+        None => e,
     }
 }
 

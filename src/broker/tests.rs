@@ -22,7 +22,7 @@ const ISSUER: &str = "https://as.example";
 /// What the scripted AS was asked, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Asked {
-    Refresh { client_id: String, refresh_token: String, resource: String },
+    Refresh { client_id: String, refresh_token: String, resource: Option<String> },
     Revoke { client_id: String, token: String, hint: String },
 }
 
@@ -43,12 +43,12 @@ impl ScriptedAs {
 }
 
 impl AuthServer for ScriptedAs {
-    fn refresh<'a>(&'a self, _: &'a Endpoints, c: &'a Credentials, token: &'a RefreshToken, resource: &'a str) -> BoxFuture<'a, Result<Issued, TokenError>> {
+    fn refresh<'a>(&'a self, _: &'a Endpoints, c: &'a Credentials, token: &'a RefreshToken, resource: Option<&'a str>) -> BoxFuture<'a, Result<Issued, TokenError>> {
         Box::pin(async move {
             self.asked.lock().unwrap().push(Asked::Refresh {
                 client_id: c.client.client_id.clone(),
                 refresh_token: token.secret().clone(),
-                resource: resource.to_owned(),
+                resource: resource.map(str::to_owned),
             });
             tokio::time::sleep(std::time::Duration::from_millis(20)).await; // let others pile up
             let mut answer = self.refresh.lock().unwrap().pop_front().unwrap_or_else(|| Err(TokenError::Refused("unscripted".into())));
@@ -121,6 +121,7 @@ impl Fixture {
             resource: format!("https://{name}.example/mcp"),
             client: creds.client.key(),
             auth_server,
+            quirks: Default::default(),
         };
         let record = ServerRecord::signed_in(at, &tokens, &["read".into()], None);
         let client = ClientRecord::new(&creds.client, creds.secret.is_some(), OffsetDateTime::now_utc());
@@ -171,7 +172,7 @@ async fn a_refresh_asks_for_the_servers_own_audience() {
     f.seed("a", &dyn_client(), issued("at-1", Some("rt-1"), 0));
     f.script.answer(Ok(issued("at-2", Some("rt-2"), 3600)));
     f.broker.refresh("a").await.unwrap();
-    assert!(matches!(&f.script.asked()[0], Asked::Refresh { resource, .. } if resource == "https://a.example/mcp"));
+    assert!(matches!(&f.script.asked()[0], Asked::Refresh { resource, .. } if resource.as_deref() == Some("https://a.example/mcp")));
 }
 
 #[tokio::test]

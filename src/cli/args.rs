@@ -80,8 +80,9 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct ClientArgs {
-    /// Use a client registered in advance at the authorization server.
-    #[arg(long)]
+    /// Use a client registered in advance at the authorization server. (Ids may start
+    /// with '-': oidc-provider's and others' are random base64url.)
+    #[arg(long, allow_hyphen_values = true)]
     pub client_id: Option<String>,
     /// The environment variable holding that client's secret (secrets never go in argv).
     #[arg(long, value_name = "VAR", requires = "client_id")]
@@ -135,6 +136,31 @@ pub struct LoginArgs {
     /// Open the browser here even over SSH or without a display.
     #[arg(long, conflicts_with_all = ["device", "no_browser"])]
     pub browser: bool,
+    #[command(flatten)]
+    pub quirks: QuirkArgs,
+}
+
+/// Settings for an authorization server that departs from the textbook, kept with the
+/// server for every later sign-in and refresh (docs/COMPATIBILITY.md). Given with a login,
+/// they replace the ones kept; without any, the kept ones stay.
+#[derive(clap::Args, Default)]
+pub struct QuirkArgs {
+    /// Add a parameter to the authorization request and the code exchange (repeatable),
+    /// e.g. Auth0's `audience=https://api.example/`.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub authorize_param: Vec<mcp_broker::oauth::quirks::AuthorizeParam>,
+    /// Leave out the RFC 8707 `resource` parameter, for authorization servers that refuse it
+    /// (Entra ID: AADSTS9010010).
+    #[arg(long)]
+    pub no_resource_param: bool,
+    /// Receive the sign-in on this loopback port (http://127.0.0.1:PORT/callback), for
+    /// authorization servers that accept only the redirect URI registered for the client.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub callback_port: Option<u16>,
+    /// Use PKCE S256 with an authorization server whose metadata does not say it supports
+    /// it (Entra ID, Cognito), instead of refusing it.
+    #[arg(long)]
+    pub assume_s256: bool,
 }
 
 #[derive(clap::Args)]
@@ -225,4 +251,27 @@ pub enum HostsCommand {
         #[arg(long)]
         project: Option<PathBuf>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn login_takes_hyphenated_client_ids_and_the_sign_in_settings() {
+        let cli = Cli::try_parse_from([
+            "mcp-broker", "login", "https://mcp.example/mcp", "--client-id", "-3AROly", "--callback-port", "8976",
+            "--authorize-param", "audience=https://api.example/", "--no-resource-param", "--assume-s256",
+        ])
+        .unwrap();
+        let Command::Login(args) = cli.command else { panic!("not login") };
+        assert_eq!(args.client.client_id.as_deref(), Some("-3AROly"));
+        assert_eq!(args.quirks.callback_port, Some(8976));
+        assert_eq!(args.quirks.authorize_param[0].name, "audience");
+        assert!(args.quirks.no_resource_param && args.quirks.assume_s256);
+        assert!(Cli::try_parse_from(["mcp-broker", "login", "u", "--callback-port", "0"]).is_err(), "port 0 is no fixed port");
+        assert!(Cli::try_parse_from(["mcp-broker", "login", "u", "--authorize-param", "state=x"]).is_err());
+    }
 }

@@ -6,7 +6,9 @@ use mcp_broker::service::api::{AddServer, KeyHeader, Login, SignIn, SignInHow, S
 use mcp_broker::service::client::Control;
 use url::Url;
 
-use super::args::{AddArgs, ClientArgs, LoginArgs};
+use mcp_broker::oauth::quirks::Quirks;
+
+use super::args::{AddArgs, ClientArgs, LoginArgs, QuirkArgs};
 use super::signin;
 use super::table::{expiry_text, opt, scopes_text, table};
 
@@ -45,9 +47,21 @@ pub async fn login(control: &Control, args: LoginArgs) -> Result<()> {
     body.timeout_secs = Some(args.timeout);
     body.method = signin::method(&args);
     body.headless = mcp_broker::oauth::login::browser::headless(|name| std::env::var(name).ok());
+    body.quirks = quirks(&args.quirks);
     let server = control.login(&body, |event| signin::show(control, event)).await?;
     println!("Signed in to {} ({}) with scopes: {}.", server.name, server.url, scopes_text(&server.scopes));
     Ok(())
+}
+
+/// The settings the flags give; `None` when no flag is given (the kept ones stay).
+fn quirks(args: &QuirkArgs) -> Option<Quirks> {
+    let q = Quirks {
+        authorize_params: args.authorize_param.clone(),
+        no_resource_param: args.no_resource_param,
+        callback_port: args.callback_port,
+        assume_s256: args.assume_s256,
+    };
+    (q != Quirks::default()).then_some(q)
 }
 
 pub async fn status(control: &Control, json: bool) -> Result<()> {
@@ -85,6 +99,10 @@ fn status_text(status: &Status) -> String {
         .map(|s| [s.name.clone(), opt(&s.account), scopes_text(&s.scopes), expiry_text(s.expires_at), s.state.as_str().replace('_', " ")])
         .collect();
     out.push_str(&table(["SERVER", "ACCOUNT", "SCOPES", "EXPIRES", "STATE"], &rows));
+    let set: Vec<String> = status.servers.iter().filter(|s| !s.settings.is_empty()).map(|s| format!("  {}: {}\n", s.name, s.settings.join(" "))).collect();
+    if !set.is_empty() {
+        out.push_str(&format!("\nSign-in settings:\n{}", set.concat()));
+    }
     out.push_str(&format!("\nHTTP endpoint: {}/servers/NAME/mcp\n", status.endpoint));
     out
 }
@@ -209,9 +227,11 @@ mod tests {
             has_refresh_token: false,
             last_used_at: None,
             last_error: None,
+            settings: vec!["--no-resource-param".into()],
         };
         let text = status_text(&status(&[], vec![server]));
         assert!(text.contains("linear  -        read write  -        needs login"), "{text}");
+        assert!(text.contains("Sign-in settings:\n  linear: --no-resource-param\n"), "{text}");
         assert!(text.ends_with("HTTP endpoint: http://127.0.0.1:7/servers/NAME/mcp\n"), "{text}");
     }
 }

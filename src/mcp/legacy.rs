@@ -76,11 +76,15 @@ impl Drop for Session {
     }
 }
 
-/// Where the server's messages go: a response to the host stream waiting for its id; any
-/// other message to the host's listening stream, else to the newest waiting one, else held.
+/// Where the server's messages go: a response to the host stream waiting for its id, a
+/// progress notification to the stream of the request that gave its token (so it comes
+/// before that response); any other message to the newest waiting stream, else the host's
+/// listening stream, else held.
 #[derive(Default)]
 struct Routes {
     waiting: HashMap<String, mpsc::Sender<Bytes>>,
+    /// The progress tokens of waiting requests (as JSON text), and whose they are.
+    progress: HashMap<String, String>,
     newest: Option<String>,
     listener: Option<mpsc::Sender<Bytes>>,
     held: VecDeque<Bytes>,
@@ -257,6 +261,7 @@ async fn read(mut body: UpstreamBody, mut parser: sse::Parser, first: Vec<Event>
     let mut r = lock(&routes);
     r.ended = true;
     r.waiting.clear();
+    r.progress.clear();
     r.listener = None;
 }
 
@@ -273,17 +278,20 @@ async fn deliver(routes: &Mutex<Routes>, events: Vec<Event>) {
 
 /// Where one message goes, and whether it ends that stream; `None`: held, or dropped.
 fn route(routes: &Mutex<Routes>, data: &str, wire: Bytes) -> Option<(mpsc::Sender<Bytes>, (Bytes, bool))> {
-    let info = MessageInfo::parse(data.as_bytes()).unwrap_or_default();
+    let msg: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
     let mut r = lock(routes);
-    if info.method.is_none() {
-        if let Some(id) = info.id.as_ref().map(ToString::to_string) {
-            return r.waiting.remove(&id).map(|tx| (tx, (wire, true)));
-        }
+    let id = msg.get("id").filter(|id| !id.is_null()).map(ToString::to_string);
+    if let (None, Some(id)) = (msg.get("method"), &id) {
+        r.progress.retain(|_, of| of != id);
+        return r.waiting.remove(id).map(|tx| (tx, (wire, true)));
     }
-    let to = r.listener.clone().filter(|l| !l.is_closed()).or_else(|| {
-        let newest = r.newest.clone()?;
-        r.waiting.get(&newest).cloned()
-    });
+    let of_request = msg.pointer("/params/progressToken").map(ToString::to_string).and_then(|t| r.progress.get(&t).cloned());
+    let newest = r.newest.clone();
+    let to = [of_request, newest]
+        .into_iter()
+        .flatten()
+        .find_map(|id| r.waiting.get(&id).cloned())
+        .or_else(|| r.listener.clone().filter(|l| !l.is_closed()));
     match to {
         Some(tx) => Some((tx, (wire, false))),
         None => {
@@ -299,9 +307,10 @@ fn route(routes: &Mutex<Routes>, data: &str, wire: Bytes) -> Option<(mpsc::Sende
 /// POST one host message to the session's endpoint. A request is answered with the stream
 /// its response will come on; anything else with 202. `new_sid`: the session it opened.
 async fn post(upstream: &Upstream, s: &Session, credential: Credential<'_>, body: &Bytes, new_sid: Option<&str>) -> Result<Response<UpstreamBody>, LegacyError> {
-    let info = MessageInfo::parse(body).unwrap_or_default();
-    let request_id = info.method.as_ref().and(info.id.as_ref()).map(ToString::to_string);
-    let rx = request_id.as_ref().map(|id| expect(&s.routes, id));
+    let msg: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let request_id = msg.get("method").and(msg.get("id")).filter(|id| !id.is_null()).map(ToString::to_string);
+    let token = msg.pointer("/params/_meta/progressToken").map(ToString::to_string);
+    let rx = request_id.as_ref().map(|id| expect(&s.routes, id, token));
     let mut h = HeaderMap::new();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let sent = upstream.send(Method::POST, s.endpoint.clone(), h, credential, body.clone()).await;
@@ -309,7 +318,9 @@ async fn post(upstream: &Upstream, s: &Session, credential: Credential<'_>, body
         Ok(resp) if resp.status().is_success() => resp,
         other => {
             if let Some(id) = &request_id {
-                lock(&s.routes).waiting.remove(id);
+                let mut r = lock(&s.routes);
+                r.waiting.remove(id);
+                r.progress.retain(|_, of| of != id);
             }
             return Ok(other?);
         }
@@ -325,12 +336,16 @@ async fn post(upstream: &Upstream, s: &Session, credential: Credential<'_>, body
     Ok(out)
 }
 
-/// Wait for the response to request `id`: its stream, with what was held for the host.
-fn expect(routes: &Mutex<Routes>, id: &str) -> mpsc::Receiver<Bytes> {
+/// Wait for the response to request `id` (whose progress notifications carry `token`): its
+/// stream, with what was held for the host.
+fn expect(routes: &Mutex<Routes>, id: &str, token: Option<String>) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     let mut r = lock(routes);
     for held in r.held.drain(..) {
         let _ = tx.try_send(held);
+    }
+    if let Some(t) = token {
+        r.progress.insert(t, id.to_owned());
     }
     r.waiting.insert(id.to_owned(), tx);
     r.newest = Some(id.to_owned());
@@ -405,7 +420,9 @@ mod tests {
         let routes = Mutex::new(Routes::default());
         let note = br#"{"jsonrpc":"2.0","method":"notifications/message","params":{}}"#;
         assert!(route(&routes, std::str::from_utf8(note).unwrap(), Bytes::from_static(b"n")).is_none(), "no stream: held");
-        let mut rx = expect(&routes, "7");
+        let mut rx = expect(&routes, "7", Some("\"p\"".into()));
+        let (_, (_, ends)) = route(&routes, r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":1}}"#, Bytes::new()).unwrap();
+        assert!(!ends, "progress goes to its request's stream, which stays open");
         assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"n"), "the held message comes first");
         let (tx, (wire, ends)) = route(&routes, r#"{"jsonrpc":"2.0","id":7,"result":{}}"#, Bytes::from_static(b"r")).unwrap();
         assert!(ends);

@@ -26,6 +26,7 @@ use super::login::TokenError;
 use crate::net::HttpClient;
 use crate::oauth::client::{Credentials, Endpoints};
 use crate::oauth::discovery::Discovery;
+use crate::oauth::quirks::Quirks;
 use crate::oauth::tokens::Issued;
 use crate::secret::Secret;
 
@@ -75,6 +76,7 @@ pub async fn sign_in(
     http: &HttpClient,
     discovery: &Discovery,
     credentials: &Credentials,
+    quirks: &Quirks,
     scopes: &[String],
     timeout: Duration,
     progress: &(dyn super::login::Progress + Send + Sync + '_),
@@ -85,14 +87,16 @@ pub async fn sign_in(
         .clone()
         .ok_or_else(|| DeviceError::Unsupported { issuer: discovery.issuer().to_owned() })?;
     let client = credentials.oauth_client(&Endpoints::from(&discovery.auth_server)).set_device_authorization_url(DeviceAuthorizationUrl::from_url(endpoint));
-    let resource = discovery.resource.as_canonical();
-    let details: StandardDeviceAuthorizationResponse = client
-        .exchange_device_code()
-        .add_scopes(scopes.iter().cloned().map(Scope::new))
-        .add_extra_param("resource", resource.clone())
-        .request_async(http)
-        .await
-        .map_err(start_error)?;
+    let audience = discovery.resource.as_canonical();
+    let resource = quirks.resource(&audience);
+    let mut start = client.exchange_device_code().add_scopes(scopes.iter().cloned().map(Scope::new));
+    if let Some(r) = resource {
+        start = start.add_extra_param("resource", r.to_owned());
+    }
+    for (k, v) in quirks.extra_params() {
+        start = start.add_extra_param(k, v);
+    }
+    let details: StandardDeviceAuthorizationResponse = start.request_async(http).await.map_err(start_error)?;
     progress.show_code(&prompt(&details)?);
     let limited = timeout < details.expires_in();
     let timeout = timeout.min(details.expires_in());
@@ -100,9 +104,11 @@ pub async fn sign_in(
     // At least a second between polls (an `interval` of 0 would be a busy loop), and never
     // a sleep past the deadline.
     let sleep = move |interval: Duration| tokio::time::sleep(interval.max(MIN_INTERVAL).min(deadline.saturating_duration_since(Instant::now())));
-    let response = client
-        .exchange_device_access_token(&details)
-        .add_extra_param("resource", resource)
+    let mut poll = client.exchange_device_access_token(&details);
+    if let Some(r) = resource {
+        poll = poll.add_extra_param("resource", r.to_owned());
+    }
+    let response = poll
         .request_async(http, sleep, Some(timeout))
         .await
         .map_err(|e| match poll_error(e) {

@@ -10,12 +10,16 @@
 //! 4. [`tokens`]: what the token endpoint issued, and when to refresh it; [`refresh`]: doing so.
 //! 5. [`revocation`]: RFC 7009 sign-out.
 //!
+//! [`quirks`]: the per-server settings for authorization servers that depart from the
+//! textbook, used by each of these steps.
+//!
 //! Nothing here stores anything: the [`crate::broker`] decides what is kept.
 
 pub mod client;
 pub mod device;
 pub mod discovery;
 pub mod login;
+pub mod quirks;
 pub mod refresh;
 pub mod registration;
 pub mod revocation;

@@ -16,13 +16,13 @@ pub async fn refresh(
     endpoints: &Endpoints,
     credentials: &Credentials,
     token: &RefreshToken,
-    resource: &str,
+    resource: Option<&str>,
 ) -> Result<Issued, TokenError> {
-    let response = credentials
-        .oauth_client(endpoints)
-        .exchange_refresh_token(token)
-        .add_extra_param("resource", resource.to_owned())
-        .request_async(http)
-        .await?;
+    let client = credentials.oauth_client(endpoints);
+    let mut request = client.exchange_refresh_token(token);
+    if let Some(r) = resource {
+        request = request.add_extra_param("resource", r.to_owned());
+    }
+    let response = request.request_async(http).await?;
     Ok(Issued::from_response(&response, Some(token.clone()), OffsetDateTime::now_utc())?)
 }

@@ -29,7 +29,7 @@ pub enum ClientChoice {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
-    #[error("{issuer} supports neither client metadata documents nor dynamic client registration; pass --client-id (and --client-secret-env) for a client registered there")]
+    #[error("{issuer} supports neither client metadata documents nor dynamic client registration; register a client there (redirect URI http://127.0.0.1/callback, any port; or a fixed one with --callback-port) and pass --client-id (and --client-secret-env)")]
     Unsupported { issuer: String },
     #[error("client registration at {url} failed: {reason}")]
     Failed { url: String, reason: String },
@@ -115,7 +115,12 @@ async fn register_dynamic(http: &HttpClient, auth_server: &AuthServerMetadata, r
     let r = http.send_direct(&url, |c| c.post(url.clone()).json(&body)).await?;
     if !r.status.is_success() {
         let detail = serde_json::from_slice::<serde_json::Value>(&r.body).ok().and_then(|v| v["error"].as_str().map(str::to_owned));
-        return Err(failed(format!("HTTP {}{}", r.status.as_u16(), detail.map(|d| format!(" ({d})")).unwrap_or_default())));
+        let policy = if matches!(r.status.as_u16(), 401 | 403) {
+            "; it refuses dynamic registration (by its policy, as Okta and Keycloak may): register a client there and pass --client-id"
+        } else {
+            ""
+        };
+        return Err(failed(format!("HTTP {}{}{policy}", r.status.as_u16(), detail.map(|d| format!(" ({d})")).unwrap_or_default())));
     }
     let reg: RegistrationResponse = serde_json::from_slice(&r.body).map_err(|e| failed(format!("invalid response ({e})")))?;
     if reg.client_id.is_empty() {

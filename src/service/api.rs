@@ -18,6 +18,7 @@ pub use crate::audit::{Call, Usage};
 pub use crate::consent::Approval;
 use crate::consent::{Decision, DecisionRecord};
 use crate::hosts::HostInfo;
+use crate::oauth::quirks::Quirks;
 use crate::secret::Secret;
 use crate::vault::{KeyedServer, OpenServer, ServerRecord, ServerState};
 pub use crate::oauth::login::Method;
@@ -165,6 +166,9 @@ pub struct Server {
     /// The last refresh failure that did not end the grant.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Its sign-in settings, as the `login` flags that give them.
+    #[serde(default)]
+    pub settings: Vec<String>,
 }
 
 impl Server {
@@ -192,6 +196,7 @@ impl Server {
             has_refresh_token: false,
             last_used_at,
             last_error: None,
+            settings: Vec::new(),
         }
     }
 
@@ -210,6 +215,7 @@ impl Server {
             has_refresh_token: r.has_refresh_token,
             last_used_at,
             last_error: r.last_error.clone(),
+            settings: r.quirks.flags(),
         }
     }
 }
@@ -242,6 +248,10 @@ pub struct Login {
     /// Why the asking program sees no browser it could use (`SSH session`, `no display`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headless: Option<String>,
+    /// Settings for an authorization server that departs from the textbook; absent: those
+    /// kept with the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quirks: Option<Quirks>,
 }
 
 /// One line of the NDJSON stream `POST /v1/login` answers with: progress, then `done` or

@@ -141,6 +141,7 @@ fn login_request(body: api::Login) -> LoginRequest {
         headless: body.headless,
         asked_by: None,
         refused: None,
+        quirks: body.quirks,
     }
 }
 

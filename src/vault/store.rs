@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use super::{JsonFile, VaultError};
 use crate::oauth::client::{Client, ClientKey, Endpoints, RegistrationKind, TokenAuthMethod};
 use crate::oauth::discovery::AuthServerMetadata;
+use crate::oauth::quirks::Quirks;
 use crate::oauth::tokens::Issued;
 
 /// A server's sign-in state.
@@ -141,6 +142,13 @@ pub struct ServerRecord {
     /// The last refresh failure that did not end the grant (e.g. the AS was down).
     #[serde(default)]
     pub last_error: Option<String>,
+    /// How its authorization server departs from the textbook (`login` settings).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub quirks: Quirks,
+}
+
+fn is_default(q: &Quirks) -> bool {
+    *q == Quirks::default()
 }
 
 /// Where a signed-in server lives and which client its grant belongs to.
@@ -151,6 +159,7 @@ pub struct Placement {
     pub resource: String,
     pub client: ClientKey,
     pub auth_server: StoredAuthServer,
+    pub quirks: Quirks,
 }
 
 /// The transitions of a server's state. Every change of `state` goes through one of these.
@@ -172,6 +181,7 @@ impl ServerRecord {
             expires_at: issued.expires_at,
             has_refresh_token: issued.tokens.refresh_token.is_some(),
             last_error: None,
+            quirks: at.quirks,
         }
     }
 
@@ -401,6 +411,7 @@ mod tests {
                 token_endpoint: "https://as.example/token".parse().unwrap(),
                 revocation_endpoint: None,
             },
+            quirks: Quirks::default(),
         };
         ServerRecord::signed_in(at, &issued(None, true), &["read".into()], None)
     }

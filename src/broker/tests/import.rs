@@ -92,7 +92,7 @@ async fn an_import_is_stored_and_proved_by_one_refresh_whose_rotated_token_is_ke
     let url = format!("{base}/mcp");
     let record = f.broker.import(Some("imp".into()), &url, imported_client(Some(&base)), imported_tokens("at-1", Some("rt-1"))).await.unwrap();
     assert_eq!((record.name.as_str(), record.state, record.client_id.as_str()), ("imp", ServerState::SignedIn, "mr-1"));
-    assert_eq!(f.script.asked(), [Asked::Refresh { client_id: "mr-1".into(), refresh_token: "rt-1".into(), resource: url }]);
+    assert_eq!(f.script.asked(), [Asked::Refresh { client_id: "mr-1".into(), refresh_token: "rt-1".into(), resource: Some(url) }]);
     assert_eq!(f.stored("imp").refresh_token.unwrap().secret(), "rt-2");
     let client = f.broker.stored_client(&record.client_key()).unwrap().unwrap();
     assert_eq!((client.client.kind, client.client.issuer.as_str()), (RegistrationKind::Dynamic, base.as_str()));

@@ -77,6 +77,8 @@ pub enum MetadataError {
     IssuerMismatch { expected: String, found: String },
     #[error("does not support PKCE S256 (code_challenge_methods_supported lacks \"S256\")")]
     NoS256,
+    #[error("does not say whether it supports PKCE (it lists no code_challenge_methods_supported); if you know it supports S256, sign in with --assume-s256")]
+    NoPkceMethods,
     #[error("has an authorization_endpoint that is not http(s): {0}")]
     AuthorizationScheme(String),
     #[error("has an insecure {which}: {source}")]
@@ -86,13 +88,21 @@ pub enum MetadataError {
 impl AuthServerMetadata {
     /// Parse a metadata document and check it belongs to `expected_issuer` and is safe to use.
     pub fn validate(body: &[u8], expected_issuer: &str) -> Result<Self, MetadataError> {
+        Self::validate_as(body, expected_issuer, false)
+    }
+
+    /// [`Self::validate`], taking S256 as supported where the document does not say
+    /// (`assume_s256`: the user's `--assume-s256`).
+    pub fn validate_as(body: &[u8], expected_issuer: &str, assume_s256: bool) -> Result<Self, MetadataError> {
         let m: Self = serde_json::from_slice(body).map_err(|e| MetadataError::Json(e.to_string()))?;
         if !same_issuer(&m.issuer, expected_issuer) {
             return Err(MetadataError::IssuerMismatch { expected: expected_issuer.into(), found: m.issuer });
         }
-        let s256 = m.code_challenge_methods_supported.as_ref().is_some_and(|v| v.iter().any(|x| x == "S256"));
-        if !s256 {
-            return Err(MetadataError::NoS256);
+        match &m.code_challenge_methods_supported {
+            Some(methods) if methods.iter().any(|x| x == "S256") => {}
+            Some(_) => return Err(MetadataError::NoS256),
+            None if assume_s256 => {}
+            None => return Err(MetadataError::NoPkceMethods),
         }
         if !matches!(m.authorization_endpoint.scheme(), "http" | "https") {
             return Err(MetadataError::AuthorizationScheme(m.authorization_endpoint.to_string()));

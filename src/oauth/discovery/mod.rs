@@ -94,12 +94,18 @@ pub enum DiscoveryError {
 
 /// Run discovery for the server at `server_url`, starting with a probe.
 pub async fn discover(http: &HttpClient, server_url: &str) -> Result<Discovery, DiscoveryError> {
-    discover_from(http, server_url, None).await
+    discover_from(http, server_url, None, false).await
 }
 
 /// Run discovery for the server at `server_url`, from the 401 a request already got
-/// (`refused`), else from a probe.
-pub async fn discover_from(http: &HttpClient, server_url: &str, refused: Option<&Unauthorized>) -> Result<Discovery, DiscoveryError> {
+/// (`refused`), else from a probe. `assume_s256`: AS metadata that does not say whether it
+/// supports PKCE is taken to support S256 (the user's `--assume-s256`).
+pub async fn discover_from(
+    http: &HttpClient,
+    server_url: &str,
+    refused: Option<&Unauthorized>,
+    assume_s256: bool,
+) -> Result<Discovery, DiscoveryError> {
     let server = ResourceUri::parse(server_url)?;
     require_secure(server.url())?;
     let (status, challenge) = match refused {
@@ -109,11 +115,11 @@ pub async fn discover_from(http: &HttpClient, server_url: &str, refused: Option<
     let (resource_metadata, resource, auth_server) =
         match fetch_resource_metadata(http, &server, challenge.as_ref(), status).await {
             Ok((prm, resource)) => {
-                let auth_server = first_valid_auth_server(http, &prm.authorization_servers).await?;
+                let auth_server = first_valid_auth_server(http, &prm.authorization_servers, assume_s256).await?;
                 (prm, resource, auth_server)
             }
             Err(DiscoveryError::NoResourceMetadata { .. }) if names_no_metadata(challenge.as_ref()) => {
-                let (prm, auth_server) = discover_legacy(http, &server).await?;
+                let (prm, auth_server) = discover_legacy(http, &server, assume_s256).await?;
                 (prm, server.clone(), auth_server)
             }
             Err(e) => return Err(e),
@@ -131,9 +137,10 @@ fn names_no_metadata(challenge: Option<&BearerChallenge>) -> bool {
 async fn discover_legacy(
     http: &HttpClient,
     server: &ResourceUri,
+    assume_s256: bool,
 ) -> Result<(ProtectedResourceMetadata, AuthServerMetadata), DiscoveryError> {
     let base = legacy::base_url(server);
-    let auth_server = match fetch_auth_server(http, &base).await {
+    let auth_server = match fetch_auth_server(http, &base, assume_s256).await {
         Ok(m) => m,
         Err(DiscoveryError::NoAuthServerMetadata { .. }) => legacy::default_auth_server(&base)
             .map_err(|_| DiscoveryError::BadIssuer { issuer: base.clone() })?,
@@ -239,10 +246,10 @@ const MAX_AUTH_SERVERS: usize = 4;
 
 /// The first of `issuers` (the PRM's `authorization_servers`, in its order) whose metadata
 /// validates; when none does, the first one's error.
-async fn first_valid_auth_server(http: &HttpClient, issuers: &[String]) -> Result<AuthServerMetadata, DiscoveryError> {
+async fn first_valid_auth_server(http: &HttpClient, issuers: &[String], assume_s256: bool) -> Result<AuthServerMetadata, DiscoveryError> {
     let mut first_error = None;
     for issuer in issuers.iter().take(MAX_AUTH_SERVERS) {
-        match fetch_auth_server(http, issuer).await {
+        match fetch_auth_server(http, issuer, assume_s256).await {
             Ok(m) => return Ok(m),
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -252,7 +259,7 @@ async fn first_valid_auth_server(http: &HttpClient, issuers: &[String]) -> Resul
     Err(first_error.unwrap_or_else(|| DiscoveryError::NoAuthServerMetadata { issuer: "(none named)".into(), tried: String::new() }))
 }
 
-async fn fetch_auth_server(http: &HttpClient, issuer: &str) -> Result<AuthServerMetadata, DiscoveryError> {
+async fn fetch_auth_server(http: &HttpClient, issuer: &str, assume_s256: bool) -> Result<AuthServerMetadata, DiscoveryError> {
     let bad = || DiscoveryError::BadIssuer { issuer: issuer.to_owned() };
     let issuer_url = Url::parse(issuer).map_err(|_| bad())?;
     if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
@@ -266,7 +273,7 @@ async fn fetch_auth_server(http: &HttpClient, issuer: &str) -> Result<AuthServer
             Ok(_) | Err(FetchError::EventStream { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        return AuthServerMetadata::validate(&r.body, issuer)
+        return AuthServerMetadata::validate_as(&r.body, issuer, assume_s256)
             .map_err(|source| DiscoveryError::AuthServer { url: url.to_string(), source });
     }
     Err(DiscoveryError::NoAuthServerMetadata { issuer: issuer.to_owned(), tried: join(&candidates) })

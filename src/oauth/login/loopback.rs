@@ -29,7 +29,7 @@ use crate::platform::peer;
 pub enum WaitError {
     #[error(transparent)]
     Callback(#[from] CallbackError),
-    #[error("the sign-in was not completed within {0} s; run the command again to retry")]
+    #[error("the sign-in was not completed within {0} s; run the command again to retry (if the authorization server showed an error about the redirect URI, it accepts only the one registered for its client: sign in with --callback-port PORT)")]
     Timeout(u64),
     #[error("the loopback listener failed: {0}")]
     Io(#[from] std::io::Error),
@@ -76,8 +76,9 @@ impl Received {
 
 impl Loopback {
     /// Bind `127.0.0.1` on a port the OS picks.
-    pub async fn bind() -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    /// Listen on 127.0.0.1, on `port` when the server's settings fix one (else any).
+    pub async fn bind(port: Option<u16>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).await?;
         let port = listener.local_addr()?.port();
         Ok(Self { listener, port, slot: Slot::default() })
     }
@@ -237,7 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pasted_address_is_taken_once_only_when_it_is_this_sign_ins_callback() {
-        let loopback = Loopback::bind().await.unwrap();
+        let loopback = Loopback::bind(None).await.unwrap();
         let inbox = loopback.inbox();
         let callback = loopback.redirect_uri();
         let expected = Expected { state: "s1".into(), issuer: "https://as.example".into(), iss_required: true };

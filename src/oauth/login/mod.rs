@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::oauth::discovery::Discovery;
+use crate::oauth::quirks::Quirks;
 use crate::net::HttpClient;
 use crate::oauth::client::{Credentials, Endpoints};
 use crate::oauth::registration::RegistrationError;
@@ -129,6 +130,7 @@ pub async fn authorize(
     http: &HttpClient,
     discovery: &Discovery,
     credentials: &Credentials,
+    quirks: &Quirks,
     scopes: &[String],
     loopback: Loopback,
     timeout: Duration,
@@ -138,14 +140,19 @@ pub async fn authorize(
     let endpoints = Endpoints::from(&discovery.auth_server);
     let client = Credentials::with_redirect(credentials.oauth_client(&endpoints), &loopback.redirect_uri()).map_err(RegistrationError::from)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let resource = discovery.resource.as_canonical();
-    let mut request = client
-        .authorize_url(CsrfToken::new_random)
-        .add_scopes(scopes.iter().cloned().map(Scope::new))
-        .set_pkce_challenge(challenge)
-        .add_extra_param("resource", resource.clone());
-    if scopes.iter().any(|s| s == "offline_access") {
-        // OpenID Connect Core §11: offline access is granted only with explicit consent.
+    let audience = discovery.resource.as_canonical();
+    let resource = quirks.resource(&audience);
+    let mut request = client.authorize_url(CsrfToken::new_random).add_scopes(scopes.iter().cloned().map(Scope::new)).set_pkce_challenge(challenge);
+    if let Some(r) = resource {
+        request = request.add_extra_param("resource", r.to_owned());
+    }
+    for (k, v) in quirks.extra_params() {
+        request = request.add_extra_param(k, v);
+    }
+    let own_prompt = quirks.authorize_params.iter().any(|p| p.name == "prompt");
+    if scopes.iter().any(|s| s == "offline_access") && !own_prompt {
+        // OpenID Connect Core §11: offline access is granted only with explicit consent
+        // (unless the server's settings say which prompt: admin consent may forbid this one).
         request = request.add_extra_param("prompt", "consent");
     }
     let (url, state) = request.url();
@@ -168,12 +175,14 @@ pub async fn authorize(
     }
     let received = loopback.wait(expected, timeout).await?;
     let issued = async {
-        let response = client
-            .exchange_code(received.code.clone())
-            .set_pkce_verifier(verifier)
-            .add_extra_param("resource", resource)
-            .request_async(http)
-            .await?;
+        let mut exchange = client.exchange_code(received.code.clone()).set_pkce_verifier(verifier);
+        if let Some(r) = resource {
+            exchange = exchange.add_extra_param("resource", r.to_owned());
+        }
+        for (k, v) in quirks.extra_params() {
+            exchange = exchange.add_extra_param(k, v);
+        }
+        let response = exchange.request_async(http).await?;
         Ok::<_, TokenError>(Issued::from_response(&response, None, OffsetDateTime::now_utc())?)
     }
     .await;

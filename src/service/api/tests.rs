@@ -28,6 +28,7 @@ pub(super) fn sample_server() -> Server {
         has_refresh_token: true,
         last_used_at: None,
         last_error: None,
+        settings: vec![],
     }
 }
 
@@ -36,7 +37,7 @@ fn server_wire() -> Value {
         "name": "linear", "url": "https://mcp.linear.app/mcp", "resource": "https://mcp.linear.app/mcp",
         "state": "signed_in", "issuer": "https://linear.app", "client_id": "abc", "account": "ada@example.com",
         "scopes": ["read"], "expires_at": "2026-01-02T03:04:05Z", "has_refresh_token": true,
-        "last_used_at": null, "last_error": null,
+        "last_used_at": null, "last_error": null, "settings": [],
     })
 }
 

@@ -106,6 +106,7 @@ export async function startAs(t, opts = {}) {
   if (opts.accessTtl) args.push('--access-ttl', String(opts.accessTtl));
   if (opts.refreshTtl) args.push('--refresh-ttl', String(opts.refreshTtl));
   if (opts.cimd) args.push('--cimd');
+  for (const q of opts.quirks ?? []) args.push('--quirk', q);
   if (opts.device) args.push('--device');
   if (opts.deviceInterval) args.push('--device-interval', String(opts.deviceInterval));
   if (opts.deviceSlowDown) args.push('--device-slow-down', String(opts.deviceSlowDown));

@@ -54,9 +54,16 @@ const { values: args } = parseArgs({
     'device-slow-down': { type: 'string', default: '0' },
     'device-ttl': { type: 'string', default: '600' },
     quiet: { type: 'boolean', default: false },
+    // Behave as a real provider does where it departs from the textbook (repeatable):
+    // entra-resource, no-pkce-metadata, audience-param, exact-redirect=URL. See applyQuirks.
+    quirk: { type: 'string', multiple: true, default: [] },
   },
   strict: true,
 });
+const quirks = new Map(args.quirk.map((q) => { const i = q.indexOf('='); return i < 0 ? [q, true] : [q.slice(0, i), q.slice(i + 1)]; }));
+// The audience an `entra-resource` AS gives tokens requested without `resource` (Entra ID
+// derives it from the scope); set by the test once the MCP server runs (POST /_test/config).
+let defaultResource;
 
 if (!['auto', 'form'].includes(args.login)) {
   console.error(`as.mjs: --login must be auto or form, not ${args.login}`);
@@ -95,6 +102,7 @@ const stats = {
   revocations: 0, // successful (200) responses of the revocation endpoint
   grants_revoked: 0, // grants oidc-provider revoked (revocation of a refresh token, reuse detection)
   discovery_requests: [], // paths of metadata requests, in order
+  quirk_refusals: 0, // requests a --quirk answered instead of oidc-provider
   device_authorizations: [], // {client_id, scope, resource} of each device authorization request
   device_polls: [], // {at (ms since start), answer} of each device_code token request
 };
@@ -170,7 +178,7 @@ const configuration = {
     introspection: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      defaultResource: async (_ctx, _client, oneOf) => oneOf ?? undefined,
+      defaultResource: async (_ctx, _client, oneOf) => oneOf ?? defaultResource,
       useGrantedResource: async () => true,
       getResourceServerInfo: async (_ctx, resourceIndicator) => {
         const url = URL.parse(resourceIndicator);
@@ -374,9 +382,16 @@ async function handle(req, res) {
     return;
   }
 
+  if (pathname === '/_test/config' && req.method === 'POST') {
+    defaultResource = (await readForm(req)).get('default_resource') ?? undefined;
+    res.end('ok');
+    return;
+  }
+
   if (pathname.endsWith('/.well-known/openid-configuration') || pathname.includes('/.well-known/oauth-authorization-server')) {
     stats.discovery_requests.push(pathname);
   }
+  if (quirks.size && await applyQuirks(req, res, url)) return;
 
   const interactionPrefix = `${issuerPath}/interaction/`;
   if (pathname.startsWith(interactionPrefix)) {
@@ -427,6 +442,73 @@ async function handle(req, res) {
     if (!req.url.startsWith('/')) req.url = `/${req.url}`;
   }
   providerCallback(req, res);
+}
+
+/**
+ * The departures from the textbook of real providers, as their documentation describes them.
+ * `true`: the request was answered here.
+ * - entra-resource: Entra ID v2 answers an authorization request carrying `resource` with
+ *   `invalid_target` AADSTS9010010 (to the redirect URI); the audience comes from elsewhere.
+ * - no-pkce-metadata: Entra ID / Cognito metadata lists no code_challenge_methods_supported.
+ * - audience-param: Auth0 names the API with `audience`; `resource` is ignored, and without
+ *   `audience` the access token is not one for the API.
+ * - exact-redirect=URL: Slack, Atlassian, …: only the registered redirect URI, port included;
+ *   any other gets an error page (never a redirect to an unregistered URI, RFC 6749 §4.1.2.1).
+ */
+async function applyQuirks(req, res, url) {
+  const { pathname } = url;
+  const authorize = pathname === `${issuerPath}/auth`;
+  const token = pathname === `${issuerPath}/token` && req.method === 'POST';
+  const q = url.searchParams;
+  if (quirks.has('no-pkce-metadata') && pathname.includes('/.well-known/')) {
+    const end = res.end.bind(res);
+    res.end = (chunk, ...rest) => {
+      try {
+        const doc = JSON.parse(chunk.toString());
+        delete doc.code_challenge_methods_supported;
+        const body = JSON.stringify(doc);
+        res.setHeader('content-length', Buffer.byteLength(body));
+        return end(body);
+      } catch {
+        return end(chunk, ...rest);
+      }
+    };
+  }
+  if (authorize && quirks.has('entra-resource') && q.has('resource')) {
+    const back = new URL(q.get('redirect_uri'));
+    back.searchParams.set('error', 'invalid_target');
+    back.searchParams.set('error_description', "AADSTS9010010: The resource parameter provided in the request doesn't match with the requested scopes.");
+    if (q.has('state')) back.searchParams.set('state', q.get('state'));
+    back.searchParams.set('iss', issuer);
+    stats.quirk_refusals += 1;
+    res.statusCode = 302;
+    res.setHeader('location', back.href);
+    res.end();
+    return true;
+  }
+  if (authorize && quirks.has('exact-redirect') && q.get('redirect_uri') !== quirks.get('exact-redirect')) {
+    stats.quirk_refusals += 1;
+    res.statusCode = 400;
+    res.setHeader('content-type', 'text/plain');
+    res.end('invalid_request: redirect_uri does not match the one registered for this app');
+    return true;
+  }
+  if (quirks.has('audience-param') && authorize) {
+    const audience = q.get('audience');
+    q.delete('resource');
+    q.delete('audience');
+    if (audience) q.set('resource', audience);
+    req.url = `${pathname}?${q}`;
+  }
+  if (quirks.has('audience-param') && token) {
+    const form = await readForm(req);
+    const audience = form.get('audience');
+    form.delete('resource');
+    form.delete('audience');
+    if (audience) form.set('resource', audience);
+    req.body = form.toString();
+  }
+  return false;
 }
 
 process.stdout.write(`READY ${issuer}\n`);
