@@ -114,6 +114,8 @@ pub struct LoginRequest {
     /// How its authorization server departs from the textbook, as given to this sign-in;
     /// `None`: as stored with the server (none for a new one).
     pub quirks: Option<Quirks>,
+    /// A further account at the server: the sign-in is `NAME@ACCOUNT`.
+    pub account: Option<String>,
 }
 
 /// For which host a sign-in or step-up runs, and why no browser can be opened where its

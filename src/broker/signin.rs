@@ -167,9 +167,14 @@ impl Broker {
     pub(super) fn choose_name(&self, req: &LoginRequest, discovery: &Discovery) -> Result<String, Error> {
         let url = discovery.server.as_canonical();
         self.vault.store.with(|registry| {
-            let name = match &req.name {
+            let base = match &req.name {
                 Some(n) => n.clone(),
-                None => registry.servers.values().find(|s| s.url == url).map(|s| s.name.clone()).unwrap_or_else(|| discovery.server.default_name()),
+                // The server's first account (its name without `@`), else a new name.
+                None => registry.servers.values().find(|s| s.url == url && !s.name.contains('@')).map(|s| s.name.clone()).unwrap_or_else(|| discovery.server.default_name()),
+            };
+            let name = match &req.account {
+                Some(account) => format!("{}@{account}", base.split('@').next().unwrap_or(&base)),
+                None => base,
             };
             validate_name(&name)?;
             if let Some(k) = registry.keyed.get(&name) {

@@ -136,6 +136,11 @@ pub struct LoginArgs {
     /// Open the browser here even over SSH or without a display.
     #[arg(long, conflicts_with_all = ["device", "no_browser"])]
     pub browser: bool,
+    /// Sign in with a further account at this server (its name becomes NAME@ACCOUNT); the
+    /// authorization server is asked to let you choose the account where it can. Pass
+    /// `--authorize-param login_hint=USER` to name the user.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: Option<String>,
     #[command(flatten)]
     pub quirks: QuirkArgs,
 }
@@ -271,6 +276,7 @@ mod tests {
         assert_eq!(args.quirks.callback_port, Some(8976));
         assert_eq!(args.quirks.authorize_param[0].name, "audience");
         assert!(args.quirks.no_resource_param && args.quirks.assume_s256);
+        assert!(Cli::try_parse_from(["mcp-broker", "login", "u", "--account", "work"]).is_ok());
         assert!(Cli::try_parse_from(["mcp-broker", "login", "u", "--callback-port", "0"]).is_err(), "port 0 is no fixed port");
         assert!(Cli::try_parse_from(["mcp-broker", "login", "u", "--authorize-param", "state=x"]).is_err());
     }

@@ -47,19 +47,21 @@ pub async fn login(control: &Control, args: LoginArgs) -> Result<()> {
     body.timeout_secs = Some(args.timeout);
     body.method = signin::method(&args);
     body.headless = mcp_broker::oauth::login::browser::headless(|name| std::env::var(name).ok());
-    body.quirks = quirks(&args.quirks);
+    body.quirks = quirks(&args.quirks, args.account.is_some());
+    body.account = args.account.clone();
     let server = control.login(&body, |event| signin::show(control, event)).await?;
     println!("Signed in to {} ({}) with scopes: {}.", server.name, server.url, scopes_text(&server.scopes));
     Ok(())
 }
 
 /// The settings the flags give; `None` when no flag is given (the kept ones stay).
-fn quirks(args: &QuirkArgs) -> Option<Quirks> {
+fn quirks(args: &QuirkArgs, account: bool) -> Option<Quirks> {
     let q = Quirks {
         authorize_params: args.authorize_param.clone(),
         no_resource_param: args.no_resource_param,
         callback_port: args.callback_port,
         assume_s256: args.assume_s256,
+        select_account: account,
     };
     (q != Quirks::default()).then_some(q)
 }

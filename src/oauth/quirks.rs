@@ -26,6 +26,11 @@ pub struct Quirks {
     /// (`--assume-s256`): Entra ID and Cognito publish no `code_challenge_methods_supported`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub assume_s256: bool,
+    /// Ask the AS to let the user choose the account (`prompt=select_account`, where it
+    /// takes that value): set for a further account at a server (`login --account`), whose
+    /// name (`NAME@ACCOUNT`) shows it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub select_account: bool,
 }
 
 /// One `K=V` of `--authorize-param`.
@@ -117,6 +122,7 @@ mod tests {
             no_resource_param: true,
             callback_port: Some(8976),
             assume_s256: true,
+            select_account: true,
         };
         assert_eq!(q.flags(), ["--authorize-param audience=x", "--no-resource-param", "--callback-port 8976", "--assume-s256"]);
         assert!(Quirks::default().flags().is_empty());

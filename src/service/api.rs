@@ -252,6 +252,9 @@ pub struct Login {
     /// kept with the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quirks: Option<Quirks>,
+    /// A further account at the server: the sign-in is named `NAME@ACCOUNT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// One line of the NDJSON stream `POST /v1/login` answers with: progress, then `done` or

@@ -142,6 +142,7 @@ fn login_request(body: api::Login) -> LoginRequest {
         asked_by: None,
         refused: None,
         quirks: body.quirks,
+        account: body.account,
     }
 }
 
@@ -233,7 +234,9 @@ async fn resolve(State(s): S, Json(mut body): Json<api::Login>) -> Result<Json<a
     let bad = |e: crate::oauth::discovery::canonical::CanonicalError| ApiError(StatusCode::BAD_REQUEST, e.to_string());
     let uri = if body.url.is_empty() { None } else { Some(crate::oauth::discovery::ResourceUri::parse(&body.url).map_err(bad)?) };
     let canonical = uri.as_ref().map(|u| u.as_canonical());
-    let known = s.broker.servers()?.into_iter().find(|r| Some(&r.url) == canonical.as_ref() || Some(&r.name) == body.name.as_ref());
+    // By name, else by URL: its first account (a name without `@`).
+    let servers = s.broker.servers()?;
+    let known = servers.iter().find(|r| Some(&r.name) == body.name.as_ref()).or_else(|| servers.iter().find(|r| Some(&r.url) == canonical.as_ref() && !r.name.contains('@'))).cloned();
     let name = match (&known, &body.name, &uri) {
         (Some(r), _, _) => r.name.clone(),
         (None, Some(n), _) => n.clone(),

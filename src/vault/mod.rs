@@ -46,12 +46,12 @@ pub fn legacy_client_account(issuer: &str) -> String {
 }
 
 /// Names of servers and hosts: letters, digits, `.`, `-`, `_`, at most 64, not starting
-/// with `.` or `-` (they appear in keychain accounts, URLs and command lines).
+/// with `.` or `-` (they appear in keychain accounts, URLs and command lines); a server
+/// signed in to with another account is `NAME@ACCOUNT`, both parts so.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        && !name.starts_with(['.', '-'])
+    let (base, account) = name.split_once('@').unwrap_or((name, "_"));
+    let part = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) && !p.starts_with(['.', '-']);
+    name.len() <= 64 && part(base) && part(account)
 }
 
 /// A home's two halves together: secrets in a [`SecretStore`], metadata in the [`Store`].
@@ -73,5 +73,20 @@ impl Vault {
     pub fn with_secrets(home: Home, secrets: Arc<dyn SecretStore>) -> Result<Self, VaultError> {
         home.ensure()?;
         Ok(Self { secrets, store: Store::new(&home.config_dir), home })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn names_may_have_one_account_part() {
+        for ok in ["linear", "mcp.linear.app", "a_b-c", "linear@work", "linear@alice.smith"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "-x", ".x", "a b", "a/b", "@work", "linear@", "a@b@c", "linear@-x", &"x".repeat(65)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
     }
 }

@@ -36,6 +36,9 @@ pub struct AuthServerMetadata {
     pub authorization_response_iss_parameter_supported: bool,
     #[serde(default)]
     pub client_id_metadata_document_supported: bool,
+    /// The `prompt` values it takes (OpenID Connect Prompt Create §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_values_supported: Option<Vec<String>>,
 }
 
 /// The metadata URLs to try for `issuer`, in the spec's priority order.

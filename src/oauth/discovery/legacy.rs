@@ -34,6 +34,7 @@ pub fn default_auth_server(base: &str) -> Result<AuthServerMetadata, url::ParseE
         token_endpoint_auth_methods_supported: None,
         authorization_response_iss_parameter_supported: false,
         client_id_metadata_document_supported: false,
+        prompt_values_supported: None,
     })
 }
 

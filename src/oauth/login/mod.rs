@@ -18,7 +18,7 @@ use oauth2::{CsrfToken, PkceCodeChallenge, RequestTokenError, Scope};
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::oauth::discovery::Discovery;
+use crate::oauth::discovery::{AuthServerMetadata, Discovery};
 use crate::oauth::quirks::Quirks;
 use crate::net::HttpClient;
 use crate::oauth::client::{Credentials, Endpoints};
@@ -122,6 +122,25 @@ pub trait Progress {
 /// A progress sink that can be shared across tasks.
 pub type DynProgress = dyn Progress + Send + Sync;
 
+/// The `prompt` of the authorization request: `select_account` for a further account where
+/// the AS takes it, and `consent` with `offline_access` (OpenID Connect Core §11: offline
+/// access is granted only with explicit consent); none when the server's settings give their
+/// own (admin consent may forbid `consent`).
+fn prompt(quirks: &Quirks, scopes: &[String], auth_server: &AuthServerMetadata) -> Option<String> {
+    if quirks.authorize_params.iter().any(|p| p.name == "prompt") {
+        return None;
+    }
+    let takes = |v: &str| auth_server.prompt_values_supported.as_ref().is_some_and(|p| p.iter().any(|x| x == v));
+    let mut values = Vec::new();
+    if quirks.select_account && takes("select_account") {
+        values.push("select_account");
+    }
+    if scopes.iter().any(|s| s == "offline_access") {
+        values.push("consent");
+    }
+    (!values.is_empty()).then(|| values.join(" "))
+}
+
 /// Run steps 1–4 for `discovery` with `credentials`, requesting `scopes`. Without
 /// `open_browser` the URL is only shown, for the user to open in a browser anywhere and
 /// paste back the address it ends on ([`loopback::Inbox`]).
@@ -149,11 +168,8 @@ pub async fn authorize(
     for (k, v) in quirks.extra_params() {
         request = request.add_extra_param(k, v);
     }
-    let own_prompt = quirks.authorize_params.iter().any(|p| p.name == "prompt");
-    if scopes.iter().any(|s| s == "offline_access") && !own_prompt {
-        // OpenID Connect Core §11: offline access is granted only with explicit consent
-        // (unless the server's settings say which prompt: admin consent may forbid this one).
-        request = request.add_extra_param("prompt", "consent");
+    if let Some(prompt) = prompt(quirks, scopes, &discovery.auth_server) {
+        request = request.add_extra_param("prompt", prompt);
     }
     let (url, state) = request.url();
     let expected = callback::Expected {
@@ -188,4 +204,29 @@ pub async fn authorize(
     .await;
     received.finish(issued.as_ref().map(drop).map_err(ToString::to_string)).await;
     Ok(issued?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth_server(prompts: Option<&[&str]>) -> AuthServerMetadata {
+        let mut m: AuthServerMetadata = serde_json::from_value(serde_json::json!({
+            "issuer": "https://as.example", "authorization_endpoint": "https://as.example/a", "token_endpoint": "https://as.example/t",
+        }))
+        .unwrap();
+        m.prompt_values_supported = prompts.map(|p| p.iter().map(|s| s.to_string()).collect());
+        m
+    }
+
+    #[test]
+    fn the_prompt_asks_only_for_what_the_as_takes_and_the_settings_leave_to_it() {
+        let account = Quirks { select_account: true, ..Quirks::default() };
+        let offline = ["read".to_owned(), "offline_access".to_owned()];
+        assert_eq!(prompt(&account, &offline, &auth_server(Some(&["login", "select_account"]))).as_deref(), Some("select_account consent"));
+        assert_eq!(prompt(&account, &[], &auth_server(None)), None, "select_account only where listed");
+        assert_eq!(prompt(&Quirks::default(), &offline, &auth_server(None)).as_deref(), Some("consent"));
+        let own = Quirks { authorize_params: vec!["prompt=select_account".parse().unwrap()], ..Quirks::default() };
+        assert_eq!(prompt(&own, &offline, &auth_server(None)), None, "the settings' own prompt wins");
+    }
 }

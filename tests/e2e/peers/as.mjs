@@ -336,7 +336,9 @@ async function interaction(req, res, uid, action) {
   if (prompt.name === 'login') {
     if (args.login === 'auto') {
       stats.logins += 1;
-      await provider.interactionFinished(req, res, { login: { accountId: ACCOUNT } }, { mergeWithLastSubmission: false });
+      // A login_hint names the account (a second account at the same server).
+      const accountId = /^[a-z0-9._-]{1,40}$/i.test(params.login_hint ?? '') ? params.login_hint : ACCOUNT;
+      await provider.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
       return;
     }
     if (req.method === 'POST' && action === 'login') {
