@@ -90,6 +90,17 @@ pub struct ClientArgs {
     /// An https URL of a Client ID Metadata Document to use as the client id, where the AS supports it.
     #[arg(long, value_name = "URL", conflicts_with = "client_id")]
     pub client_metadata_url: Option<Url>,
+    /// The environment variable holding an initial access token for dynamic registration
+    /// (RFC 7591 §3), for authorization servers that allow registration only so (Keycloak).
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["client_id", "client_metadata_url"])]
+    pub registration_token_env: Option<String>,
+}
+
+impl ClientArgs {
+    /// The environment variables that hold secrets, which a started service must not inherit.
+    pub fn secret_vars(&self) -> Vec<String> {
+        self.client_secret_env.iter().chain(&self.registration_token_env).cloned().collect()
+    }
 }
 
 #[derive(clap::Args)]

@@ -33,7 +33,7 @@ pub fn exec_bridge(server: &str, host: &str, hidden_env: &[String], started: Opt
 }
 
 pub async fn connect(control: Control, args: ConnectArgs) -> Result<()> {
-    let hidden_env: Vec<String> = args.client.client_secret_env.iter().cloned().collect();
+    let hidden_env: Vec<String> = args.client.secret_vars();
     let name = if needs_resolving(&args) {
         let url = if Url::parse(&args.server).is_ok() { args.server.clone() } else { String::new() };
         control.resolve(&login_body(url, None, &args.client)?).await?.name

@@ -63,8 +63,8 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// The environment variable naming a client secret, which a started service must not inherit.
 fn secret_vars(command: &Command) -> Vec<String> {
     match command {
-        Command::Login(a) => a.client.client_secret_env.iter().cloned().collect(),
-        Command::Connect(a) => a.client.client_secret_env.iter().cloned().collect(),
+        Command::Login(a) => a.client.secret_vars(),
+        Command::Connect(a) => a.client.secret_vars(),
         Command::Add(a) => a.bearer_env.iter().cloned().chain(a.header_env.iter().filter_map(|p| p.split_once('=').map(|(_, v)| v.trim().to_owned()))).collect(),
         _ => Vec::new(),
     }

@@ -15,21 +15,24 @@ use super::table::{expiry_text, opt, scopes_text, table};
 /// A login body for `url` with the client the options choose; the client secret is read
 /// from the environment variable they name (secrets never go in argv).
 pub fn login_body(url: String, name: Option<String>, client: &ClientArgs) -> Result<Login> {
-    let client_secret = match &client.client_secret_env {
-        None => None,
-        Some(var) => match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Some(Secret::new(v)),
-            _ => bail!("--client-secret-env names {var}, but that environment variable is not set"),
-        },
-    };
     Ok(Login {
         url,
         name,
         client_id: client.client_id.clone(),
-        client_secret,
+        client_secret: secret_from(client.client_secret_env.as_deref(), "--client-secret-env")?,
         client_metadata_url: client.client_metadata_url.clone(),
+        registration_token: secret_from(client.registration_token_env.as_deref(), "--registration-token-env")?,
         ..Login::default()
     })
+}
+
+/// The secret in the environment variable `var` names, if a flag names one.
+fn secret_from(var: Option<&str>, flag: &str) -> Result<Option<Secret>> {
+    let Some(var) = var else { return Ok(None) };
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(Some(Secret::new(v))),
+        _ => bail!("{flag} names {var}, but that environment variable is not set"),
+    }
 }
 
 pub async fn login(control: &Control, args: LoginArgs) -> Result<()> {

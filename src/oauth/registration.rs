@@ -23,6 +23,9 @@ use crate::secret::Secret;
 pub enum ClientChoice {
     PreRegistered { client_id: String, secret: Option<Secret> },
     MetadataDocument(Url),
+    /// Dynamic registration with an initial access token (RFC 7591 §3; Keycloak and others
+    /// that allow registration only so). Used once, never stored.
+    RegistrationToken(Secret),
     #[default]
     Automatic,
 }
@@ -60,7 +63,13 @@ pub async fn obtain(
         }),
         _ => match existing.filter(|c| c.client.issuer == auth_server.issuer) {
             Some(c) => Ok(c),
-            None => register_dynamic(http, auth_server, redirect_uri).await,
+            None => {
+                let token = match choice {
+                    ClientChoice::RegistrationToken(t) => Some(t),
+                    _ => None,
+                };
+                register_dynamic(http, auth_server, redirect_uri, token).await
+            }
         },
     }
 }
@@ -98,7 +107,7 @@ fn grant_types(auth_server: &AuthServerMetadata) -> Vec<&'static str> {
 }
 
 /// RFC 7591 registration of a native public client.
-async fn register_dynamic(http: &HttpClient, auth_server: &AuthServerMetadata, redirect_uri: &str) -> Result<Credentials, RegistrationError> {
+async fn register_dynamic(http: &HttpClient, auth_server: &AuthServerMetadata, redirect_uri: &str, token: Option<&Secret>) -> Result<Credentials, RegistrationError> {
     let url = auth_server
         .registration_endpoint
         .clone()
@@ -112,11 +121,19 @@ async fn register_dynamic(http: &HttpClient, auth_server: &AuthServerMetadata, r
         "token_endpoint_auth_method": "none",
     });
     let failed = |reason: String| RegistrationError::Failed { url: url.to_string(), reason };
-    let r = http.send_direct(&url, |c| c.post(url.clone()).json(&body)).await?;
+    let r = http
+        .send_direct(&url, |c| {
+            let req = c.post(url.clone()).json(&body);
+            match token {
+                Some(t) => req.bearer_auth(t.expose()),
+                None => req,
+            }
+        })
+        .await?;
     if !r.status.is_success() {
         let detail = serde_json::from_slice::<serde_json::Value>(&r.body).ok().and_then(|v| v["error"].as_str().map(str::to_owned));
         let policy = if matches!(r.status.as_u16(), 401 | 403) {
-            "; it refuses dynamic registration (by its policy, as Okta and Keycloak may): register a client there and pass --client-id"
+            "; it refuses dynamic registration (by its policy, as Okta and Keycloak may): register a client there and pass --client-id, or give an initial access token with --registration-token-env VAR"
         } else {
             ""
         };

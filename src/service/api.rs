@@ -255,6 +255,9 @@ pub struct Login {
     /// A further account at the server: the sign-in is named `NAME@ACCOUNT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// An initial access token for dynamic registration (RFC 7591 §3); used once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_token: Option<Secret>,
 }
 
 /// One line of the NDJSON stream `POST /v1/login` answers with: progress, then `done` or

@@ -129,7 +129,10 @@ fn login_request(body: api::Login) -> LoginRequest {
     let client = match (body.client_id, body.client_metadata_url) {
         (Some(client_id), _) => ClientChoice::PreRegistered { client_id, secret: body.client_secret },
         (None, Some(url)) => ClientChoice::MetadataDocument(url),
-        (None, None) => ClientChoice::Automatic,
+        (None, None) => match body.registration_token {
+            Some(token) => ClientChoice::RegistrationToken(token),
+            None => ClientChoice::Automatic,
+        },
     };
     LoginRequest {
         url: body.url,

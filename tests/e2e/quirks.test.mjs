@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startAs, startMcpServer, makeHome, makeBrowserLog, browserOpens, runBroker, describeRun,
-  cleanupBrokerFor, asStats, keychainLookup, keychainGate, clearKeychain, jwtPayload, mcpInitialize, bridgeClient,
+  cleanupBrokerFor, asStats, keychainLookup, keychainGate, clearKeychain, jwtPayload, mcpInitialize, bridgeClient, findBytesUnder,
 } from './lib/harness.mjs';
 
 const needKeychain = keychainGate();
@@ -99,6 +99,20 @@ test('Auth0: the API is named by audience; --authorize-param audience=… gets a
   const refused = await broker(ctx, ['login', ctx.mcp.url, '--authorize-param', 'state=x']);
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /state is set by mcp-broker itself/, describeRun(refused));
+});
+
+test('Keycloak: registration only with an initial access token; the refusal names --registration-token-env, and with it the sign-in works', async (t) => {
+  const ctx = await setup(t, ['registration-token=iat-secret-1234']);
+  const bad = await broker(ctx, ['login', ctx.mcp.url, '--name', 'kc']);
+  assert.notEqual(bad.code, 0, describeRun(bad));
+  assert.match(bad.stderr, /refuses dynamic registration.*--client-id.*--registration-token-env/, describeRun(bad));
+  assert.equal(await browserOpens(ctx.browserLog), 0, 'no browser opened');
+
+  const good = await broker(ctx, ['login', ctx.mcp.url, '--name', 'kc', '--registration-token-env', 'KC_IAT'], { env: { KC_IAT: 'iat-secret-1234' } });
+  assert.equal(good.code, 0, describeRun(good));
+  assert.equal((await asStats(ctx.as)).registrations, 1);
+  assert.equal((await tokenWorks(ctx, 'kc')).status, 200);
+  assert.deepEqual(await findBytesUnder(ctx.home, 'iat-secret-1234'), [], 'the token is not kept on disk');
 });
 
 test('a fixed redirect URI (Slack, Atlassian): --callback-port signs in on exactly the registered one', async (t) => {

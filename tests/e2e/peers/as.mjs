@@ -55,7 +55,8 @@ const { values: args } = parseArgs({
     'device-ttl': { type: 'string', default: '600' },
     quiet: { type: 'boolean', default: false },
     // Behave as a real provider does where it departs from the textbook (repeatable):
-    // entra-resource, no-pkce-metadata, audience-param, exact-redirect=URL. See applyQuirks.
+    // entra-resource, no-pkce-metadata, audience-param, exact-redirect=URL (see applyQuirks),
+    // registration-token=T (dynamic registration only with initial access token T).
     quirk: { type: 'string', multiple: true, default: [] },
   },
   strict: true,
@@ -170,7 +171,8 @@ const configuration = {
     devInteractions: { enabled: false },
     registration: {
       enabled: true,
-      initialAccessToken: false,
+      // --quirk registration-token=T (Keycloak's policy): registration needs T as a bearer token.
+      initialAccessToken: quirks.get('registration-token') ?? false,
       issueRegistrationAccessToken: true,
     },
     registrationManagement: { enabled: false },

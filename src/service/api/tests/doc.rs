@@ -211,6 +211,7 @@ fn the_doc_names_the_fields_of_its_named_types() {
         headless: Some("SSH session".into()),
         quirks: Some(Quirks { no_resource_param: true, ..Quirks::default() }),
         account: Some("work".into()),
+        registration_token: Some(Secret::new("t")),
     };
     let approval = Approval { id: 1, host: "h".into(), server: "s".into(), scopes: vec![], requested_at: t };
     let decision = DecisionRecord { host: "h".into(), server: "s".into(), decision: Decision::Once, decided_at: t };
