@@ -18,7 +18,7 @@ impl Broker {
     pub async fn login(&self, req: &LoginRequest, progress: &DynProgress) -> Result<ServerRecord, Error> {
         self.vault.secrets.check_writable().map_err(VaultError::from)?;
         let quirks = self.quirks_for(req.name.as_deref(), req)?;
-        let discovery = discovery::discover_from(&self.http, &req.url, None, quirks.assume_s256).await.map_err(hinted)?;
+        let discovery = discovery::discover_from(&self.http, &req.url, None, &quirks).await.map_err(hinted)?;
         let name = self.choose_name(req, &discovery)?;
         let _flight = self.flights.lock(&name).await;
         self.login_as(&name, &discovery, req, &quirks, progress).await
@@ -44,7 +44,7 @@ impl Broker {
         }
         self.vault.secrets.check_writable().map_err(VaultError::from)?;
         let quirks = self.quirks_for(Some(name), req)?;
-        let discovery = discovery::discover_from(&self.http, &req.url, req.refused.as_ref(), quirks.assume_s256).await.map_err(hinted)?;
+        let discovery = discovery::discover_from(&self.http, &req.url, req.refused.as_ref(), &quirks).await.map_err(hinted)?;
         if !discovery.asked && self.vault.store.with(|r| !r.servers.contains_key(name))? {
             return Err(Error::NotAskedYet(name.to_owned()));
         }
@@ -65,7 +65,7 @@ impl Broker {
         let mut discovered = None;
         let mut needed = needed.to_vec();
         if needed.is_empty() {
-            let d = discovery::discover_from(&self.http, &record.url, None, record.quirks.assume_s256).await?;
+            let d = discovery::discover_from(&self.http, &record.url, None, &record.quirks).await?;
             needed = d.resource_metadata.scopes_supported.clone().unwrap_or_default();
             if needed.is_empty() {
                 return Err(refused(step_up::StepUpRefused::Unnamed));
@@ -86,7 +86,7 @@ impl Broker {
         };
         let discovery = match discovered {
             Some(d) => d,
-            None => discovery::discover_from(&self.http, &req.url, None, record.quirks.assume_s256).await?,
+            None => discovery::discover_from(&self.http, &req.url, None, &record.quirks).await?,
         };
         self.login_as(name, &discovery, &req, &record.quirks, progress).await
     }

@@ -177,6 +177,10 @@ pub struct QuirkArgs {
     /// it (Entra ID, Cognito), instead of refusing it.
     #[arg(long)]
     pub assume_s256: bool,
+    /// Of the authorization servers the server lists, use this one (its issuer URL)
+    /// instead of the first whose metadata validates.
+    #[arg(long, value_name = "ISSUER")]
+    pub auth_server: Option<String>,
 }
 
 #[derive(clap::Args)]

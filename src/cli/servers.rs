@@ -65,6 +65,7 @@ fn quirks(args: &QuirkArgs, account: bool) -> Option<Quirks> {
         callback_port: args.callback_port,
         assume_s256: args.assume_s256,
         select_account: account,
+        auth_server: args.auth_server.clone(),
     };
     (q != Quirks::default()).then_some(q)
 }

@@ -31,6 +31,10 @@ pub struct Quirks {
     /// name (`NAME@ACCOUNT`) shows it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub select_account: bool,
+    /// Which of the authorization servers the resource lists to use (`--auth-server
+    /// ISSUER`); else the first whose metadata validates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_server: Option<String>,
 }
 
 /// One `K=V` of `--authorize-param`.
@@ -74,6 +78,9 @@ impl Quirks {
         }
         if self.assume_s256 {
             out.push("--assume-s256".into());
+        }
+        if let Some(issuer) = &self.auth_server {
+            out.push(format!("--auth-server {issuer}"));
         }
         out
     }
@@ -123,6 +130,7 @@ mod tests {
             callback_port: Some(8976),
             assume_s256: true,
             select_account: true,
+            auth_server: None,
         };
         assert_eq!(q.flags(), ["--authorize-param audience=x", "--no-resource-param", "--callback-port 8976", "--assume-s256"]);
         assert!(Quirks::default().flags().is_empty());

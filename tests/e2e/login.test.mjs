@@ -35,8 +35,8 @@ async function setup(t, { as: asOpts = {}, mcp: mcpOpts = {} } = {}) {
   return { as, mcp, home, browserLog };
 }
 
-async function login(ctx, name, { url = ctx.mcp.url, browser, env, timeoutMs } = {}) {
-  const r = await runBroker(['login', url, '--name', name], {
+async function login(ctx, name, { url = ctx.mcp.url, browser, env, timeoutMs, args = [] } = {}) {
+  const r = await runBroker(['login', url, '--name', name, ...args], {
     home: ctx.home, browserLog: ctx.browserLog, browser, env, timeoutMs,
   });
   assert.equal(r.code, 0, `login should succeed\n${describeRun(r)}`);
@@ -304,6 +304,18 @@ test('(f2) several authorization_servers: the first that validates is used (one 
   assert.equal(e.issuer, ctx.as.issuer, 'signed in at the one that validates');
   assert.deepEqual(asked, ['/.well-known/oauth-authorization-server'], 'only the metadata was asked of the one without S256');
   assert.equal(await browserOpens(ctx.browserLog), 1);
+
+  // The user's choice, among those listed: honoured (and refused when it does not validate),
+  // kept with the server; one not listed is refused.
+  const noPkceIssuer = `http://127.0.0.1:${noPkce.address().port}`;
+  const chosenBad = await runBroker(['login', ctx.mcp.url, '--name', 'beta', '--auth-server', noPkceIssuer], { home: ctx.home, browserLog: ctx.browserLog });
+  assert.notEqual(chosenBad.code, 0, describeRun(chosenBad));
+  assert.match(chosenBad.stderr, /code_challenge_methods_supported/, describeRun(chosenBad));
+  const unlisted = await runBroker(['login', ctx.mcp.url, '--name', 'beta', '--auth-server', 'https://as.elsewhere.example'], { home: ctx.home, browserLog: ctx.browserLog });
+  assert.match(unlisted.stderr, /does not list the authorization server https:\/\/as\.elsewhere\.example/, describeRun(unlisted));
+  await login(ctx, 'beta', { args: ['--auth-server', ctx.as.issuer] });
+  assert.deepEqual(serverEntry(await status(ctx), 'beta').settings, [`--auth-server ${ctx.as.issuer}`]);
+  assert.equal(await browserOpens(ctx.browserLog), 2, 'no browser for the refused choices');
 });
 
 test('(g) a failed login exits non-zero with one "error: ..." line on stderr', async (t) => {

@@ -27,6 +27,7 @@ pub use resource_metadata::ProtectedResourceMetadata;
 pub use www_authenticate::BearerChallenge;
 
 use crate::net::{require_secure, FetchError, HttpClient};
+use crate::oauth::quirks::Quirks;
 
 /// Everything discovery learned about one MCP server.
 #[derive(Debug, Clone)]
@@ -84,6 +85,8 @@ pub enum DiscoveryError {
     NoResourceMetadata { server: String, tried: String },
     #[error("protected resource metadata at {url} {reason}")]
     ResourceMetadata { url: String, reason: String },
+    #[error("the server does not list the authorization server {chosen} (--auth-server); it lists {listed}")]
+    NotListed { chosen: String, listed: String },
     #[error("the authorization server {issuer:?} is not a valid issuer URL")]
     BadIssuer { issuer: String },
     #[error("found no authorization server metadata for issuer {issuer} (tried {tried})")]
@@ -94,18 +97,20 @@ pub enum DiscoveryError {
 
 /// Run discovery for the server at `server_url`, starting with a probe.
 pub async fn discover(http: &HttpClient, server_url: &str) -> Result<Discovery, DiscoveryError> {
-    discover_from(http, server_url, None, false).await
+    discover_from(http, server_url, None, &Quirks::default()).await
 }
 
 /// Run discovery for the server at `server_url`, from the 401 a request already got
-/// (`refused`), else from a probe. `assume_s256`: AS metadata that does not say whether it
-/// supports PKCE is taken to support S256 (the user's `--assume-s256`).
+/// (`refused`), else from a probe, as the server's settings say: `assume_s256` (AS metadata
+/// that does not say whether it supports PKCE is taken to support S256) and `auth_server`
+/// (which of the authorization servers the resource lists to use).
 pub async fn discover_from(
     http: &HttpClient,
     server_url: &str,
     refused: Option<&Unauthorized>,
-    assume_s256: bool,
+    quirks: &Quirks,
 ) -> Result<Discovery, DiscoveryError> {
+    let assume_s256 = quirks.assume_s256;
     let server = ResourceUri::parse(server_url)?;
     require_secure(server.url())?;
     let (status, challenge) = match refused {
@@ -115,7 +120,8 @@ pub async fn discover_from(
     let (resource_metadata, resource, auth_server) =
         match fetch_resource_metadata(http, &server, challenge.as_ref(), status).await {
             Ok((prm, resource)) => {
-                let auth_server = first_valid_auth_server(http, &prm.authorization_servers, assume_s256).await?;
+                let issuers = chosen_auth_servers(&prm, quirks.auth_server.as_deref())?;
+                let auth_server = first_valid_auth_server(http, &issuers, assume_s256).await?;
                 (prm, resource, auth_server)
             }
             Err(DiscoveryError::NoResourceMetadata { .. }) if names_no_metadata(challenge.as_ref()) => {
@@ -238,6 +244,15 @@ async fn fetch_resource_metadata(
         return Err(DiscoveryError::NotProtected { server: server.to_string(), status });
     }
     Err(DiscoveryError::NoResourceMetadata { server: server.to_string(), tried: join(&candidates) })
+}
+
+/// The authorization servers to try: the one the user chose (it must be listed), else all.
+fn chosen_auth_servers(prm: &ProtectedResourceMetadata, chosen: Option<&str>) -> Result<Vec<String>, DiscoveryError> {
+    let Some(chosen) = chosen else { return Ok(prm.authorization_servers.clone()) };
+    match prm.authorization_servers.iter().find(|a| a.trim_end_matches('/') == chosen.trim_end_matches('/')) {
+        Some(listed) => Ok(vec![listed.clone()]),
+        None => Err(DiscoveryError::NotListed { chosen: chosen.to_owned(), listed: prm.authorization_servers.join(", ") }),
+    }
 }
 
 /// At most this many of a server's `authorization_servers` are tried: a hostile list of a
