@@ -125,7 +125,7 @@ impl Broker {
         progress: &(dyn Progress + Send + Sync + '_),
     ) -> Result<(Credentials, Issued), Error> {
         let timeout = req.timeout.unwrap_or(login::DEFAULT_TIMEOUT);
-        let (method, why) = choose(req, discovery);
+        let (method, why) = choose(req, discovery, quirks);
         if method == Method::Device && !discovery.auth_server.offers_device_grant() {
             // Before any registration: nothing happens at an AS that cannot do it.
             return Err(LoginError::from(DeviceError::Unsupported { issuer: discovery.issuer().to_owned() }).into());
@@ -143,7 +143,7 @@ impl Broker {
                     (credentials, outcome)
                 }
                 Method::Browser | Method::Paste => {
-                    let loopback = Loopback::bind(quirks.callback_port).await.map_err(|e| LoginError::Wait(e.into()))?;
+                    let loopback = Loopback::bind(quirks.callback_port, quirks.redirect_uri.clone()).await.map_err(|e| LoginError::Wait(e.into()))?;
                     let credentials = self.obtain_client(req, discovery, existing.take(), &loopback.redirect_uri()).await?;
                     let _listed = self.inboxes.list(loopback.inbox()); // a pasted address may answer too
                     let open_browser = method == Method::Browser;
@@ -246,9 +246,13 @@ const DEVICE_REDIRECT_URI: &str = "http://127.0.0.1/callback";
 /// How a sign-in goes, and the line that tells the user when it is not the browser they
 /// might expect: what was asked for; else, with no browser where the user is, a code where
 /// the AS offers one, or else a pasted address.
-fn choose(req: &LoginRequest, discovery: &Discovery) -> (Method, Option<String>) {
+fn choose(req: &LoginRequest, discovery: &Discovery, quirks: &Quirks) -> (Method, Option<String>) {
     match (req.method, &req.headless) {
         (Some(method), _) => (method, None),
+        // The response goes to a page elsewhere: the user brings its address back.
+        (None, _) if quirks.redirect_uri.is_some() => {
+            (Method::Paste, Some("This server's client sends the sign-in to its own page: open the address below in any browser, then paste the address it ends on.".into()))
+        }
         (None, None) => (Method::Browser, None),
         (None, Some(why)) if discovery.auth_server.offers_device_grant() => {
             (Method::Device, Some(format!("No browser can be opened here ({why}): signing in with a code instead.")))
@@ -317,14 +321,14 @@ mod tests {
     #[test]
     fn without_a_browser_a_code_is_chosen_where_the_as_offers_it_else_a_pasted_address() {
         let req = |method, headless: Option<&str>| LoginRequest { method, headless: headless.map(str::to_owned), ..Default::default() };
-        assert_eq!(choose(&req(None, None), &discovery(true)), (Method::Browser, None));
-        let (m, why) = choose(&req(None, Some("SSH session")), &discovery(true));
+        assert_eq!(choose(&req(None, None), &discovery(true), &Quirks::default()), (Method::Browser, None));
+        let (m, why) = choose(&req(None, Some("SSH session")), &discovery(true), &Quirks::default());
         assert_eq!(m, Method::Device);
         assert!(why.unwrap().contains("SSH session"));
-        let (m, why) = choose(&req(None, Some("no display")), &discovery(false));
+        let (m, why) = choose(&req(None, Some("no display")), &discovery(false), &Quirks::default());
         assert_eq!(m, Method::Paste);
         assert!(why.unwrap().contains("offers no sign-in with a code"));
-        assert_eq!(choose(&req(Some(Method::Browser), Some("SSH session")), &discovery(true)), (Method::Browser, None), "what the user asked for stands");
-        assert_eq!(choose(&req(Some(Method::Device), None), &discovery(false)).0, Method::Device, "and fails with the reason");
+        assert_eq!(choose(&req(Some(Method::Browser), Some("SSH session")), &discovery(true), &Quirks::default()), (Method::Browser, None), "what the user asked for stands");
+        assert_eq!(choose(&req(Some(Method::Device), None), &discovery(false), &Quirks::default()).0, Method::Device, "and fails with the reason");
     }
 }

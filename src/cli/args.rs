@@ -16,7 +16,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Sign in to an MCP server: discover its authorization server, register, open the browser, store the tokens.
-    Login(LoginArgs),
+    Login(Box<LoginArgs>),
     /// Show every server, its account, scopes, token expiry and state.
     Status {
         /// Print JSON instead of a table.
@@ -181,6 +181,11 @@ pub struct QuirkArgs {
     /// instead of the first whose metadata validates.
     #[arg(long, value_name = "ISSUER")]
     pub auth_server: Option<String>,
+    /// The redirect URI registered for the client (with --client-id), when it is a page of
+    /// the app rather than this machine: open the sign-in address anywhere, then paste back
+    /// the address it ends on.
+    #[arg(long, value_name = "URL", value_parser = mcp_broker::oauth::quirks::parse_redirect_uri, conflicts_with = "callback_port")]
+    pub redirect_uri: Option<Url>,
 }
 
 #[derive(clap::Args)]

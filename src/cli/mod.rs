@@ -47,7 +47,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     let control = Control::connect_or_start_without(&home, &secret_vars(&cli.command)).await?;
     match cli.command {
-        Command::Login(args) => servers::login(&control, args).await,
+        Command::Login(args) => servers::login(&control, *args).await,
         Command::Status { json } => servers::status(&control, json).await,
         Command::Refresh { name } => servers::refresh(&control, &name).await,
         Command::Logout { name, local } => servers::logout(&control, &name, local).await,

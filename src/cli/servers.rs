@@ -66,6 +66,7 @@ fn quirks(args: &QuirkArgs, account: bool) -> Option<Quirks> {
         assume_s256: args.assume_s256,
         select_account: account,
         auth_server: args.auth_server.clone(),
+        redirect_uri: args.redirect_uri.clone(),
     };
     (q != Quirks::default()).then_some(q)
 }

@@ -35,6 +35,24 @@ pub struct Quirks {
     /// ISSUER`); else the first whose metadata validates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_server: Option<String>,
+    /// The redirect URI registered for the client, when it is not this machine's loopback
+    /// (`--redirect-uri URL`, https): the user signs in in any browser and pastes back the
+    /// address it ends on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<url::Url>,
+}
+
+/// A `--redirect-uri`: https, or http to a loopback address; no fragment (RFC 6749 §3.1.2).
+pub fn parse_redirect_uri(s: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    let loopback = u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+    if u.scheme() != "https" && !loopback {
+        return Err(format!("{s} is neither https nor http to a loopback address"));
+    }
+    if u.fragment().is_some() {
+        return Err(format!("{s} has a fragment, which a redirect URI may not have"));
+    }
+    Ok(u)
 }
 
 /// One `K=V` of `--authorize-param`.
@@ -81,6 +99,9 @@ impl Quirks {
         }
         if let Some(issuer) = &self.auth_server {
             out.push(format!("--auth-server {issuer}"));
+        }
+        if let Some(uri) = &self.redirect_uri {
+            out.push(format!("--redirect-uri {uri}"));
         }
         out
     }
@@ -131,6 +152,7 @@ mod tests {
             assume_s256: true,
             select_account: true,
             auth_server: None,
+            redirect_uri: None,
         };
         assert_eq!(q.flags(), ["--authorize-param audience=x", "--no-resource-param", "--callback-port 8976", "--assume-s256"]);
         assert!(Quirks::default().flags().is_empty());
@@ -143,6 +165,15 @@ mod tests {
         assert!(hint("the authorization server refused the sign-in: invalid_target (AADSTS9010010: The resource parameter …)").unwrap().contains("--no-resource-param"));
         assert!(hint("invalid_request: redirect_uri does not match").unwrap().contains("--callback-port"));
         assert_eq!(hint("access_denied"), None);
+    }
+
+    #[test]
+    fn redirect_uris_are_https_or_loopback() {
+        assert!(parse_redirect_uri("https://app.example/oauth/callback").is_ok());
+        assert!(parse_redirect_uri("http://127.0.0.1:8976/callback").is_ok());
+        for bad in ["http://app.example/cb", "javascript:alert(1)", "https://app.example/cb#x", "not a url"] {
+            assert!(parse_redirect_uri(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

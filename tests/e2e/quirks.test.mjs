@@ -11,7 +11,9 @@ import assert from 'node:assert/strict';
 import {
   startAs, startMcpServer, makeHome, makeBrowserLog, browserOpens, runBroker, describeRun,
   cleanupBrokerFor, asStats, keychainLookup, keychainGate, clearKeychain, jwtPayload, mcpInitialize, bridgeClient, findBytesUnder,
+  spawnBroker, asMetadata,
 } from './lib/harness.mjs';
+import { signInElsewhere } from './peers/web-user.mjs';
 
 const needKeychain = keychainGate();
 
@@ -132,4 +134,36 @@ test('a fixed redirect URI (Slack, Atlassian): --callback-port signs in on exact
   assert.equal(good.code, 0, describeRun(good));
   assert.equal((await asStats(ctx.as)).last_authorization?.redirect_uri, registered);
   assert.deepEqual((await entry(ctx, 'slack')).settings, [`--callback-port ${port}`]);
+});
+
+test('a redirect URI that is a page of the app (--redirect-uri, with --client-id): the address is shown, the one the browser ends on pasted back', async (t) => {
+  const registered = 'https://app.example/oauth/callback';
+  const ctx = await setup(t, [`exact-redirect=${registered}`]);
+  const reg = await fetch((await asMetadata(ctx.as.issuer)).registration_endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      application_type: 'web', client_name: 'an app', redirect_uris: [registered],
+      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic',
+    }),
+  });
+  const app = await reg.json();
+  assert.equal(reg.status, 201, JSON.stringify(app));
+
+  const run = spawnBroker(['login', ctx.mcp.url, '--name', 'app', '--client-id', app.client_id, '--client-secret-env', 'APP_SECRET', '--redirect-uri', registered],
+    { home: ctx.home, browserLog: ctx.browserLog, env: { APP_SECRET: app.client_secret } });
+  const [, url] = await run.until(/Open this address in a browser on any machine and sign in:\s+(\S+)/);
+  await run.until(/paste it here, then press Enter:/);
+  const ended = await signInElsewhere(url);
+  assert.ok(ended.startsWith(`${registered}?`), ended);
+  run.write(`${ended}\n`);
+  const r = await run.done;
+  assert.equal(r.code, 0, describeRun(r));
+  assert.equal(await browserOpens(ctx.browserLog), 0, 'no browser opened here');
+  assert.deepEqual((await entry(ctx, 'app')).settings, [`--redirect-uri ${registered}`]);
+  assert.equal((await tokenWorks(ctx, 'app')).status, 200);
+
+  const insecure = await broker(ctx, ['login', ctx.mcp.url, '--redirect-uri', 'http://app.example/cb']);
+  assert.notEqual(insecure.code, 0);
+  assert.match(insecure.stderr, /neither https nor http to a loopback address/, describeRun(insecure));
 });

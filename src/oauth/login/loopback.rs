@@ -40,6 +40,9 @@ pub struct Loopback {
     listener: TcpListener,
     port: u16,
     slot: Slot,
+    /// The redirect URI registered for the client when it is not this listener (its
+    /// response then comes only as a pasted address).
+    registered: Option<url::Url>,
 }
 
 /// What the callback handler hands over: the checked result, and where to send the final
@@ -75,22 +78,25 @@ impl Received {
 }
 
 impl Loopback {
-    /// Bind `127.0.0.1` on a port the OS picks.
     /// Listen on 127.0.0.1, on `port` when the server's settings fix one (else any).
-    pub async fn bind(port: Option<u16>) -> std::io::Result<Self> {
+    /// `registered`: a redirect URI elsewhere that the authorization response goes to.
+    pub async fn bind(port: Option<u16>, registered: Option<url::Url>) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).await?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, port, slot: Slot::default() })
+        Ok(Self { listener, port, slot: Slot::default(), registered })
     }
 
     /// Where the address the user pastes goes ([`Inbox::deliver`]), as an alternative to
     /// the browser's redirect: whichever arrives first is the one authorization response.
     pub fn inbox(&self) -> Inbox {
-        Inbox { slot: self.slot.clone(), port: self.port }
+        Inbox { slot: self.slot.clone(), redirect: self.redirect_uri() }
     }
 
     pub fn redirect_uri(&self) -> String {
-        format!("http://127.0.0.1:{}/callback", self.port)
+        match &self.registered {
+            Some(u) => u.to_string(),
+            None => format!("http://127.0.0.1:{}/callback", self.port),
+        }
     }
 
     /// Serve until one callback arrives or `timeout` passes. A checked code comes back as
@@ -167,7 +173,8 @@ fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Option<(Expected, oneshot::Sen
 #[derive(Clone)]
 pub struct Inbox {
     slot: Slot,
-    port: u16,
+    /// The redirect URI the authorization response goes to.
+    redirect: String,
 }
 
 /// Why a pasted address was not taken.
@@ -177,8 +184,8 @@ pub enum PasteError {
     NotAnAddress,
     /// Not the redirect back to this sign-in's loopback address (the sign-in address itself,
     /// say, which carries the same `state`). Nothing is used up.
-    #[error("that is not the address the browser ended on after signing in (http://127.0.0.1:{0}/callback?…)")]
-    NotTheCallback(u16),
+    #[error("that is not the address the browser ended on after signing in ({0}?…)")]
+    NotTheCallback(String),
     /// Its `state` is not this sign-in's: from another sign-in, or altered. Nothing is used
     /// up; the right address may still come.
     #[error("that address is not from this sign-in (its state parameter does not match)")]
@@ -197,9 +204,10 @@ impl Inbox {
     /// wait for how the sign-in ended (`Err` text: the code was refused, or not redeemed).
     pub async fn deliver(&self, pasted: &str) -> Result<Result<(), String>, PasteError> {
         let url = url::Url::parse(pasted.trim()).map_err(|_| PasteError::NotAnAddress)?;
-        let ours = url.scheme() == "http" && url.host_str() == Some("127.0.0.1") && url.port() == Some(self.port) && url.path() == "/callback";
+        let redirect = url::Url::parse(&self.redirect).map_err(|_| PasteError::NotAnAddress)?;
+        let ours = url.origin() == redirect.origin() && url.path() == redirect.path();
         if !ours {
-            return Err(PasteError::NotTheCallback(self.port));
+            return Err(PasteError::NotTheCallback(self.redirect.clone()));
         }
         let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
         let taken = {
@@ -238,7 +246,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pasted_address_is_taken_once_only_when_it_is_this_sign_ins_callback() {
-        let loopback = Loopback::bind(None).await.unwrap();
+        let loopback = Loopback::bind(None, None).await.unwrap();
         let inbox = loopback.inbox();
         let callback = loopback.redirect_uri();
         let expected = Expected { state: "s1".into(), issuer: "https://as.example".into(), iss_required: true };
