@@ -168,7 +168,7 @@ impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
 }
 
 /// True when the answer's `Content-Type` is `text/event-stream`.
-fn is_event_stream(headers: &reqwest::header::HeaderMap) -> bool {
+pub fn is_event_stream(headers: &reqwest::header::HeaderMap) -> bool {
     headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -205,8 +205,7 @@ async fn open(upstream: &Upstream, url: &Uri, credential: Credential<'_>) -> Res
     if matches!(resp.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         return Ok(Opened::Refused(resp));
     }
-    let is_stream = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
-    if !resp.status().is_success() || !is_stream {
+    if !resp.status().is_success() || !crate::net::is_event_stream(resp.headers()) {
         return Ok(Opened::NotLegacy);
     }
     let mut body = resp.into_body();
