@@ -91,6 +91,14 @@ struct Routes {
     ended: bool,
 }
 
+impl Routes {
+    /// Stop waiting for request `id`: its stream, and its progress token, go.
+    fn take(&mut self, id: &str) -> Option<mpsc::Sender<Bytes>> {
+        self.progress.retain(|_, of| of != id);
+        self.waiting.remove(id)
+    }
+}
+
 impl Legacy {
     /// Whether `url` is known to speak HTTP+SSE (a relaxed load when none is).
     pub fn speaks(&self, url: &Uri) -> bool {
@@ -281,8 +289,7 @@ fn route(routes: &Mutex<Routes>, data: &str, wire: Bytes) -> Option<(mpsc::Sende
     let mut r = lock(routes);
     let id = msg.get("id").filter(|id| !id.is_null()).map(ToString::to_string);
     if let (None, Some(id)) = (msg.get("method"), &id) {
-        r.progress.retain(|_, of| of != id);
-        return r.waiting.remove(id).map(|tx| (tx, (wire, true)));
+        return r.take(id).map(|tx| (tx, (wire, true)));
     }
     let of_request = msg.pointer("/params/progressToken").map(ToString::to_string).and_then(|t| r.progress.get(&t).cloned());
     let newest = r.newest.clone();
@@ -317,9 +324,7 @@ async fn post(upstream: &Upstream, s: &Session, credential: Credential<'_>, body
         Ok(resp) if resp.status().is_success() => resp,
         other => {
             if let Some(id) = &request_id {
-                let mut r = lock(&s.routes);
-                r.waiting.remove(id);
-                r.progress.retain(|_, of| of != id);
+                lock(&s.routes).take(id);
             }
             return Ok(other?);
         }
