@@ -232,8 +232,9 @@ pub(super) struct Asked<'a> {
 /// A failed sign-in, with the setting that would fix it when its message matches one.
 fn hinted(e: impl Into<Error>) -> Error {
     let e = e.into();
-    match quirks::hint(&e.to_string()) {
-        Some(hint) => Error::Hinted { message: e.to_string(), hint },
+    let message = e.to_string();
+    match quirks::hint(&message) {
+        Some(hint) => Error::Hinted { message, hint },
         None => e,
     }
 }
